@@ -1,0 +1,365 @@
+package api
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Engine is what the server needs from the engine.
+type Engine interface {
+	Apps(ctx context.Context) ([]App, error)
+	App(ctx context.Context, name string) (App, error)
+	Releases(ctx context.Context, app string) ([]Release, error)
+	Deploy(ctx context.Context, app string, bundle io.Reader, emit func(Event)) (int, error)
+	Rollback(ctx context.Context, app string, release int, emit func(Event)) (int, error)
+	Env(ctx context.Context, app string) (map[string]string, error)
+	SetEnv(ctx context.Context, app string, change EnvChange, emit func(Event)) (int, error)
+	Scale(ctx context.Context, app string, counts map[string]int) (App, error)
+	PS(app string) []Instance
+	Logs(ctx context.Context, app string, q LogQuery, fn func(LogLine) error) error
+	Run(ctx context.Context, app string, argv []string, out func(stream, text string)) (int, error)
+	Destroy(ctx context.Context, app string) error
+}
+
+// LogQuery selects log lines.
+type LogQuery struct {
+	Follow  bool
+	Process string
+	Lines   int
+	Since   time.Time
+}
+
+// ServerOptions configure NewServer.
+type ServerOptions struct {
+	Token   string // the admin token; required
+	Version string
+	Logger  *slog.Logger
+}
+
+// Server answers the engine API.
+type Server struct {
+	eng   Engine
+	token string
+	ver   string
+	log   *slog.Logger
+	mux   *http.ServeMux
+}
+
+// NewServer returns the API handler.
+func NewServer(eng Engine, opts ServerOptions) *Server {
+	s := &Server{eng: eng, token: opts.Token, ver: opts.Version, log: opts.Logger, mux: http.NewServeMux()}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	s.mux.HandleFunc("GET /v1/health", s.health)
+	s.mux.HandleFunc("GET /v1/apps", s.apps)
+	s.mux.HandleFunc("GET /v1/apps/{app}", s.app)
+	s.mux.HandleFunc("POST /v1/apps/{app}/deploy", s.deploy)
+	s.mux.HandleFunc("GET /v1/apps/{app}/releases", s.releases)
+	s.mux.HandleFunc("POST /v1/apps/{app}/rollback", s.rollback)
+	s.mux.HandleFunc("GET /v1/apps/{app}/env", s.env)
+	s.mux.HandleFunc("PATCH /v1/apps/{app}/env", s.setEnv)
+	s.mux.HandleFunc("PUT /v1/apps/{app}/scale", s.scale)
+	s.mux.HandleFunc("GET /v1/apps/{app}/ps", s.ps)
+	s.mux.HandleFunc("GET /v1/apps/{app}/logs", s.logs)
+	s.mux.HandleFunc("POST /v1/apps/{app}/run", s.run)
+	s.mux.HandleFunc("DELETE /v1/apps/{app}", s.destroy)
+	return s
+}
+
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path != "/v1/health" && !s.authorized(r) {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="pier"`)
+		sendError(w, http.StatusUnauthorized, "missing or wrong API token (send Authorization: Bearer <token>; the token is in $PIER_HOME/token)")
+		return
+	}
+	s.mux.ServeHTTP(w, r)
+}
+
+func (s *Server) authorized(r *http.Request) bool {
+	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	return ok && s.token != "" && subtle.ConstantTimeCompare([]byte(got), []byte(s.token)) == 1
+}
+
+func (s *Server) health(w http.ResponseWriter, r *http.Request) {
+	sendJSON(w, http.StatusOK, Health{OK: true, Version: s.ver})
+}
+
+func (s *Server) apps(w http.ResponseWriter, r *http.Request) {
+	apps, err := s.eng.Apps(r.Context())
+	s.reply(w, apps, err)
+}
+
+func (s *Server) app(w http.ResponseWriter, r *http.Request) {
+	app, err := s.eng.App(r.Context(), r.PathValue("app"))
+	s.reply(w, app, err)
+}
+
+func (s *Server) releases(w http.ResponseWriter, r *http.Request) {
+	rels, err := s.eng.Releases(r.Context(), r.PathValue("app"))
+	s.reply(w, rels, err)
+}
+
+func (s *Server) env(w http.ResponseWriter, r *http.Request) {
+	env, err := s.eng.Env(r.Context(), r.PathValue("app"))
+	s.reply(w, env, err)
+}
+
+func (s *Server) ps(w http.ResponseWriter, r *http.Request) {
+	app := r.PathValue("app")
+	if _, err := s.eng.App(r.Context(), app); err != nil {
+		s.reply(w, nil, err)
+		return
+	}
+	s.reply(w, s.eng.PS(app), nil)
+}
+
+func (s *Server) scale(w http.ResponseWriter, r *http.Request) {
+	var counts map[string]int
+	if !decode(w, r, &counts) {
+		return
+	}
+	app, err := s.eng.Scale(r.Context(), r.PathValue("app"), counts)
+	s.reply(w, app, err)
+}
+
+func (s *Server) destroy(w http.ResponseWriter, r *http.Request) {
+	if err := s.eng.Destroy(r.Context(), r.PathValue("app")); err != nil {
+		s.reply(w, nil, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) deploy(w http.ResponseWriter, r *http.Request) {
+	app := r.PathValue("app")
+	r.Body = http.MaxBytesReader(w, r.Body, 1<<30)
+	s.stream(w, app, func(emit func(Event)) (int, error) {
+		return s.eng.Deploy(r.Context(), app, r.Body, emit)
+	})
+}
+
+func (s *Server) rollback(w http.ResponseWriter, r *http.Request) {
+	var req RollbackRequest
+	if !decode(w, r, &req) {
+		return
+	}
+	app := r.PathValue("app")
+	s.stream(w, app, func(emit func(Event)) (int, error) {
+		return s.eng.Rollback(r.Context(), app, req.Release, emit)
+	})
+}
+
+func (s *Server) setEnv(w http.ResponseWriter, r *http.Request) {
+	var req EnvChange
+	if !decode(w, r, &req) {
+		return
+	}
+	app := r.PathValue("app")
+	s.stream(w, app, func(emit func(Event)) (int, error) {
+		return s.eng.SetEnv(r.Context(), app, req, emit)
+	})
+}
+
+// stream answers with NDJSON events while op runs; the last line is a done
+// or error event. Status is 200 once streaming started: errors after that
+// travel in the error event.
+func (s *Server) stream(w http.ResponseWriter, app string, op func(emit func(Event)) (int, error)) {
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	nd := newNDJSON(w)
+	sawEnd := false
+	n, err := op(func(e Event) {
+		if e.Type == EventDone || e.Type == EventError {
+			sawEnd = true
+		}
+		nd.write(e)
+	})
+	if sawEnd {
+		return
+	}
+	// The operation ended before any release started (bad name, unknown
+	// app, a bad bundle): say so as the final event.
+	if err != nil {
+		if !nd.started() {
+			s.reply(w, nil, err)
+			return
+		}
+		nd.write(Event{Time: time.Now().UTC(), App: app, Type: EventError, Error: err.Error()})
+		return
+	}
+	nd.write(Event{Time: time.Now().UTC(), App: app, Release: n, Type: EventDone})
+}
+
+func (s *Server) logs(w http.ResponseWriter, r *http.Request) {
+	app := r.PathValue("app")
+	if _, err := s.eng.App(r.Context(), app); err != nil {
+		s.reply(w, nil, err)
+		return
+	}
+	q := LogQuery{Follow: truthy(r.FormValue("follow")), Process: r.FormValue("process"), Lines: 100}
+	if v := r.FormValue("lines"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			sendError(w, http.StatusBadRequest, "lines: want a number >= 0")
+			return
+		}
+		q.Lines = n
+	}
+	if v := r.FormValue("since"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			sendError(w, http.StatusBadRequest, "since: want a duration such as 10m")
+			return
+		}
+		q.Since = time.Now().Add(-d)
+	}
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	nd := newNDJSON(w)
+	nd.flushNow()
+	err := s.eng.Logs(r.Context(), app, q, func(l LogLine) error { return nd.write(l) })
+	if err != nil && r.Context().Err() == nil {
+		s.log.Warn("logs", "app", app, "err", err)
+	}
+}
+
+func (s *Server) run(w http.ResponseWriter, r *http.Request) {
+	var req RunRequest
+	if !decode(w, r, &req) {
+		return
+	}
+	app := r.PathValue("app")
+	if _, err := s.eng.App(r.Context(), app); err != nil {
+		s.reply(w, nil, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	nd := newNDJSON(w)
+	code, err := s.eng.Run(r.Context(), app, req.Command, func(stream, text string) {
+		nd.write(RunOutput{Stream: stream, Text: text})
+	})
+	if err != nil {
+		nd.write(RunOutput{Error: err.Error()})
+		return
+	}
+	nd.write(RunOutput{Exit: &code})
+}
+
+// ndjson writes one JSON value a line and flushes each, from any goroutine.
+type ndjson struct {
+	mu  sync.Mutex // guards w, n
+	w   http.ResponseWriter
+	rc  *http.ResponseController
+	n   int
+	err error
+}
+
+func newNDJSON(w http.ResponseWriter) *ndjson {
+	return &ndjson{w: w, rc: http.NewResponseController(w)}
+}
+
+func (nd *ndjson) write(v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	nd.mu.Lock()
+	defer nd.mu.Unlock()
+	if nd.err != nil {
+		return nd.err
+	}
+	nd.n++
+	if _, err := nd.w.Write(append(data, '\n')); err != nil {
+		nd.err = err
+		return err
+	}
+	if err := nd.rc.Flush(); err != nil {
+		nd.err = err
+	}
+	return nd.err
+}
+
+func (nd *ndjson) flushNow() {
+	nd.mu.Lock()
+	defer nd.mu.Unlock()
+	nd.w.WriteHeader(http.StatusOK)
+	nd.rc.Flush()
+	nd.n++
+}
+
+func (nd *ndjson) started() bool {
+	nd.mu.Lock()
+	defer nd.mu.Unlock()
+	return nd.n > 0
+}
+
+func (s *Server) reply(w http.ResponseWriter, v any, err error) {
+	if err != nil {
+		status := http.StatusInternalServerError
+		switch {
+		case errors.Is(err, ErrNotFound):
+			status = http.StatusNotFound
+		case errors.Is(err, ErrBadRequest):
+			status = http.StatusBadRequest
+		case errors.Is(err, ErrConflict):
+			status = http.StatusConflict
+		}
+		if status == http.StatusInternalServerError {
+			s.log.Error("api", "err", err)
+		}
+		sendError(w, status, cleanError(err))
+		return
+	}
+	sendJSON(w, http.StatusOK, v)
+}
+
+// cleanError drops the sentinel's own words ("not found: ...") that
+// prefix messages built with "%w: ...".
+func cleanError(err error) string {
+	msg := err.Error()
+	for _, s := range []error{ErrNotFound, ErrBadRequest, ErrConflict} {
+		msg = strings.Replace(msg, s.Error()+": ", "", 1)
+	}
+	return msg
+}
+
+func decode(w http.ResponseWriter, r *http.Request, v any) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		sendError(w, http.StatusBadRequest, fmt.Sprintf("bad request body: %v", err))
+		return false
+	}
+	return true
+}
+
+func sendJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+func sendError(w http.ResponseWriter, status int, msg string) {
+	sendJSON(w, status, Error{Error: msg})
+}
+
+func truthy(s string) bool {
+	switch strings.ToLower(s) {
+	case "1", "true", "yes", "on":
+		return true
+	}
+	return false
+}

@@ -1,0 +1,204 @@
+package deploy
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+
+	"pier/internal/store"
+)
+
+// Route is what the gateway needs to serve one app.
+type Route struct {
+	App       string
+	Hosts     []string
+	Backends  []string // addresses of ready web instances
+	StaticDir string
+}
+
+// Router builds the route table from the store: the apps bucket says which
+// release each app serves on which hosts, the instances bucket which
+// instances are ready. Every node's gateway runs one, so a change made on any
+// node reaches all of them.
+type Router struct {
+	apps, instances *store.Bucket
+	set             func([]Route)
+	log             *slog.Logger
+
+	updates chan update
+
+	mu      sync.Mutex     // guards routed, changed
+	routed  map[string]int // app -> release the applied table serves
+	changed chan struct{}  // closed (and replaced) after each applied table
+}
+
+type update struct {
+	instance bool
+	entry    store.Entry
+}
+
+// NewRouter returns a router that hands each new table to set.
+func NewRouter(apps, instances *store.Bucket, set func([]Route), log *slog.Logger) *Router {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Router{
+		apps: apps, instances: instances, set: set, log: log,
+		updates: make(chan update, 1024),
+		routed:  make(map[string]int),
+		changed: make(chan struct{}),
+	}
+}
+
+// Run watches the store until ctx ends. It returns once the first table,
+// built from the current contents of both buckets, has been applied.
+func (r *Router) Run(ctx context.Context) error {
+	ready := make(chan struct{}, 2)
+	watch := func(b *store.Bucket, instance bool) error {
+		return b.Watch(ctx, "", func(e store.Entry) {
+			if e.Key == "" {
+				ready <- struct{}{}
+				return
+			}
+			select {
+			case r.updates <- update{instance: instance, entry: e}:
+			case <-ctx.Done():
+			}
+		})
+	}
+	if err := watch(r.apps, false); err != nil {
+		return err
+	}
+	if err := watch(r.instances, true); err != nil {
+		return err
+	}
+	apps := map[string]appRecord{}
+	inst := map[string]map[string]instanceRecord{} // app -> key -> record
+	apply := func(u update) {
+		if u.instance {
+			app, _, _ := strings.Cut(u.entry.Key, ".")
+			if u.entry.Deleted {
+				delete(inst[app], u.entry.Key)
+				return
+			}
+			var rec instanceRecord
+			if err := json.Unmarshal(u.entry.Value, &rec); err != nil {
+				r.log.Warn("bad instance record", "key", u.entry.Key, "err", err)
+				return
+			}
+			if inst[app] == nil {
+				inst[app] = map[string]instanceRecord{}
+			}
+			inst[app][u.entry.Key] = rec
+			return
+		}
+		if u.entry.Deleted {
+			delete(apps, u.entry.Key)
+			return
+		}
+		var rec appRecord
+		if err := json.Unmarshal(u.entry.Value, &rec); err != nil {
+			r.log.Warn("bad app record", "key", u.entry.Key, "err", err)
+			return
+		}
+		apps[u.entry.Key] = rec
+	}
+	// Initial values: everything the buckets hold before the end markers.
+	for got := 0; got < 2; {
+		select {
+		case u := <-r.updates:
+			apply(u)
+		case <-ready:
+			got++
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	for len(r.updates) > 0 {
+		apply(<-r.updates)
+	}
+	r.publish(apps, inst)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case u := <-r.updates:
+				apply(u)
+				// Coalesce a burst of changes into one table.
+				for n := len(r.updates); n > 0; n-- {
+					apply(<-r.updates)
+				}
+				r.publish(apps, inst)
+			}
+		}
+	}()
+	return nil
+}
+
+// publish builds the table and hands it over. An app whose current release
+// has no ready instance yet keeps the ready instances of its other releases,
+// so a table never goes empty between a swap and the instance records that
+// the swap waited for.
+func (r *Router) publish(apps map[string]appRecord, inst map[string]map[string]instanceRecord) {
+	routes := make([]Route, 0, len(apps))
+	routed := make(map[string]int, len(apps))
+	names := make([]string, 0, len(apps))
+	for name := range apps {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		a := apps[name]
+		if a.Release == 0 {
+			continue
+		}
+		var cur, other []string
+		for _, rec := range inst[name] {
+			if !rec.Ready || rec.Addr == "" {
+				continue
+			}
+			if rec.Release == a.Release {
+				cur = append(cur, rec.Addr)
+			} else {
+				other = append(other, rec.Addr)
+			}
+		}
+		backends := cur
+		if len(backends) == 0 {
+			backends = other
+		}
+		sort.Strings(backends)
+		if len(cur) > 0 || !a.Web {
+			routed[name] = a.Release
+		}
+		routes = append(routes, Route{App: name, Hosts: a.Hosts, Backends: backends, StaticDir: a.StaticDir})
+	}
+	r.set(routes)
+	r.mu.Lock()
+	r.routed = routed
+	close(r.changed)
+	r.changed = make(chan struct{})
+	r.mu.Unlock()
+}
+
+// WaitRouted blocks until the applied table serves release of app.
+func (r *Router) WaitRouted(ctx context.Context, app string, release int) error {
+	for {
+		r.mu.Lock()
+		got, ch := r.routed[app], r.changed
+		r.mu.Unlock()
+		if got == release {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for the route of %s v%d: %w", app, release, ctx.Err())
+		}
+	}
+}

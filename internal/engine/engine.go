@@ -1,0 +1,355 @@
+// Package engine is pier's composition root: it opens the store and starts
+// the supervisor, the deploy manager, the router, the gateway and the API,
+// and wires them to each other. Only cmd/pier imports it; no other package
+// knows all the parts.
+package engine
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"pier/internal/api"
+	"pier/internal/build"
+	"pier/internal/deploy"
+	"pier/internal/gateway"
+	"pier/internal/store"
+	"pier/internal/supervisor"
+)
+
+// Version is pier's version, set at build time with -ldflags.
+var Version = "0.1.0-dev"
+
+// Config is what `pier up` was given.
+type Config struct {
+	Home   string // state directory; default ~/.pier
+	HTTP   string // gateway address; default :8080
+	API    string // API address; default 127.0.0.1:7070
+	Domain string // apps are served at <app>.<Domain>; default localhost
+	Logger *slog.Logger
+	// Ready, when set, is called once the engine answers on both addresses.
+	Ready func(httpAddr, apiAddr string)
+}
+
+func (c *Config) defaults() error {
+	if c.Home == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return fmt.Errorf("find home directory: %w (use --home)", err)
+		}
+		c.Home = filepath.Join(home, ".pier")
+	}
+	abs, err := filepath.Abs(c.Home)
+	if err != nil {
+		return err
+	}
+	c.Home = abs
+	if c.HTTP == "" {
+		c.HTTP = ":8080"
+	}
+	if c.API == "" {
+		c.API = "127.0.0.1:7070"
+	}
+	if c.Domain == "" {
+		c.Domain = "localhost"
+	}
+	c.Domain = strings.ToLower(strings.Trim(c.Domain, "."))
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	return nil
+}
+
+// Up runs the engine until ctx ends, then stops every app instance it
+// started and closes the store.
+func Up(ctx context.Context, cfg Config) error {
+	if err := cfg.defaults(); err != nil {
+		return err
+	}
+	log := cfg.Logger
+	if err := os.MkdirAll(cfg.Home, 0o711); err != nil {
+		return fmt.Errorf("pier up: %w", err)
+	}
+	token, err := adminToken(cfg.Home)
+	if err != nil {
+		return fmt.Errorf("pier up: %w", err)
+	}
+	runDir := filepath.Join(cfg.Home, "run")
+	if n, err := supervisor.Sweep(log, runDir); err != nil {
+		log.Warn("sweep leftover processes", "err", err)
+	} else if n > 0 {
+		log.Info("stopped processes left by a previous engine", "count", n)
+	}
+
+	// Listen first: a busy port is the most common start-up error and
+	// should not cost a store start.
+	httpLn, err := net.Listen("tcp", cfg.HTTP)
+	if err != nil {
+		return fmt.Errorf("pier up: gateway: %w", err)
+	}
+	defer httpLn.Close()
+	apiLn, err := net.Listen("tcp", cfg.API)
+	if err != nil {
+		return fmt.Errorf("pier up: api: %w", err)
+	}
+	defer apiLn.Close()
+
+	st, err := store.Open(ctx, store.Options{Dir: filepath.Join(cfg.Home, "nats"), Logger: log.With("part", "store")})
+	if err != nil {
+		return fmt.Errorf("pier up: %w", err)
+	}
+	defer st.Close()
+	parts, err := openParts(ctx, st)
+	if err != nil {
+		return fmt.Errorf("pier up: %w", err)
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	gw := gateway.New(gateway.Options{Logger: log.With("part", "gateway")})
+	logs := &logSink{stream: parts.logs, log: log}
+	var mgr *deploy.Manager
+	sup := supervisor.New(supervisor.Options{
+		Logger:   log.With("part", "supervisor"),
+		RunDir:   runDir,
+		Output:   logs.write,
+		OnChange: func(s supervisor.Status) { mgr.Observe(s) },
+	})
+	router := deploy.NewRouter(parts.apps, parts.instances, func(routes []deploy.Route) {
+		gw.SetRoutes(gatewayRoutes(routes))
+	}, log.With("part", "router"))
+
+	apiURL := "http://" + reachable(apiLn.Addr())
+	httpPort := apiPort(httpLn.Addr())
+	mgr = deploy.New(ctx, deploy.Config{
+		Home:       appsHome(cfg.Home, log),
+		Domain:     cfg.Domain,
+		HTTPPort:   httpPort,
+		Apps:       parts.apps,
+		Releases:   parts.releases,
+		Instances:  parts.instances,
+		Bundles:    parts.bundles,
+		Events:     parts.events,
+		Builder:    &build.Builder{Logger: log.With("part", "build")},
+		Supervisor: sup,
+		Gateway:    gw,
+		Routes:     router,
+		EnsureUser: ensureUser,
+		ServiceEnv: func(app, token string) map[string]string {
+			return map[string]string{"PIER_API": apiURL, "PIER_TOKEN": token}
+		},
+		Logger: log.With("part", "deploy"),
+	})
+	if err := router.Run(ctx); err != nil {
+		return fmt.Errorf("pier up: router: %w", err)
+	}
+
+	apiSrv := &http.Server{
+		Handler: api.NewServer(&apiEngine{Manager: mgr, logs: parts.logs}, api.ServerOptions{
+			Token: token, Version: Version, Logger: log.With("part", "api"),
+		}),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	httpSrv := &http.Server{
+		Handler:           gw,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.With("part", "gateway").Handler(), slog.LevelDebug),
+	}
+	errc := make(chan error, 2)
+	go func() { errc <- serve(httpSrv, httpLn) }()
+	go func() { errc <- serve(apiSrv, apiLn) }()
+
+	log.Info("pier is up", "gateway", httpLn.Addr().String(), "api", apiURL, "home", cfg.Home, "domain", cfg.Domain)
+	restored := make(chan struct{})
+	go func() {
+		defer close(restored)
+		if err := mgr.Restore(ctx); err != nil {
+			log.Error("restore apps", "err", err)
+		}
+	}()
+	if cfg.Ready != nil {
+		cfg.Ready(httpLn.Addr().String(), apiLn.Addr().String())
+	}
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errc:
+	}
+	log.Info("pier is stopping")
+	cancel()
+	shutdownCtx, done := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
+	defer done()
+	var wg sync.WaitGroup
+	for _, s := range []*http.Server{httpSrv, apiSrv} {
+		wg.Add(1)
+		go func() { defer wg.Done(); s.Shutdown(shutdownCtx) }()
+	}
+	wg.Wait()
+	<-restored
+	if err := sup.StopAll(shutdownCtx); err != nil {
+		log.Warn("stop instances", "err", err)
+	}
+	return runErr
+}
+
+func serve(s *http.Server, ln net.Listener) error {
+	if err := s.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// parts are the store handles the engine hands to its parts.
+type parts struct {
+	apps, releases, instances *store.Bucket
+	bundles                   *store.Objects
+	events, logs              *store.Stream
+}
+
+func openParts(ctx context.Context, st *store.Store) (*parts, error) {
+	var p parts
+	var err error
+	if p.apps, err = st.Bucket(ctx, "apps", 5); err != nil {
+		return nil, err
+	}
+	if p.releases, err = st.Bucket(ctx, "releases", 1); err != nil {
+		return nil, err
+	}
+	if p.instances, err = st.Bucket(ctx, "instances", 1); err != nil {
+		return nil, err
+	}
+	if p.bundles, err = st.Objects(ctx, "bundles"); err != nil {
+		return nil, err
+	}
+	if p.events, err = st.Stream(ctx, store.StreamConfig{
+		Name: "EVENTS", Subjects: []string{"events.>"}, MaxMsgsPerSubject: 5000,
+	}); err != nil {
+		return nil, err
+	}
+	if p.logs, err = st.Stream(ctx, store.StreamConfig{
+		Name: "LOGS", Subjects: []string{"logs.>"}, MaxMsgsPerSubject: 20000, MaxBytes: 1 << 30,
+	}); err != nil {
+		return nil, err
+	}
+	return &p, nil
+}
+
+func gatewayRoutes(routes []deploy.Route) []gateway.Route {
+	out := make([]gateway.Route, len(routes))
+	for i, r := range routes {
+		out[i] = gateway.Route{App: r.App, Hosts: r.Hosts, Backends: r.Backends, StaticDir: r.StaticDir}
+	}
+	return out
+}
+
+// adminToken reads the admin token from home, making one the first time.
+func adminToken(home string) (string, error) {
+	path := filepath.Join(home, "token")
+	data, err := os.ReadFile(path)
+	if err == nil && len(strings.TrimSpace(string(data))) >= 32 {
+		return strings.TrimSpace(string(data)), nil
+	}
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("read token: %w", err)
+	}
+	b := make([]byte, 32)
+	rand.Read(b)
+	token := hex.EncodeToString(b)
+	if err := os.WriteFile(path, []byte(token+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("write token: %w", err)
+	}
+	return token, nil
+}
+
+// ensureUser gives each app its own UNIX user when pier runs as root.
+func ensureUser(ctx context.Context, app string) (*supervisor.User, error) {
+	if os.Geteuid() != 0 {
+		return nil, nil
+	}
+	return supervisor.EnsureUser(ctx, app)
+}
+
+// appsHome is where app directories live. Apps run as their own users, who
+// must be able to reach their directory: when home sits under a directory
+// others cannot traverse (root's home is 0700), apps live in /var/lib/pier.
+func appsHome(home string, log *slog.Logger) string {
+	if os.Geteuid() != 0 || traversable(home) {
+		return home
+	}
+	alt := filepath.Join("/var/lib/pier", strings.ReplaceAll(strings.Trim(home, "/"), "/", "_"))
+	if err := os.MkdirAll(alt, 0o711); err != nil {
+		log.Warn("apps directory", "err", err)
+		return home
+	}
+	os.Chmod("/var/lib/pier", 0o711)
+	log.Info("app files live outside the home, which other users cannot reach", "dir", alt)
+	return alt
+}
+
+// traversable reports whether every directory above dir lets others pass.
+func traversable(dir string) bool {
+	for d := filepath.Dir(dir); ; d = filepath.Dir(d) {
+		fi, err := os.Stat(d)
+		if err != nil || fi.Mode().Perm()&0o001 == 0 {
+			return false
+		}
+		if d == "/" {
+			return true
+		}
+	}
+}
+
+// reachable turns a listener address into one a local client can dial.
+func reachable(a net.Addr) string {
+	host, port, _ := net.SplitHostPort(a.String())
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+func apiPort(a net.Addr) int {
+	_, port, _ := net.SplitHostPort(a.String())
+	n, _ := strconv.Atoi(port)
+	return n
+}
+
+// apiEngine adapts the deploy manager and the log stream to the API.
+type apiEngine struct {
+	*deploy.Manager
+	logs *store.Stream
+}
+
+func (e *apiEngine) Run(ctx context.Context, app string, argv []string, out func(stream, text string)) (int, error) {
+	return e.Manager.Run(ctx, app, argv, runOutput(out))
+}
+
+// runOutput hands a one-off run's lines, with their stream, to the API.
+type runOutput func(stream, text string)
+
+func (f runOutput) Write(p []byte) (int, error) { f("stdout", string(p)); return len(p), nil }
+func (f runOutput) WriteLine(l supervisor.Line) error {
+	f(l.Stream, l.Text)
+	return nil
+}
+
+var _ io.Writer = runOutput(nil)
+
+func (e *apiEngine) Logs(ctx context.Context, app string, q api.LogQuery, fn func(api.LogLine) error) error {
+	return readLogs(ctx, e.logs, app, q, fn)
+}
