@@ -1,0 +1,236 @@
+// Package gateway routes HTTP requests by host to the instances of pier's apps.
+//
+// The engine describes the desired routing as a list of Route values and hands
+// it to SetRoutes, which builds an immutable table and swaps it in atomically;
+// requests read the current table without taking a lock. A host is matched
+// exactly first and then against wildcards from the most specific suffix, so a
+// lookup costs a few map probes whatever the number of routes.
+//
+// Requests to an app go to the ready backend with the fewest requests in
+// flight. An attempt that never reached an instance (the dial failed) is
+// retried on another backend of the same app, and so is an idempotent request
+// whose connection broke before any response byte, which is what makes the loss
+// of one instance invisible to clients. Apps without backends may be served from
+// a static directory.
+package gateway
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Options configures a Gateway. The zero value is usable.
+type Options struct {
+	// Logger receives the gateway's logs. Per-request lines are logged at
+	// Debug only. If nil, slog.Default() is used.
+	Logger *slog.Logger
+
+	// Transport carries requests to app instances. If nil, a *http.Transport
+	// tuned for many keep-alive connections to local instances is used (see
+	// NewTransport).
+	Transport http.RoundTripper
+}
+
+// NewTransport returns the transport a Gateway uses when Options.Transport is
+// nil: no proxy from the environment, 2 s dial timeout, up to 256 idle
+// connections per instance kept for 90 s, HTTP/1.1 only, and no transparent
+// compression (the client's Accept-Encoding goes through untouched).
+func NewTransport() *http.Transport {
+	return &http.Transport{
+		Proxy: nil,
+		DialContext: (&net.Dialer{
+			Timeout:   2 * time.Second,
+			KeepAlive: 30 * time.Second,
+		}).DialContext,
+		MaxIdleConns:          0, // no overall limit; bounded per host
+		MaxIdleConnsPerHost:   256,
+		IdleConnTimeout:       90 * time.Second,
+		ExpectContinueTimeout: 1 * time.Second,
+		ForceAttemptHTTP2:     false,
+		DisableCompression:    true,
+	}
+}
+
+// Gateway is an http.Handler that routes requests by host to app instances.
+// Its methods are safe for concurrent use.
+type Gateway struct {
+	log   *slog.Logger
+	proxy *httputil.ReverseProxy
+	table atomic.Pointer[table]
+
+	// mu guards backends and statics, and serializes SetRoutes.
+	// Request handling never takes it.
+	mu       sync.Mutex
+	backends map[string]*backend // by address, reused across tables
+	statics  map[string]*staticSite
+}
+
+// New returns a Gateway with an empty routing table: every host answers 404
+// until SetRoutes is called.
+func New(opts Options) *Gateway {
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	inner := opts.Transport
+	if inner == nil {
+		inner = NewTransport()
+	}
+	g := &Gateway{
+		log:      log,
+		backends: make(map[string]*backend),
+		statics:  make(map[string]*staticSite),
+	}
+	g.proxy = &httputil.ReverseProxy{
+		Rewrite:        rewrite,
+		Transport:      &retryTransport{g: g, inner: inner},
+		FlushInterval:  -1,
+		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		ErrorHandler:   g.proxyError,
+		ModifyResponse: modifyResponse,
+	}
+	g.table.Store(emptyTable)
+	return g
+}
+
+// stateKey is the context key of a request's *proxyState.
+type stateKey struct{}
+
+// proxyState follows one proxied request through the ReverseProxy and its
+// transport. It is used by one request at a time.
+type proxyState struct {
+	app   string
+	route *route // the route the request was matched to
+	id    string // X-Request-Id
+	tried [maxAttempts]*backend
+}
+
+func stateFrom(ctx context.Context) *proxyState {
+	st, _ := ctx.Value(stateKey{}).(*proxyState)
+	return st
+}
+
+// ServeHTTP routes r by its Host header.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	id := requestID(r.Header.Get("X-Request-Id"))
+	w.Header().Set("X-Request-Id", id)
+
+	host := normalizeHost(r.Host)
+	rt := g.table.Load().lookup(host)
+	switch {
+	case rt == nil:
+		writeText(w, http.StatusNotFound, fmt.Sprintf("pier: no app is served at host %q", host))
+		return
+	case len(rt.backends) == 0 && rt.static != nil:
+		rt.static.ServeHTTP(w, r)
+		return
+	case len(rt.backends) == 0:
+		w.Header().Set("Retry-After", "1")
+		writeText(w, http.StatusServiceUnavailable, fmt.Sprintf("pier: app %q has no running web instances", rt.app))
+		return
+	}
+	st := &proxyState{app: rt.app, route: rt, id: id}
+	g.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), stateKey{}, st)))
+}
+
+// rewrite prepares the outbound request. The transport picks the backend for
+// each attempt, so the URL's host is a placeholder here. The Host header is the
+// client's: apps see the domain they are served at.
+func rewrite(pr *httputil.ProxyRequest) {
+	pr.Out.URL.Scheme = "http"
+	pr.Out.URL.Host = "pier-backend.invalid"
+	if prior, ok := pr.In.Header["X-Forwarded-For"]; ok {
+		pr.Out.Header["X-Forwarded-For"] = prior
+	}
+	pr.SetXForwarded()
+	if st := stateFrom(pr.In.Context()); st != nil {
+		pr.Out.Header.Set("X-Request-Id", st.id)
+	}
+}
+
+// modifyResponse drops the app's own X-Request-Id: ServeHTTP already set the
+// one the app was sent, and ReverseProxy adds rather than replaces headers.
+//
+// It also refuses a protocol switch the client did not ask for. ReverseProxy
+// would refuse it too, but without closing the backend connection, which
+// would leak it and the backend's outstanding count; an error here makes
+// ReverseProxy close it.
+func modifyResponse(resp *http.Response) error {
+	resp.Header.Del("X-Request-Id")
+	if resp.StatusCode == http.StatusSwitchingProtocols && resp.Request != nil {
+		asked, got := upgradeType(resp.Request.Header), upgradeType(resp.Header)
+		if asked == "" || !strings.EqualFold(asked, got) {
+			return fmt.Errorf("backend switched to protocol %q when %q was requested", got, asked)
+		}
+	}
+	return nil
+}
+
+// upgradeType returns the protocol h asks to switch to, or "".
+func upgradeType(h http.Header) string {
+	for _, v := range h.Values("Connection") {
+		for _, tok := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(tok), "upgrade") {
+				return h.Get("Upgrade")
+			}
+		}
+	}
+	return ""
+}
+
+// proxyError answers a request no backend answered.
+func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, err error) {
+	app := ""
+	if st := stateFrom(r.Context()); st != nil {
+		app = st.app
+	}
+	g.log.Debug("gateway: app did not answer", "app", app, "host", r.Host, "path", r.URL.Path, "err", err)
+	writeText(w, http.StatusBadGateway, fmt.Sprintf("pier: app %q did not answer: %s", app, shortReason(err)))
+}
+
+// writeText writes a short plain-text answer.
+func writeText(w http.ResponseWriter, code int, msg string) {
+	h := w.Header()
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	fmt.Fprintln(w, msg)
+}
+
+// requestID returns the client's id when it is a sane token of at most 128
+// characters, or a new random one.
+func requestID(client string) string {
+	if saneID(client) {
+		return client
+	}
+	var b [16]byte
+	rand.Read(b[:]) // never fails (crypto/rand panics rather than return an error)
+	return hex.EncodeToString(b[:])
+}
+
+func saneID(s string) bool {
+	if s == "" || len(s) > 128 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case c == '-', c == '_', c == '.', c == ':', c == '+', c == '/', c == '=':
+		default:
+			return false
+		}
+	}
+	return true
+}
