@@ -41,12 +41,14 @@ type APIError struct {
 // from, since that is the usual cause.
 func (e *APIError) Error() string {
 	msg := e.Message
+	if e.Status == http.StatusUnauthorized {
+		if msg == "" {
+			msg = "the engine refused the API token (missing or wrong)"
+		}
+		return msg + `; pier takes the token from --token, else $PIER_TOKEN, else the file $PIER_HOME/token (~/.pier/token by default) that "pier up" writes`
+	}
 	if msg == "" {
 		msg = fmt.Sprintf("the engine answered %d %s", e.Status, http.StatusText(e.Status))
-	}
-	if e.Status == http.StatusUnauthorized {
-		return "the engine refused the API token (missing or wrong): " + msg +
-			`; pier takes it from --token, else $PIER_TOKEN, else the file $PIER_HOME/token (~/.pier/token by default) that "pier up" writes`
 	}
 	return msg
 }

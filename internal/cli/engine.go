@@ -1,0 +1,117 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+func (a *cli) upCmd() *cobra.Command {
+	var (
+		o        UpOptions
+		logLevel string
+	)
+	cmd := &cobra.Command{
+		Use:   "up",
+		Short: "Start the engine: store, supervisor, gateway and API",
+		Long: `Up runs the pier engine in the foreground until interrupted (SIGINT or
+SIGTERM), then stops it cleanly. It brings every app back to its desired
+state, serves their HTTP traffic on --http and the engine API on --api.
+
+State lives in --home (default $PIER_HOME, else ~/.pier); the API token is
+written to <home>/token for the other pier commands to find.`,
+		Example: `  pier up
+  pier up --http :80 --domain apps.example.com
+  pier up --home /var/lib/pier --log-level debug`,
+		Args: maxArgs(0),
+		RunE: a.wrap(func(cmd *cobra.Command, args []string) error {
+			if a.hooks.Up == nil {
+				return errors.New("pier up is not available in this build")
+			}
+			logger, err := newLogger(logLevel, a.stderr)
+			if err != nil {
+				return err
+			}
+			o.Home, o.Logger = a.homeDir(), logger
+			return a.hooks.Up(cmd.Context(), o)
+		}),
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.HTTP, "http", ":8080", "address the gateway serves apps on")
+	// Shadows the global --api: here it is where to listen, not where to connect.
+	f.StringVar(&o.API, "api", "127.0.0.1:7070", "address the engine API listens on")
+	f.StringVar(&o.Domain, "domain", "localhost", "apps are served at <app>.<domain>")
+	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	return cmd
+}
+
+func (a *cli) serveCmd() *cobra.Command {
+	var (
+		o        ServeOptions
+		logLevel string
+	)
+	cmd := &cobra.Command{
+		Use:   "serve [DIR]",
+		Short: "Run the app in DIR locally, without a running engine",
+		Long: `Serve builds the app in DIR (default: the current directory) and runs it
+with its manifest's processes behind pier's gateway, in the foreground, until
+interrupted. It is for trying an app on your machine; nothing is stored.`,
+		Example: `  pier serve
+  pier serve ./blog --http :9000`,
+		Args: maxArgs(1),
+		RunE: a.wrap(func(cmd *cobra.Command, args []string) error {
+			if a.hooks.Serve == nil {
+				return errors.New("pier serve is not available in this build")
+			}
+			dir := "."
+			if len(args) == 1 {
+				dir = args[0]
+			}
+			abs, err := filepath.Abs(dir)
+			if err != nil {
+				return err
+			}
+			name, _, err := dirApp(abs, o.App)
+			if err != nil {
+				return err
+			}
+			logger, err := newLogger(logLevel, a.stderr)
+			if err != nil {
+				return err
+			}
+			o.Dir, o.App, o.Logger = abs, name, logger
+			return a.hooks.Serve(cmd.Context(), o)
+		}),
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.App, "app", "", "app name (default: pier.yaml's name, else the directory's)")
+	f.StringVar(&o.HTTP, "http", ":8080", "address to serve the app on")
+	f.StringVar(&o.Domain, "domain", "localhost", "the app is served at <app>.<domain> (and on any host)")
+	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	return cmd
+}
+
+func (a *cli) versionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print pier's version, and the engine's when it is reachable",
+		Args:  maxArgs(0),
+		RunE: a.wrap(func(cmd *cobra.Command, args []string) error {
+			fmt.Fprintf(a.stdout, "pier %s\n", version())
+			c, err := a.client()
+			if err != nil {
+				return nil // a bad --api is no reason for version to fail
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), 2*time.Second)
+			defer cancel()
+			if h, err := c.Health(ctx); err == nil {
+				fmt.Fprintf(a.stdout, "engine %s at %s\n", h.Version, c.BaseURL)
+			}
+			return nil
+		}),
+	}
+}
