@@ -20,8 +20,12 @@ import (
 // it serves on 127.0.0.1:$PORT. /healthz answers 200 once $HEALTH_FILE
 // exists (or always when it is unset), 503 before; / answers $GREETING.
 func TestMain(m *testing.M) {
-	if os.Getenv("SUPERVISOR_TEST_HELPER") == "http" {
+	switch os.Getenv("SUPERVISOR_TEST_HELPER") {
+	case "http":
 		helperHTTP()
+		return
+	case "engine":
+		helperEngine()
 		return
 	}
 	os.Exit(m.Run())
@@ -48,6 +52,30 @@ func helperHTTP() {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+}
+
+// helperEngine plays an engine that gets killed: it starts $COMMAND as an
+// instance with pid files in $RUN_DIR, prints "leader <pid>" and every
+// output line, and waits to be killed.
+func helperEngine() {
+	var mu sync.Mutex
+	s := New(Options{
+		RunDir: os.Getenv("RUN_DIR"),
+		Output: func(l Line) {
+			mu.Lock()
+			fmt.Println(l.Text)
+			mu.Unlock()
+		},
+	})
+	i, err := s.Start(context.Background(), Spec{ID: "orphan.1", Command: os.Getenv("COMMAND"), Env: baseEnv()})
+	if err != nil {
+		fmt.Println(err)
+		os.Exit(1)
+	}
+	mu.Lock()
+	fmt.Println("leader", i.Status().PID)
+	mu.Unlock()
+	select {}
 }
 
 // helperCommand is a Spec.Command running the test binary as the web app.

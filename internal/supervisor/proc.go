@@ -41,7 +41,7 @@ type proc struct {
 // child down like a terminal would).
 func (s *Supervisor) spawn(spec Spec, ring *ring, w func(Line)) (*proc, error) {
 	p := &proc{spec: spec, waited: make(chan struct{}), outDone: make(chan struct{})}
-	var cgFD = -1
+	cgFD := -1
 	p.limits, p.cg = s.cg.open(spec.ID, spec.Limits)
 	if p.cg != nil {
 		cgFD = p.cg.fd
@@ -184,6 +184,9 @@ func (s *Supervisor) finish(p *proc, deadline time.Time, kill <-chan struct{}) {
 	case <-time.After(time.Second):
 		// A process that escaped the group still holds the pipe; its
 		// reader ends when it does.
+	}
+	if n := p.dropped.Load(); n > 0 {
+		s.log.Warn("output lines dropped: consumer too slow", "instance", p.spec.ID, "lines", n)
 	}
 	if p.pidFile != "" {
 		if err := os.Remove(p.pidFile); err != nil && !errors.Is(err, os.ErrNotExist) {

@@ -45,7 +45,10 @@ type Options struct {
 	Output func(Line)
 	// OnChange is called whenever an instance's state changes (from the
 	// instance's own goroutine, in order for one instance, never under a
-	// supervisor lock). If nil, changes are only visible through Status.
+	// supervisor lock). It must not block long, and must not call Stop or
+	// StopAll itself (they wait for the goroutine that is calling it); it
+	// may call Status, List and Instance. If nil, changes are only visible
+	// through Status.
 	OnChange func(Status)
 	// CgroupRoot is the cgroup v2 mount to create limit groups under
 	// (<root>/pier/<ID>). If "", /sys/fs/cgroup is used when it is a cgroup2

@@ -186,9 +186,9 @@ func TestCrashRestartsWithDefaultBackoff(t *testing.T) {
 	if st := i.Status(); st.LastExit != "exit status 1" || !rec.sawState("once.1", Backoff) {
 		t.Errorf("status %+v; backoff seen: %v", st, rec.sawState("once.1", Backoff))
 	}
-	if !rec.hasLine("stdout", "first") || !rec.hasLine("stdout", "second") {
-		t.Error("missing output of one of the runs")
-	}
+	waitFor(t, 10*time.Second, "output of both runs", func() bool {
+		return rec.hasLine("stdout", "first") && rec.hasLine("stdout", "second")
+	})
 }
 
 func TestBackoffDelays(t *testing.T) {

@@ -80,7 +80,26 @@ func Sweep(logger *slog.Logger, runDir string) (killed int, err error) {
 			errs = append(errs, fmt.Errorf("sweep: %w", rerr))
 		}
 	}
+	removeEmptyCgroups(logger)
 	return killed, errors.Join(errs...)
+}
+
+// removeEmptyCgroups removes the limit cgroups (/sys/fs/cgroup/pier/*) that
+// a dead engine left behind; rmdir fails on one that still has processes.
+func removeEmptyCgroups(logger *slog.Logger) {
+	base := filepath.Join(defaultCgroupRoot, "pier")
+	if checkCgroupRoot(defaultCgroupRoot, nil) != nil {
+		return
+	}
+	entries, _ := os.ReadDir(base)
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		if err := syscall.Rmdir(filepath.Join(base, e.Name())); err == nil {
+			logger.Info("sweep: removed leftover cgroup", "cgroup", e.Name())
+		}
+	}
 }
 
 // sweepGroup SIGKILLs the processes of group pgid that belong to the

@@ -1,6 +1,7 @@
 package supervisor
 
 import (
+	"bufio"
 	"fmt"
 	"os"
 	"os/exec"
@@ -117,4 +118,53 @@ func TestParseProcStat(t *testing.T) {
 	if _, err := parseProcStat([]byte("garbage")); err == nil {
 		t.Error("garbage parsed")
 	}
+}
+
+// An engine killed with SIGKILL: Pdeathsig takes its instances down, and
+// Sweep finds what they left behind from the pid files.
+func TestEngineKilled(t *testing.T) {
+	t.Parallel()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	runDir := t.TempDir()
+	engine := exec.Command(exe)
+	engine.Env = baseEnv("SUPERVISOR_TEST_HELPER=engine", "RUN_DIR="+runDir,
+		"COMMAND="+script(t, `sleep 1000 & echo "child $!"; exec sleep 1000`))
+	out, err := engine.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := engine.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { engine.Process.Kill(); engine.Wait() })
+	var leader, child int
+	sc := bufio.NewScanner(out)
+	for (leader == 0 || child == 0) && sc.Scan() {
+		if n, ok := strings.CutPrefix(sc.Text(), "leader "); ok {
+			leader, _ = strconv.Atoi(n)
+		} else if n, ok := strings.CutPrefix(sc.Text(), "child "); ok {
+			child, _ = strconv.Atoi(n)
+		} else {
+			t.Logf("engine: %s", sc.Text())
+		}
+	}
+	if leader == 0 || child == 0 {
+		t.Fatalf("engine did not report its instance (leader %d, child %d)", leader, child)
+	}
+	t.Cleanup(func() { syscall.Kill(child, syscall.SIGKILL) })
+
+	engine.Process.Kill()
+	engine.Wait()
+	waitFor(t, 10*time.Second, "instance killed by Pdeathsig", func() bool { return !alive(leader) })
+	if !alive(child) {
+		t.Fatal("the instance's child died too; nothing left to sweep")
+	}
+	killed, err := Sweep(nil, runDir)
+	if err != nil || killed != 1 {
+		t.Errorf("Sweep = %d, %v; want 1", killed, err)
+	}
+	waitFor(t, 10*time.Second, "orphaned child swept", func() bool { return !alive(child) })
 }
