@@ -41,6 +41,8 @@ type Config struct {
 	Logger *slog.Logger
 	// Ready, when set, is called once the engine answers on both addresses.
 	Ready func(httpAddr, apiAddr string)
+	// Quiet leaves the engine's own start and stop messages at debug level.
+	Quiet bool
 }
 
 func (c *Config) defaults() error {
@@ -75,6 +77,12 @@ func (c *Config) defaults() error {
 // Up runs the engine until ctx ends, then stops every app instance it
 // started and closes the store.
 func Up(ctx context.Context, cfg Config) error {
+	return run(ctx, cfg, nil)
+}
+
+// run runs the engine; with, when set, runs beside it with the deploy
+// manager, and the engine stops when it returns.
+func run(ctx context.Context, cfg Config, with func(ctx context.Context, m *deploy.Manager, gatewayAddr string) error) error {
 	if err := cfg.defaults(); err != nil {
 		return err
 	}
@@ -183,6 +191,9 @@ func Up(ctx context.Context, cfg Config) error {
 	}()
 	if cfg.Ready != nil {
 		cfg.Ready(httpLn.Addr().String(), apiLn.Addr().String())
+	}
+	if with != nil {
+		go func() { errc <- with(ctx, mgr, httpLn.Addr().String()) }()
 	}
 
 	var runErr error

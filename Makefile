@@ -1,0 +1,38 @@
+# pier — the two commands of the README: `make demo` and `make test`.
+GO      ?= $(shell command -v go || echo /usr/local/go/bin/go)
+export PATH := /usr/local/go/bin:$(PATH)
+
+.PHONY: demo build test test-deps unit e2e vet fuzz bench clean
+
+demo:
+	./scripts/demo.sh
+
+build:
+	$(GO) build -o bin/pier ./cmd/pier
+
+test: test-deps vet unit e2e
+
+test-deps:
+	./scripts/test-deps.sh
+
+vet:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
+	$(GO) vet ./...
+
+unit:
+	$(GO) test -race -count=1 -timeout 15m ./internal/... ./cmd/...
+
+e2e:
+	$(GO) test -count=1 -timeout 30m ./test/...
+
+# Short fuzzing runs of every parser (go test -fuzz runs one target at a time).
+fuzz:
+	$(GO) test -run='^$$' -fuzz=FuzzParse$$ -fuzztime=30s ./internal/manifest
+	$(GO) test -run='^$$' -fuzz=FuzzParseProcfile -fuzztime=30s ./internal/manifest
+	$(GO) test -run='^$$' -fuzz=FuzzUnpack -fuzztime=30s ./internal/bundle
+
+bench:
+	./bench/run.sh
+
+clean:
+	rm -rf bin

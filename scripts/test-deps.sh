@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs what pier's tests need, and only what is missing: safe to run
+# again and again. Debian packages come from apt, JavaScript ones from npm
+# (into test/node, with its lockfile).
+set -euo pipefail
+
+need_apt=()
+want() { dpkg -s "$1" >/dev/null 2>&1 || need_apt+=("$1"); }
+
+want python3          # the Python example and builds use Debian's python3
+want python3-pip      # pip for requirements.txt (driven as /usr/bin/python3 -m pip)
+want python3-venv
+want nodejs
+want npm
+want curl
+want procps           # ps/pkill in tests and scripts
+
+if [ ${#need_apt[@]} -gt 0 ]; then
+	echo "test-deps: installing ${need_apt[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+
+command -v go >/dev/null || { echo "test-deps: Go is missing (expected at /usr/local/go/bin)"; exit 1; }
+echo "test-deps: ok"

@@ -1,0 +1,166 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestDeployExamples deploys each bundled example and fetches it through
+// the gateway.
+func TestDeployExamples(t *testing.T) {
+	e := startEngine(t)
+	for _, tc := range []struct {
+		example, want string
+	}{
+		{"hello-python", "hello-python"},
+		{"hello-node", "hello-node"},
+		{"hello-go", "hello-go"},
+		{"hello-static", "hello-static"},
+	} {
+		t.Run(tc.example, func(t *testing.T) {
+			dir := example(t, tc.example)
+			out := e.must(dir, "deploy")
+			if !strings.Contains(out, "v1") {
+				t.Errorf("deploy output does not name v1:\n%s", out)
+			}
+			code, body := e.get(tc.example, "/")
+			if code != 200 || !strings.Contains(body, tc.want) {
+				t.Fatalf("GET /: %d %q, want 200 with %q", code, body, tc.want)
+			}
+			if tc.example != "hello-static" && !strings.Contains(body, "v1") {
+				t.Errorf("GET / does not show PIER_RELEASE v1: %q", body)
+			}
+		})
+	}
+	out := e.must("", "apps")
+	for _, name := range []string{"hello-python", "hello-node", "hello-go", "hello-static"} {
+		if !strings.Contains(out, name) {
+			t.Errorf("pier apps does not list %s:\n%s", name, out)
+		}
+	}
+}
+
+// TestBuildCache: a second deploy with the same dependencies reuses them.
+func TestBuildCache(t *testing.T) {
+	e := startEngine(t)
+	dir := example(t, "hello-node")
+	first := e.must(dir, "deploy")
+	if strings.Contains(first, "reused from cache") {
+		t.Fatalf("first deploy claims a cache hit:\n%s", first)
+	}
+	os.WriteFile(filepath.Join(dir, "extra.txt"), []byte("change the bundle, not the deps"), 0o644)
+	second := e.must(dir, "deploy")
+	if !strings.Contains(second, "reused from cache") {
+		t.Fatalf("second deploy with the same lockfile did not reuse dependencies:\n%s", second)
+	}
+	if code, body := e.get("hello-node", "/"); code != 200 || !strings.Contains(body, "v2") {
+		t.Fatalf("after the second deploy: %d %q", code, body)
+	}
+}
+
+// TestLifecycle: scale, config change, rollback, one-off run, logs.
+func TestLifecycle(t *testing.T) {
+	e := startEngine(t)
+	dir := example(t, "hello-python")
+	e.must(dir, "deploy")
+	app := "hello-python"
+
+	e.must(dir, "scale", "web=2")
+	if ps := e.ps(app); len(ps) != 2 {
+		t.Fatalf("after scale web=2: %d instances: %+v", len(ps), ps)
+	}
+	out := e.must(dir, "ps")
+	if !strings.Contains(out, "web.2") {
+		t.Errorf("pier ps does not show web.2:\n%s", out)
+	}
+
+	e.must(dir, "env", "set", "GREETING=bonjour")
+	if code, body := e.get(app, "/"); code != 200 || !strings.Contains(body, "bonjour") || !strings.Contains(body, "v2") {
+		t.Fatalf("after env set: %d %q, want bonjour from v2", code, body)
+	}
+	if ps := e.ps(app); len(ps) != 2 {
+		t.Errorf("the config change lost the scale: %d instances", len(ps))
+	}
+	if out := e.must(dir, "env", "list"); !strings.Contains(out, "GREETING") {
+		t.Errorf("env list: %q", out)
+	}
+
+	e.must(dir, "rollback")
+	if code, body := e.get(app, "/"); code != 200 || strings.Contains(body, "bonjour") || !strings.Contains(body, "v3") {
+		t.Fatalf("after rollback: %d %q, want v3 without bonjour", code, body)
+	}
+	rels := e.must(dir, "releases")
+	if !strings.Contains(rels, "rollback to v1") {
+		t.Errorf("releases do not record the rollback:\n%s", rels)
+	}
+	e.must(dir, "rollback", "v2")
+	if _, body := e.get(app, "/"); !strings.Contains(body, "bonjour") {
+		t.Errorf("rollback v2 did not bring its config back: %q", body)
+	}
+
+	out, _, code := e.pier(dir, "run", app, "--", "sh", "-c", "echo run:$PIER_APP:$GREETING:$PORT; exit 7")
+	if code != 7 || !strings.Contains(out, "run:hello-python:bonjour:") {
+		t.Errorf("pier run: exit %d, output %q; want 7 and the app's environment", code, out)
+	}
+
+	// Logs follow: a request made after `pier logs -f` started shows up.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, pierBin, "logs", "-f", "--app", app, "-n", "0")
+	cmd.Env = append(os.Environ(), "PIER_API=http://"+e.apiAddr, "PIER_HOME="+e.home)
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	lines := make(chan string, 100)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	marker := "/logs-follow-marker"
+	time.Sleep(300 * time.Millisecond)
+	e.get(app, marker)
+	for {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatal("pier logs -f ended")
+			}
+			if strings.Contains(l, marker) {
+				if !strings.Contains(l, "web.") {
+					t.Errorf("log line without its instance label: %q", l)
+				}
+				return
+			}
+		case <-ctx.Done():
+			t.Fatal("the request never showed up in pier logs -f")
+		}
+	}
+}
+
+// TestDestroy removes an app and its route.
+func TestDestroy(t *testing.T) {
+	e := startEngine(t)
+	dir := example(t, "hello-go")
+	e.must(dir, "deploy")
+	if _, _, code := e.pier(dir, "destroy", "hello-go"); code == 0 {
+		t.Fatal("destroy without --yes and without a terminal succeeded")
+	}
+	e.must(dir, "destroy", "hello-go", "--yes")
+	if code, _ := e.get("hello-go", "/"); code != 404 {
+		t.Fatalf("after destroy: %d, want 404", code)
+	}
+	if out := e.must("", "apps"); strings.Contains(out, "hello-go") {
+		t.Fatalf("destroyed app still listed:\n%s", out)
+	}
+}
