@@ -148,9 +148,15 @@ func (p *proc) signal(sig syscall.Signal) {
 	_ = syscall.Kill(-p.pid, sig) // ESRCH: the group is gone already
 }
 
-// groupAlive reports whether any process is left in the process group.
+// groupAlive reports whether any live process is left in the process
+// group. Zombies do not count: orphans wait for init to reap them, and an
+// init that never does (the engine as PID 1 of a container) must not make
+// every Stop wait for the whole grace period.
 func (p *proc) groupAlive() bool {
-	return syscall.Kill(-p.pid, 0) == nil
+	if syscall.Kill(-p.pid, 0) != nil {
+		return false
+	}
+	return len(groupMembers(p.pid, 0)) > 0
 }
 
 // exitString is the process's exit as the CLI shows it.

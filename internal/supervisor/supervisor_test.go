@@ -398,3 +398,19 @@ func TestStopAll(t *testing.T) {
 		}
 	}
 }
+
+// The leader exits at once on SIGTERM; its child takes a moment to clean
+// up. Stop gives the whole group the grace period, not just the leader.
+func TestStopGivesGroupGrace(t *testing.T) {
+	t.Parallel()
+	s, rec := newTestSupervisor(t)
+	i := startOrFatal(t, s, Spec{
+		ID:      "group.1",
+		Command: script(t, `(trap 'sleep 0.2; echo child done; exit 0' TERM; while :; do sleep 0.05; done) & echo started; wait`),
+		Env:     baseEnv(),
+		Grace:   time.Minute,
+	})
+	waitFor(t, 10*time.Second, "started", func() bool { return rec.hasLine("stdout", "started") })
+	stopOrFatal(t, i)
+	waitFor(t, 5*time.Second, "the child's cleanup output", func() bool { return rec.hasLine("stdout", "child done") })
+}
