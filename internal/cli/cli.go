@@ -312,17 +312,6 @@ func version() string {
 	return "dev"
 }
 
-// isTerminal reports whether r is a character device, which is what an
-// interactive stdin is.
-func isTerminal(r io.Reader) bool {
-	f, ok := r.(*os.File)
-	if !ok {
-		return false
-	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
-}
-
 // maxArgs and exactArgs are cobra's, returning usage errors.
 func maxArgs(n int) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {

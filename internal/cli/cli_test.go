@@ -450,6 +450,13 @@ func TestErrors(t *testing.T) {
 		t.Errorf("engine down: exit %d, stderr %q; want %q", r.code, r.stderr, want)
 	}
 
+	app := t.TempDir()
+	writeFiles(t, app, map[string]string{"index.html": "hi"})
+	r = a.execute(t, "", "deploy", app, "--app", "blog")
+	if r.code != 1 || !strings.Contains(r.stderr, "cannot reach the engine") {
+		t.Errorf("deploy with the engine down: exit %d, stderr %q", r.code, r.stderr)
+	}
+
 	a = f.cli(t)
 	a.wd = t.TempDir()
 	r = a.execute(t, "", "ps")
