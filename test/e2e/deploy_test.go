@@ -2,11 +2,17 @@ package e2e
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -163,4 +169,73 @@ func TestDestroy(t *testing.T) {
 	if out := e.must("", "apps"); strings.Contains(out, "hello-go") {
 		t.Fatalf("destroyed app still listed:\n%s", out)
 	}
+}
+
+// TestNewAndServe: `pier new` writes an app that deploys, and `pier serve`
+// runs it locally and picks up a saved change.
+func TestNewAndServe(t *testing.T) {
+	e := startEngine(t)
+	for _, lang := range []string{"python", "node", "go", "static"} {
+		t.Run("new "+lang, func(t *testing.T) {
+			name := "new-" + lang
+			dir := filepath.Join(t.TempDir(), name)
+			e.must(filepath.Dir(dir), "new", name, "--lang", lang)
+			e.must(dir, "deploy")
+			if code, body := e.get(name, "/"); code != 200 {
+				t.Fatalf("GET / of a new %s app: %d %q", lang, code, body)
+			}
+		})
+	}
+
+	t.Run("serve", func(t *testing.T) {
+		dir := example(t, "hello-python")
+		addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, pierBin, "serve", "--http", addr)
+		cmd.Dir = dir
+		var out syncBuffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { cancel(); cmd.Wait() }()
+		get := func() string {
+			req, _ := http.NewRequest("GET", "http://"+addr+"/", nil)
+			req.Host = "hello-python.localhost"
+			resp, err := httpClient.Do(req)
+			if err != nil {
+				return ""
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			return string(b)
+		}
+		waitFor(t, 60*time.Second, "pier serve answers", func() bool { return strings.Contains(get(), "hello-python") })
+		yaml, _ := os.ReadFile(filepath.Join(dir, "pier.yaml"))
+		os.WriteFile(filepath.Join(dir, "pier.yaml"), []byte(strings.Replace(string(yaml), "GREETING: hello", "GREETING: changed-on-disk", 1)), 0o644)
+		waitFor(t, 60*time.Second, "pier serve picks up the change", func() bool { return strings.Contains(get(), "changed-on-disk") })
+		if t.Failed() {
+			t.Logf("serve output:\n%s", out.String())
+		}
+	})
+}
+
+// syncBuffer is a bytes.Buffer safe for a process's output and a reader.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

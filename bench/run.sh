@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Runs pier's benchmarks; results go to stdout and bench/out/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="/usr/local/go/bin:$PATH"
+mkdir -p bench/out
+go run ./bench/deploy "$@" | tee bench/out/deploy.txt
