@@ -364,3 +364,11 @@ var _ io.Writer = runOutput(nil)
 func (e *apiEngine) Logs(ctx context.Context, app string, q api.LogQuery, fn func(api.LogLine) error) error {
 	return readLogs(ctx, e.logs, app, q, fn)
 }
+
+// Destroy deletes the app and its stored logs.
+func (e *apiEngine) Destroy(ctx context.Context, app string) error {
+	if err := e.Manager.Destroy(ctx, app); err != nil {
+		return err
+	}
+	return e.logs.Purge(ctx, "logs."+token(app)+".>")
+}

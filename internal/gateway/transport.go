@@ -43,8 +43,11 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		body = &sharedBody{rc: req.Body}
 		defer req.Body.Close() // RoundTrip must close it; attempts get no-close views
 	}
-	idempotent := body == nil || req.Method == http.MethodGet ||
-		req.Method == http.MethodHead || req.Method == http.MethodOptions
+	// Only methods that are idempotent by definition are sent again once
+	// they may have reached the app: a body-less POST (/logout, /jobs/run)
+	// must not run twice.
+	idempotent := req.Method == http.MethodGet || req.Method == http.MethodHead ||
+		req.Method == http.MethodOptions || req.Method == http.MethodPut || req.Method == http.MethodDelete
 
 	rt := st.route
 	err := error(errNoBackend)
