@@ -44,20 +44,40 @@ type ServerOptions struct {
 	Token   string // the admin token; required
 	Version string
 	Logger  *slog.Logger
+	// AppToken resolves an app's own token (PIER_TOKEN) to the app's name.
+	// A request authenticated by an app token may only use that app's
+	// routes (/v1/apps/<app>/...). Nil: only the admin token works.
+	AppToken func(ctx context.Context, token string) (app string, ok bool)
+}
+
+// Caller is who made an API request.
+type Caller struct {
+	Admin bool
+	App   string // set when an app's own token authenticated the request
+}
+
+type callerKey struct{}
+
+// CallerFrom returns the authenticated caller of a request handled by the
+// server (zero outside of it).
+func CallerFrom(ctx context.Context) Caller {
+	c, _ := ctx.Value(callerKey{}).(Caller)
+	return c
 }
 
 // Server answers the engine API.
 type Server struct {
-	eng   Engine
-	token string
-	ver   string
-	log   *slog.Logger
-	mux   *http.ServeMux
+	eng      Engine
+	token    string
+	appToken func(ctx context.Context, token string) (string, bool)
+	ver      string
+	log      *slog.Logger
+	mux      *http.ServeMux
 }
 
 // NewServer returns the API handler.
 func NewServer(eng Engine, opts ServerOptions) *Server {
-	s := &Server{eng: eng, token: opts.Token, ver: opts.Version, log: opts.Logger, mux: http.NewServeMux()}
+	s := &Server{eng: eng, token: opts.Token, appToken: opts.AppToken, ver: opts.Version, log: opts.Logger, mux: http.NewServeMux()}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -77,18 +97,43 @@ func NewServer(eng Engine, opts ServerOptions) *Server {
 	return s
 }
 
+// Handle mounts another part's routes (tasks, errors, search) on the API.
+// They get the same authentication; CallerFrom tells who called. Call it
+// before the server takes requests.
+func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
+
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Path != "/v1/health" && !s.authorized(r) {
+	if r.URL.Path == "/v1/health" {
+		s.mux.ServeHTTP(w, r)
+		return
+	}
+	c, ok := s.authenticate(r)
+	if !ok {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="pier"`)
 		sendError(w, http.StatusUnauthorized, "missing or wrong API token (send Authorization: Bearer <token>; the token is in $PIER_HOME/token)")
 		return
 	}
-	s.mux.ServeHTTP(w, r)
+	if !c.Admin && !strings.HasPrefix(r.URL.Path, "/v1/apps/"+c.App+"/") {
+		sendError(w, http.StatusForbidden, fmt.Sprintf("the token of app %s may only use /v1/apps/%s/", c.App, c.App))
+		return
+	}
+	s.mux.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), callerKey{}, c)))
 }
 
-func (s *Server) authorized(r *http.Request) bool {
+func (s *Server) authenticate(r *http.Request) (Caller, bool) {
 	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	return ok && s.token != "" && subtle.ConstantTimeCompare([]byte(got), []byte(s.token)) == 1
+	if !ok || got == "" {
+		return Caller{}, false
+	}
+	if s.token != "" && subtle.ConstantTimeCompare([]byte(got), []byte(s.token)) == 1 {
+		return Caller{Admin: true}, true
+	}
+	if s.appToken != nil {
+		if app, ok := s.appToken(r.Context(), got); ok {
+			return Caller{App: app}, true
+		}
+	}
+	return Caller{}, false
 }
 
 func (s *Server) health(w http.ResponseWriter, r *http.Request) {

@@ -19,6 +19,7 @@ import (
 
 	"pier/internal/api"
 	"pier/internal/build"
+	"pier/internal/manifest"
 	"pier/internal/store"
 	"pier/internal/supervisor"
 )
@@ -64,6 +65,14 @@ type Config struct {
 	// engine's services (PIER_API, SENTRY_DSN, ...), given the app's token.
 	ServiceEnv func(app, token string) map[string]string
 
+	// OnRelease, when set, learns each app's current release and manifest:
+	// after every swap and for every app restored at start. Services that
+	// act on manifest keys (queues, cron, cache rules) follow it. It must
+	// not call back into the Manager.
+	OnRelease func(app string, release int, m *manifest.Manifest)
+	// OnDestroy, when set, learns that an app is gone.
+	OnDestroy func(app string)
+
 	Logger *slog.Logger
 	// MaxBundle bounds an uploaded bundle (default 512 MiB compressed).
 	MaxBundle int64
@@ -95,6 +104,12 @@ func New(ctx context.Context, cfg Config) *Manager {
 	}
 	if cfg.DrainTimeout == 0 {
 		cfg.DrainTimeout = 30 * time.Second
+	}
+	if cfg.OnRelease == nil {
+		cfg.OnRelease = func(string, int, *manifest.Manifest) {}
+	}
+	if cfg.OnDestroy == nil {
+		cfg.OnDestroy = func(string) {}
 	}
 	if cfg.ServiceEnv == nil {
 		cfg.ServiceEnv = func(string, string) map[string]string { return nil }

@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"context"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"io"
@@ -322,6 +323,7 @@ func (m *Manager) restore(ctx context.Context, name string) error {
 		return err
 	}
 	m.log.Info("restoring app", "app", name, "release", rel.Number)
+	m.cfg.OnRelease(name, rel.Number, manifestOf(&rel))
 	return m.reconcile(ctx, a, &rel)
 }
 
@@ -392,6 +394,7 @@ func (m *Manager) Destroy(ctx context.Context, app string) error {
 	for _, k := range keys {
 		m.cfg.Releases.Delete(ctx, k)
 	}
+	m.cfg.OnDestroy(app)
 	if err := os.RemoveAll(m.appDir(app)); err != nil {
 		return fmt.Errorf("destroy %s: remove files: %w", app, err)
 	}
@@ -482,10 +485,18 @@ func (m *Manager) Env(ctx context.Context, app string) (map[string]string, error
 	return a.Config, nil
 }
 
-// Token returns the app's own API token (for PIER_TOKEN checks).
-func (m *Manager) Token(ctx context.Context, app string) (string, error) {
+// AppForToken resolves an app's own API token (PIER_TOKEN, which reads
+// "<app>.<secret>") to the app's name.
+func (m *Manager) AppForToken(ctx context.Context, token string) (string, bool) {
+	app, _, ok := strings.Cut(token, ".")
+	if !ok || ValidName(app) != nil {
+		return "", false
+	}
 	a, err := m.getApp(ctx, app)
-	return a.Token, err
+	if err != nil || a.Token == "" {
+		return "", false
+	}
+	return app, subtle.ConstantTimeCompare([]byte(a.Token), []byte(token)) == 1
 }
 
 // PS lists the instances this node runs for app.

@@ -233,7 +233,7 @@ func (m *Manager) ensureApp(ctx context.Context, app string) (appRecord, error) 
 	return modifyApp(ctx, m, app, func(a *appRecord, exists bool) error {
 		if !exists {
 			now := time.Now().UTC()
-			*a = appRecord{Name: app, Token: newToken(), Created: now, Updated: now}
+			*a = appRecord{Name: app, Token: app + "." + newToken(), Created: now, Updated: now}
 		}
 		return nil
 	})

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"pier/internal/api"
+	"pier/internal/manifest"
 	"pier/internal/store"
 	"pier/internal/supervisor"
 )
@@ -104,6 +105,7 @@ func (m *Manager) rollout(ctx context.Context, rel *releaseRecord, e *emitter) e
 		e.emit(api.EventSwap, "Routing %s to v%d", rel.App, rel.Number)
 	}
 
+	m.cfg.OnRelease(rel.App, rel.Number, manifestOf(rel))
 	m.mu.Lock()
 	old := m.running[rel.App]
 	m.running[rel.App] = fresh
@@ -381,6 +383,14 @@ func credential(u *supervisor.User) *syscall.Credential {
 		return nil
 	}
 	return &syscall.Credential{Uid: u.Uid, Gid: u.Gid, NoSetGroups: true}
+}
+
+// manifestOf is the release's manifest, never nil.
+func manifestOf(rel *releaseRecord) *manifest.Manifest {
+	if rel.Manifest != nil {
+		return rel.Manifest
+	}
+	return &manifest.Manifest{Name: rel.App, Processes: rel.Processes}
 }
 
 func instLabel(in *instance) string { return fmt.Sprintf("%s.%d", in.process, in.index) }

@@ -127,21 +127,35 @@ func run(ctx context.Context, cfg Config, with func(ctx context.Context, m *depl
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
-	gw := gateway.New(gateway.Options{Logger: log.With("part", "gateway")})
+	apiURL := "http://" + reachable(apiLn.Addr())
+	httpPort := apiPort(httpLn.Addr())
+	h := &hub{
+		log:        log,
+		store:      st,
+		home:       cfg.Home,
+		domain:     cfg.Domain,
+		gatewayURL: "http://" + reachable(httpLn.Addr()),
+		apiURL:     apiURL,
+		internal:   http.NewServeMux(),
+	}
+	defer h.stop()
+
+	gw := gateway.New(gateway.Options{Logger: log.With("part", "gateway"), Internal: h.internal})
 	logs := &logSink{stream: parts.logs, log: log}
 	var mgr *deploy.Manager
 	sup := supervisor.New(supervisor.Options{
-		Logger:   log.With("part", "supervisor"),
-		RunDir:   runDir,
-		Output:   logs.write,
+		Logger: log.With("part", "supervisor"),
+		RunDir: runDir,
+		Output: func(l supervisor.Line) {
+			logs.write(l)
+			h.onOutput(l)
+		},
 		OnChange: func(s supervisor.Status) { mgr.Observe(s) },
 	})
 	router := deploy.NewRouter(parts.apps, parts.instances, func(routes []deploy.Route) {
 		gw.SetRoutes(gatewayRoutes(routes))
 	}, log.With("part", "router"))
 
-	apiURL := "http://" + reachable(apiLn.Addr())
-	httpPort := apiPort(httpLn.Addr())
 	mgr = deploy.New(ctx, deploy.Config{
 		Home:       appsHome(cfg.Home, log),
 		Domain:     cfg.Domain,
@@ -156,19 +170,25 @@ func run(ctx context.Context, cfg Config, with func(ctx context.Context, m *depl
 		Gateway:    gw,
 		Routes:     router,
 		EnsureUser: ensureUser,
-		ServiceEnv: func(app, token string) map[string]string {
-			return map[string]string{"PIER_API": apiURL, "PIER_TOKEN": token}
-		},
-		Logger: log.With("part", "deploy"),
+		ServiceEnv: h.serviceEnv,
+		OnRelease:  h.onRelease,
+		OnDestroy:  h.onDestroy,
+		Logger:     log.With("part", "deploy"),
 	})
+	h.appToken = mgr.AppForToken
+	apiHandler := api.NewServer(&apiEngine{Manager: mgr, logs: parts.logs}, api.ServerOptions{
+		Token: token, Version: Version, Logger: log.With("part", "api"), AppToken: mgr.AppForToken,
+	})
+	h.api = apiHandler
+	if err := startServices(ctx, h); err != nil {
+		return fmt.Errorf("pier up: %w", err)
+	}
 	if err := router.Run(ctx); err != nil {
 		return fmt.Errorf("pier up: router: %w", err)
 	}
 
 	apiSrv := &http.Server{
-		Handler: api.NewServer(&apiEngine{Manager: mgr, logs: parts.logs}, api.ServerOptions{
-			Token: token, Version: Version, Logger: log.With("part", "api"),
-		}),
+		Handler:           apiHandler,
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	httpSrv := &http.Server{

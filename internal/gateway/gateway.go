@@ -39,6 +39,10 @@ type Options struct {
 	// tuned for many keep-alive connections to local instances is used (see
 	// NewTransport).
 	Transport http.RoundTripper
+
+	// Internal serves paths under InternalPrefix on every host. If nil,
+	// those paths are proxied to apps like any other.
+	Internal http.Handler
 }
 
 // NewTransport returns the transport a Gateway uses when Options.Transport is
@@ -73,7 +77,14 @@ type Gateway struct {
 	mu       sync.Mutex
 	backends map[string]*backend // by address, reused across tables
 	statics  map[string]*staticSite
+
+	internal http.Handler // serves InternalPrefix on every host; nil = none
 }
+
+// InternalPrefix is the path prefix the gateway keeps for the engine's own
+// services (error ingestion, the task API) on every host, so app code can
+// reach them at the address it is served at. Apps never see these paths.
+const InternalPrefix = "/_pier/"
 
 // New returns a Gateway with an empty routing table: every host answers 404
 // until SetRoutes is called.
@@ -87,6 +98,7 @@ func New(opts Options) *Gateway {
 		inner = NewTransport()
 	}
 	g := &Gateway{
+		internal: opts.Internal,
 		log:      log,
 		backends: make(map[string]*backend),
 		statics:  make(map[string]*staticSite),
@@ -124,6 +136,10 @@ func stateFrom(ctx context.Context) *proxyState {
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	id := requestID(r.Header.Get("X-Request-Id"))
 	w.Header().Set("X-Request-Id", id)
+	if g.internal != nil && strings.HasPrefix(r.URL.Path, InternalPrefix) {
+		g.internal.ServeHTTP(w, r)
+		return
+	}
 
 	host := normalizeHost(r.Host)
 	rt := g.table.Load().lookup(host)
