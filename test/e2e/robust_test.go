@@ -125,9 +125,14 @@ func TestEngineKill9(t *testing.T) {
 	e.must(dir, "scale", "web=2")
 	e.must(dir, "env", "set", "GREETING=acked") // v2
 
-	// During a deploy: kill the engine while v3 builds (the build is slowed
-	// down by a requirement-free but slow pre-build step in the app).
-	os.WriteFile(filepath.Join(dir, "version.txt"), []byte("v3"), 0o644)
+	// During a deploy: kill the engine while v3 waits for its health check
+	// (its web process takes 5 s to start listening).
+	yaml, _ := os.ReadFile(filepath.Join(dir, "pier.yaml"))
+	slow := strings.Replace(string(yaml), "web: python app.py", "web: sleep 5 && exec python app.py", 1)
+	if slow == string(yaml) {
+		t.Fatalf("pier.yaml of hello-python changed shape:\n%s", yaml)
+	}
+	os.WriteFile(filepath.Join(dir, "pier.yaml"), []byte(slow), 0o644)
 	cmd := exec.Command(pierBin, "deploy")
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "PIER_API=http://"+e.apiAddr, "PIER_HOME="+e.home)
@@ -138,10 +143,11 @@ func TestEngineKill9(t *testing.T) {
 	}
 	sc := bufio.NewScanner(stdout)
 	for sc.Scan() {
-		if strings.Contains(sc.Text(), "Received bundle") {
+		if strings.Contains(sc.Text(), "Starting v3") {
 			break
 		}
 	}
+	os.WriteFile(filepath.Join(dir, "pier.yaml"), yaml, 0o644)
 	e.kill9()
 	go io.Copy(io.Discard, stdout)
 	if err := cmd.Wait(); err == nil {
