@@ -67,6 +67,7 @@ func CallerFrom(ctx context.Context) Caller {
 
 // Server answers the engine API.
 type Server struct {
+	public   *http.ServeMux // routes that authenticate themselves (Sentry DSNs, ...)
 	eng      Engine
 	token    string
 	appToken func(ctx context.Context, token string) (string, bool)
@@ -77,7 +78,7 @@ type Server struct {
 
 // NewServer returns the API handler.
 func NewServer(eng Engine, opts ServerOptions) *Server {
-	s := &Server{eng: eng, token: opts.Token, appToken: opts.AppToken, ver: opts.Version, log: opts.Logger, mux: http.NewServeMux()}
+	s := &Server{eng: eng, token: opts.Token, appToken: opts.AppToken, ver: opts.Version, log: opts.Logger, mux: http.NewServeMux(), public: http.NewServeMux()}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -102,7 +103,18 @@ func NewServer(eng Engine, opts ServerOptions) *Server {
 // before the server takes requests.
 func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
 
+// HandlePublic mounts routes that do their own authentication (a Sentry
+// DSN key, basic auth): the API's token check does not apply to them.
+// Their patterns must not overlap /v1/.
+func (s *Server) HandlePublic(pattern string, h http.Handler) { s.public.Handle(pattern, h) }
+
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !strings.HasPrefix(r.URL.Path, "/v1/") {
+		if h, pattern := s.public.Handler(r); pattern != "" {
+			h.ServeHTTP(w, r)
+			return
+		}
+	}
 	if r.URL.Path == "/v1/health" {
 		s.mux.ServeHTTP(w, r)
 		return

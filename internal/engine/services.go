@@ -36,9 +36,13 @@ type hub struct {
 	stops    []func() // run in reverse order when the engine stops
 }
 
-// apiMux is the part of the API server services mount routes on.
+// apiMux is the part of the API server services mount routes on: Handle
+// behind the API token check (admin token, or an app's own token limited
+// to /v1/apps/<app>/...), HandlePublic for routes that authenticate
+// themselves.
 type apiMux interface {
 	Handle(pattern string, h http.Handler)
+	HandlePublic(pattern string, h http.Handler)
 }
 
 // startServices starts the engine's optional services. Each one registers
