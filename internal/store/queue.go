@@ -1,0 +1,334 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// WorkQueueConfig describes a work-queue stream: each message is meant to
+// be taken by one consumer and disappears once acknowledged. Messages on
+// subjects no consumer filters stay until deleted (delayed and dead tasks
+// live there).
+type WorkQueueConfig struct {
+	Name     string
+	Subjects []string
+	// Dedup is how long a message id (Put's MsgID) is remembered to refuse
+	// a second message with the same id; zero leaves the server's default
+	// (2 minutes).
+	Dedup time.Duration
+}
+
+// WorkQueue is a work-queue stream with message schedules and per-message
+// TTL enabled. Callers get typed operations, never the JetStream handle.
+type WorkQueue struct {
+	name string
+	st   jetstream.Stream
+	s    *Store
+}
+
+// WorkQueue opens (creating or updating it) a work-queue stream.
+func (s *Store) WorkQueue(ctx context.Context, cfg WorkQueueConfig) (*WorkQueue, error) {
+	st, err := s.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:              cfg.Name,
+		Subjects:          cfg.Subjects,
+		Storage:           jetstream.FileStorage,
+		Retention:         jetstream.WorkQueuePolicy,
+		Discard:           jetstream.DiscardOld,
+		MaxBytes:          -1,
+		MaxMsgsPerSubject: -1,
+		Duplicates:        cfg.Dedup,
+		AllowMsgSchedules: true,
+		AllowMsgTTL:       true,
+		AllowDirect:       true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: open work queue %s: %w", cfg.Name, err)
+	}
+	return &WorkQueue{name: cfg.Name, st: st, s: s}, nil
+}
+
+// ErrDuplicate is returned by Put when a message with the same MsgID was
+// stored within the dedup window; PutResult.Seq names that message.
+var ErrDuplicate = errors.New("store: duplicate message id")
+
+// PutOptions are the optional parts of a Put.
+type PutOptions struct {
+	// MsgID deduplicates: a second Put with the same id inside the dedup
+	// window stores nothing and returns ErrDuplicate.
+	MsgID string
+	// At makes the message a one-shot schedule: it is stored on the
+	// subject given to Put and, at At (whole seconds, rounded up), the
+	// server publishes a copy (same data and headers) on Target and
+	// removes the schedule. Each pending schedule needs its own subject.
+	At time.Time
+	// Cron makes the message a repeating schedule: a 6-field cron
+	// expression (with seconds), "@every 1m", or "@hourly" and friends.
+	// The server publishes a copy on Target at each tick. A later Put on
+	// the same subject replaces the schedule.
+	Cron string
+	// Target is where a schedule's copies go; required with At or Cron.
+	Target string
+	// TTL, when set, makes the server drop the message after it.
+	TTL time.Duration
+}
+
+// Put stores a message and waits for the server's acknowledgement; the
+// message is durable when Put returns without error.
+func (q *WorkQueue) Put(ctx context.Context, subject string, data []byte, header map[string]string, o PutOptions) (uint64, error) {
+	msg := nats.NewMsg(subject)
+	msg.Data = data
+	for k, v := range header {
+		msg.Header.Set(k, v)
+	}
+	var opts []jetstream.PublishOpt
+	if o.MsgID != "" {
+		opts = append(opts, jetstream.WithMsgID(o.MsgID))
+	}
+	if !o.At.IsZero() || o.Cron != "" {
+		if o.Target == "" {
+			return 0, fmt.Errorf("store: put %s: a schedule needs a target subject", subject)
+		}
+		if o.Cron != "" {
+			opts = append(opts, jetstream.WithScheduleCron(o.Cron))
+		} else {
+			at := o.At
+			if at.Truncate(time.Second) != at {
+				at = at.Truncate(time.Second).Add(time.Second)
+			}
+			opts = append(opts, jetstream.WithScheduleAt(at))
+		}
+		opts = append(opts, jetstream.WithScheduleTarget(o.Target))
+	}
+	if o.TTL > 0 {
+		opts = append(opts, jetstream.WithMsgTTL(o.TTL))
+	}
+	ack, err := q.s.js.PublishMsg(ctx, msg, opts...)
+	if err != nil {
+		return 0, fmt.Errorf("store: put %s: %w", subject, err)
+	}
+	if ack.Duplicate {
+		return ack.Sequence, ErrDuplicate
+	}
+	return ack.Sequence, nil
+}
+
+// Get returns the message stored at seq, or ErrNotFound.
+func (q *WorkQueue) Get(ctx context.Context, seq uint64) (Message, error) {
+	raw, err := q.st.GetMsg(ctx, seq)
+	return rawMessage(raw, err)
+}
+
+// Last returns the newest message on subject (wildcards allowed), or
+// ErrNotFound.
+func (q *WorkQueue) Last(ctx context.Context, subject string) (Message, error) {
+	raw, err := q.st.GetLastMsgForSubject(ctx, subject)
+	return rawMessage(raw, err)
+}
+
+// Next returns the first message at or after seq on subject (wildcards
+// allowed), or ErrNotFound.
+func (q *WorkQueue) Next(ctx context.Context, subject string, seq uint64) (Message, error) {
+	raw, err := q.st.GetMsg(ctx, max(seq, 1), jetstream.WithGetMsgSubject(subject))
+	return rawMessage(raw, err)
+}
+
+func rawMessage(raw *jetstream.RawStreamMsg, err error) (Message, error) {
+	if err != nil {
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return Message{}, ErrNotFound
+		}
+		return Message{}, fmt.Errorf("store: get message: %w", err)
+	}
+	m := Message{Subject: raw.Subject, Data: raw.Data, Time: raw.Time, Seq: raw.Sequence}
+	if len(raw.Header) > 0 {
+		m.Header = make(map[string]string, len(raw.Header))
+		for k := range raw.Header {
+			m.Header[k] = raw.Header.Get(k)
+		}
+	}
+	return m, nil
+}
+
+// Delete removes the message at seq; ErrNotFound when there is none.
+func (q *WorkQueue) Delete(ctx context.Context, seq uint64) error {
+	if err := q.st.DeleteMsg(ctx, seq); err != nil {
+		if errors.Is(err, jetstream.ErrMsgNotFound) || errors.Is(err, jetstream.ErrMsgDeleteUnsuccessful) {
+			return ErrNotFound
+		}
+		return fmt.Errorf("store: delete message %d: %w", seq, err)
+	}
+	return nil
+}
+
+// Purge removes every message on subject (wildcards allowed).
+func (q *WorkQueue) Purge(ctx context.Context, subject string) error {
+	if err := q.st.Purge(ctx, jetstream.WithPurgeSubject(subject)); err != nil {
+		return fmt.Errorf("store: purge %s: %w", subject, err)
+	}
+	return nil
+}
+
+// Count returns how many messages are stored on subject (wildcards
+// allowed). It costs a walk of the matching subjects: for stats, not for
+// hot paths.
+func (q *WorkQueue) Count(ctx context.Context, subject string) (int, error) {
+	info, err := q.st.Info(ctx, jetstream.WithSubjectFilter(subject))
+	if err != nil {
+		return 0, fmt.Errorf("store: count %s: %w", subject, err)
+	}
+	n := 0
+	for _, c := range info.State.Subjects {
+		n += int(c)
+	}
+	return n, nil
+}
+
+// ConsumerConfig describes a durable consumer of a work queue.
+type ConsumerConfig struct {
+	Name   string // durable name
+	Filter string // subject filter; consumers of one work queue must not overlap
+	// AckWait is how long a delivered message may stay unacknowledged
+	// before the server delivers it again (the task's TTR backstop); zero
+	// means 30 seconds.
+	AckWait time.Duration
+}
+
+// Consumer hands out a work queue's messages, each to one taker at a time.
+type Consumer struct {
+	name string
+	c    jetstream.Consumer
+}
+
+// Consumer opens (creating or updating it) a durable pull consumer.
+func (q *WorkQueue) Consumer(ctx context.Context, cfg ConsumerConfig) (*Consumer, error) {
+	if cfg.AckWait <= 0 {
+		cfg.AckWait = 30 * time.Second
+	}
+	c, err := q.st.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
+		Durable:       cfg.Name,
+		FilterSubject: cfg.Filter,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       cfg.AckWait,
+		MaxDeliver:    -1,
+		MaxAckPending: -1,
+		MaxWaiting:    4096,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: open consumer %s: %w", cfg.Name, err)
+	}
+	return &Consumer{name: cfg.Name, c: c}, nil
+}
+
+// DeleteConsumer removes a durable consumer; its unacknowledged messages
+// stay in the stream.
+func (q *WorkQueue) DeleteConsumer(ctx context.Context, name string) error {
+	err := q.st.DeleteConsumer(ctx, name)
+	if err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return fmt.Errorf("store: delete consumer %s: %w", name, err)
+	}
+	return nil
+}
+
+// Fetch waits up to wait for at most n messages and calls fn for each as
+// it arrives. A zero wait returns at once with what is ready.
+func (c *Consumer) Fetch(n int, wait time.Duration, fn func(*Delivery)) error {
+	var (
+		b   jetstream.MessageBatch
+		err error
+	)
+	if wait <= 0 {
+		b, err = c.c.FetchNoWait(n)
+	} else {
+		b, err = c.c.Fetch(n, jetstream.FetchMaxWait(wait))
+	}
+	if err != nil {
+		return fmt.Errorf("store: fetch from %s: %w", c.name, err)
+	}
+	for m := range b.Messages() {
+		fn(newDelivery(m))
+	}
+	if err := b.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, jetstream.ErrNoMessages) {
+		return fmt.Errorf("store: fetch from %s: %w", c.name, err)
+	}
+	return nil
+}
+
+// ConsumerCounts are a consumer's backlog figures.
+type ConsumerCounts struct {
+	Pending    uint64 // stored, never delivered
+	AckPending int    // delivered, not yet acknowledged (taken, or waiting for a redelivery)
+	Waiting    int    // takers waiting for a message
+}
+
+// Counts returns the consumer's backlog figures.
+func (c *Consumer) Counts(ctx context.Context) (ConsumerCounts, error) {
+	info, err := c.c.Info(ctx)
+	if err != nil {
+		return ConsumerCounts{}, fmt.Errorf("store: consumer %s: %w", c.name, err)
+	}
+	return ConsumerCounts{Pending: info.NumPending, AckPending: info.NumAckPending, Waiting: info.NumWaiting}, nil
+}
+
+// Delivery is one message handed out by a Consumer. Exactly one of Ack,
+// Nak, Term should end it; until then the consumer will not hand it to
+// anyone else before its ack wait passes (InProgress restarts that wait).
+type Delivery struct {
+	Message
+	// Attempt counts deliveries of this message, this one included.
+	Attempt int
+	m       jetstream.Msg
+}
+
+func newDelivery(m jetstream.Msg) *Delivery {
+	d := &Delivery{Message: toMessage(m), m: m, Attempt: 1}
+	if meta, err := m.Metadata(); err == nil {
+		d.Attempt = int(meta.NumDelivered)
+	}
+	return d
+}
+
+// Ack removes the message from the work queue and waits for the server to
+// confirm it, so an acknowledged message is never delivered again.
+func (d *Delivery) Ack(ctx context.Context) error {
+	if err := d.m.DoubleAck(ctx); err != nil {
+		return fmt.Errorf("store: ack %d: %w", d.Seq, err)
+	}
+	return nil
+}
+
+// Nak hands the message back to be delivered again after delay (at once
+// when zero).
+func (d *Delivery) Nak(delay time.Duration) error {
+	var err error
+	if delay > 0 {
+		err = d.m.NakWithDelay(delay)
+	} else {
+		err = d.m.Nak()
+	}
+	if err != nil {
+		return fmt.Errorf("store: nak %d: %w", d.Seq, err)
+	}
+	return nil
+}
+
+// InProgress restarts the message's ack wait.
+func (d *Delivery) InProgress() error {
+	if err := d.m.InProgress(); err != nil {
+		return fmt.Errorf("store: in progress %d: %w", d.Seq, err)
+	}
+	return nil
+}
+
+// Term tells the consumer never to deliver the message again; in a work
+// queue this removes it.
+func (d *Delivery) Term(ctx context.Context) error {
+	if err := d.m.Term(); err != nil {
+		return fmt.Errorf("store: term %d: %w", d.Seq, err)
+	}
+	return nil
+}
