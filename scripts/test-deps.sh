@@ -5,15 +5,20 @@
 set -euo pipefail
 
 need_apt=()
-want() { dpkg -s "$1" >/dev/null 2>&1 || need_apt+=("$1"); }
+# want PACKAGE [COMMAND]: install PACKAGE unless it (or COMMAND, when the
+# machine has it from elsewhere, like Node from NodeSource) is present.
+want() {
+	if [ -n "${2:-}" ] && command -v "$2" >/dev/null 2>&1; then return; fi
+	dpkg -s "$1" >/dev/null 2>&1 || need_apt+=("$1")
+}
 
-want python3          # the Python example and builds use Debian's python3
-want python3-pip      # pip for requirements.txt (driven as /usr/bin/python3 -m pip)
+want python3 /usr/bin/python3   # the Python example and builds use Debian's python3
+want python3-pip                # pip for requirements.txt (driven as /usr/bin/python3 -m pip)
 want python3-venv
-want nodejs
-want npm
-want curl
-want procps           # ps/pkill in tests and scripts
+want nodejs /usr/bin/node
+want npm npm
+want curl curl
+want procps pkill               # ps/pkill in tests and scripts
 
 if [ ${#need_apt[@]} -gt 0 ]; then
 	echo "test-deps: installing ${need_apt[*]}"
