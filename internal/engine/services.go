@@ -48,6 +48,9 @@ type apiMux interface {
 // startServices starts the engine's optional services. Each one registers
 // what it adds on h; a failure stops the engine from starting.
 func startServices(ctx context.Context, h *hub) error {
+	if err := startErrors(ctx, h); err != nil {
+		return err
+	}
 	return nil
 }
 

@@ -1,0 +1,42 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+
+	"pier/internal/errortrack"
+	"pier/internal/manifest"
+	"pier/internal/supervisor"
+)
+
+// startErrors plugs the error tracker (issue #5) into the hub: Sentry
+// ingestion under /_pier/errors/ on every gateway host and at /api/ on the
+// API listener, SENTRY_DSN for every process, crash reports from process
+// output, and its API under /v1/apps/{app}/errors.
+func startErrors(ctx context.Context, h *hub) error {
+	t, err := errortrack.New(errortrack.Options{
+		Store:   h.store,
+		DSNBase: h.gatewayURL + "/_pier/errors",
+		Logger:  h.log.With("part", "errors"),
+	})
+	if err != nil {
+		return fmt.Errorf("errors: %w", err)
+	}
+	if err := t.Start(ctx); err != nil {
+		return fmt.Errorf("errors: %w", err)
+	}
+	ingest := t.Ingest()
+	h.internal.Handle("/_pier/errors/", ingest)
+	h.api.HandlePublic("/api/{project}/envelope/", ingest)
+	h.api.HandlePublic("/api/{project}/store/", ingest)
+	t.Routes(func(pattern string, handler http.Handler) { h.api.Handle(pattern, handler) })
+	h.env = append(h.env, func(app, _ string) map[string]string { return t.Env(app) })
+	h.output = append(h.output, func(l supervisor.Line) {
+		t.Output(errortrack.Line{Time: l.Time, App: l.App, Release: l.Release, Process: l.Process,
+			Instance: l.Instance, Stream: l.Stream, Text: l.Text})
+	})
+	h.releases = append(h.releases, func(app string, release int, _ *manifest.Manifest) { t.SetRelease(app, release) })
+	h.destroys = append(h.destroys, t.Destroy)
+	return nil
+}
