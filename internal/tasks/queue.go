@@ -1,0 +1,401 @@
+package tasks
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"pier/internal/store"
+)
+
+// QueueConfig is a queue's stored settings: from the manifest's queues:
+// entry, or defaults for a queue created on first use.
+type QueueConfig struct {
+	Push        string    `json:"push,omitempty"`        // path tasks are POSTed to; "" = pull only
+	Rate        float64   `json:"rate,omitempty"`        // push deliveries started per second; 0 = no limit
+	Concurrency int       `json:"concurrency,omitempty"` // push deliveries at once; 0 = 10
+	Attempts    int       `json:"attempts,omitempty"`    // push tries before the dead set; 0 = 5
+	MinBackoff  Duration  `json:"min_backoff,omitempty"` // first retry delay; 0 = 1s
+	MaxBackoff  Duration  `json:"max_backoff,omitempty"` // longest retry delay; 0 = 10m
+	PausedUntil time.Time `json:"paused_until,omitzero"` // no delivery before this time
+	Declared    bool      `json:"declared,omitempty"`    // named in the manifest
+}
+
+func (c QueueConfig) attempts() int {
+	if c.Attempts <= 0 {
+		return 5
+	}
+	return c.Attempts
+}
+
+func (c QueueConfig) concurrency() int {
+	if c.Concurrency <= 0 {
+		return 10
+	}
+	return c.Concurrency
+}
+
+// backoff is the delay before try attempt+1: MinBackoff doubled per
+// attempt, capped at MaxBackoff.
+func (c QueueConfig) backoff(attempt int) time.Duration {
+	lo, hi := time.Duration(c.MinBackoff), time.Duration(c.MaxBackoff)
+	if lo <= 0 {
+		lo = time.Second
+	}
+	if hi <= 0 {
+		hi = 10 * time.Minute
+	}
+	d := lo
+	for i := 1; i < attempt && d < hi; i++ {
+		d *= 2
+	}
+	return min(d, hi)
+}
+
+// queue is one app queue's runtime: its consumer and cached settings.
+type queue struct {
+	app, name string
+	cons      *store.Consumer
+
+	mu   sync.Mutex // guards conf
+	conf QueueConfig
+}
+
+func (q *queue) config() QueueConfig {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.conf
+}
+
+func (q *queue) paused(now time.Time) bool {
+	return now.Before(q.config().PausedUntil)
+}
+
+func queueKey(app, name string) string { return app + "/" + name }
+func confKey(app, name string) string  { return app + "." + name }
+
+// queue returns the runtime of app's queue, creating the queue (its
+// settings and its consumer) on first use.
+func (s *Service) queue(ctx context.Context, app, name string) (*queue, error) {
+	key := queueKey(app, name)
+	s.mu.Lock()
+	q := s.queues[key]
+	s.mu.Unlock()
+	if q != nil {
+		return q, nil
+	}
+	if err := ValidQueue(name); err != nil {
+		return nil, err
+	}
+	var conf QueueConfig
+	if _, err := store.GetJSON(ctx, s.confs, confKey(app, name), &conf); errors.Is(err, store.ErrNotFound) {
+		b, _ := json.Marshal(conf)
+		if _, err := s.confs.Create(ctx, confKey(app, name), b); err != nil && !errors.Is(err, store.ErrExists) {
+			return nil, fmt.Errorf("tasks: create queue %s/%s: %w", app, name, err)
+		}
+	} else if err != nil {
+		return nil, fmt.Errorf("tasks: queue %s/%s: %w", app, name, err)
+	}
+	cons, err := s.q.Consumer(ctx, store.ConsumerConfig{
+		Name: app + "_" + name, Filter: "tasks." + app + "." + name + ".r.*", AckWait: s.opts.AckWait,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("tasks: queue %s/%s: %w", app, name, err)
+	}
+	q = &queue{app: app, name: name, cons: cons, conf: conf}
+	s.mu.Lock()
+	if old := s.queues[key]; old != nil {
+		q = old
+	} else {
+		s.queues[key] = q
+	}
+	s.mu.Unlock()
+	return q, nil
+}
+
+// setConfig changes a queue's stored settings with fn.
+func (s *Service) setConfig(ctx context.Context, app, name string, fn func(c *QueueConfig)) (QueueConfig, error) {
+	q, err := s.queue(ctx, app, name)
+	if err != nil {
+		return QueueConfig{}, err
+	}
+	conf, err := store.Modify(ctx, s.confs, confKey(app, name), func(c *QueueConfig, _ bool) error {
+		fn(c)
+		return nil
+	})
+	if err != nil {
+		return QueueConfig{}, fmt.Errorf("tasks: queue %s/%s: %w", app, name, err)
+	}
+	q.mu.Lock()
+	q.conf = conf
+	q.mu.Unlock()
+	return conf, nil
+}
+
+// Pause stops delivery (push and reserve) from app's queue for d; enqueues
+// still work. A zero d resumes.
+func (s *Service) Pause(ctx context.Context, app, name string, d time.Duration) error {
+	until := time.Time{}
+	if d > 0 {
+		until = time.Now().Add(d)
+	}
+	_, err := s.setConfig(ctx, app, name, func(c *QueueConfig) { c.PausedUntil = until })
+	return err
+}
+
+// QueueNames lists app's queues, sorted.
+func (s *Service) QueueNames(ctx context.Context, app string) ([]string, error) {
+	keys, err := s.confs.Keys(ctx, app+".*")
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("tasks: list queues: %w", err)
+	}
+	names := make([]string, 0, len(keys))
+	for _, k := range keys {
+		if _, n, ok := strings.Cut(k, "."); ok {
+			names = append(names, n)
+		}
+	}
+	slices.Sort(names)
+	return names, nil
+}
+
+// QueueStats are one queue's figures.
+type QueueStats struct {
+	Name      string      `json:"name"`
+	Ready     int         `json:"ready"`
+	Reserved  int         `json:"reserved"`
+	Delayed   int         `json:"delayed"`
+	Buried    int         `json:"dead"`
+	Waiting   int         `json:"waiting"`
+	Paused    bool        `json:"paused"`
+	PauseLeft Duration    `json:"pause_left,omitempty"`
+	Config    QueueConfig `json:"config"`
+}
+
+// Stats returns a queue's figures.
+func (s *Service) Stats(ctx context.Context, app, name string) (QueueStats, error) {
+	q, err := s.queue(ctx, app, name)
+	if err != nil {
+		return QueueStats{}, err
+	}
+	st := QueueStats{Name: name, Config: q.config()}
+	counts, err := q.cons.Counts(ctx)
+	if err != nil {
+		return st, err
+	}
+	st.Reserved = s.reservedIn(app, name)
+	st.Ready = int(counts.Pending) + max(counts.AckPending-st.Reserved, 0)
+	st.Waiting = counts.Waiting
+	prefix := "tasks." + app + "." + name
+	if st.Delayed, err = s.q.Count(ctx, prefix+".d.*"); err != nil {
+		return st, err
+	}
+	if st.Buried, err = s.q.Count(ctx, prefix+".x.*"); err != nil {
+		return st, err
+	}
+	if left := time.Until(st.Config.PausedUntil); left > 0 {
+		st.Paused, st.PauseLeft = true, Duration(left)
+	}
+	return st, nil
+}
+
+func (s *Service) reservedIn(app, name string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, r := range s.reserved {
+		if r.task.App == app && r.task.Queue == name {
+			n++
+		}
+	}
+	return n
+}
+
+// Lookup finds app's task by id, wherever it is.
+func (s *Service) Lookup(ctx context.Context, app string, id uint64) (Task, error) {
+	s.mu.Lock()
+	r := s.reserved[id]
+	s.mu.Unlock()
+	if r != nil && r.task.App == app {
+		t := r.task
+		t.State = StateReserved
+		return t, nil
+	}
+	m, err := s.q.Last(ctx, fmt.Sprintf("tasks.%s.*.*.%d", app, id))
+	if errors.Is(err, store.ErrNotFound) {
+		// Cron-made tasks are known by their stream sequence.
+		m, err = s.q.Get(ctx, id)
+		if err != nil || !strings.HasPrefix(m.Subject, "tasks."+app+".") {
+			err = store.ErrNotFound
+		}
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		return Task{}, ErrNotFound
+	}
+	if err != nil {
+		return Task{}, err
+	}
+	return taskFrom(m), nil
+}
+
+// Peek returns the first task of a queue in state (ready, delayed or
+// buried), or ErrNotFound.
+func (s *Service) Peek(ctx context.Context, app, name, state string) (Task, error) {
+	code := map[string]string{StateReady: "r", StateDelayed: "d", StateBuried: "x"}[state]
+	if code == "" {
+		return Task{}, fmt.Errorf("tasks: peek: bad state %q", state)
+	}
+	subj := "tasks." + app + "." + name + "." + code + ".*"
+	var seq uint64 = 1
+	for range 1000 {
+		m, err := s.q.Next(ctx, subj, seq)
+		if errors.Is(err, store.ErrNotFound) {
+			return Task{}, ErrNotFound
+		}
+		if err != nil {
+			return Task{}, err
+		}
+		t := taskFrom(m)
+		if !s.isReserved(t.ID) {
+			return t, nil
+		}
+		seq = m.Seq + 1
+	}
+	return Task{}, ErrNotFound
+}
+
+func (s *Service) isReserved(id uint64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.reserved[id] != nil
+}
+
+// Kick moves up to n buried tasks of a queue back to ready; when none is
+// buried, up to n delayed ones. It returns how many moved.
+func (s *Service) Kick(ctx context.Context, app, name string, n int) (int, error) {
+	prefix := "tasks." + app + "." + name
+	for _, code := range []string{"x", "d"} {
+		moved := 0
+		var seq uint64 = 1
+		for moved < n {
+			m, err := s.q.Next(ctx, prefix+"."+code+".*", seq)
+			if errors.Is(err, store.ErrNotFound) {
+				break
+			}
+			if err != nil {
+				return moved, err
+			}
+			seq = m.Seq + 1
+			ok, err := s.kick(ctx, m)
+			if err != nil {
+				return moved, err
+			}
+			if ok {
+				moved++
+			}
+		}
+		if moved > 0 {
+			return moved, nil
+		}
+	}
+	return 0, nil
+}
+
+// KickTask moves one buried or delayed task back to ready.
+func (s *Service) KickTask(ctx context.Context, app string, id uint64) error {
+	t, err := s.Lookup(ctx, app, id)
+	if err != nil {
+		return err
+	}
+	if t.State != StateBuried && t.State != StateDelayed {
+		return ErrNotFound
+	}
+	m, err := s.q.Get(ctx, t.seq)
+	if err != nil {
+		return ErrNotFound
+	}
+	if ok, err := s.kick(ctx, m); err != nil {
+		return err
+	} else if !ok {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// kick moves a buried or delayed message to ready. The old message goes
+// first, so a schedule cannot fire beside the copy.
+func (s *Service) kick(ctx context.Context, m store.Message) (bool, error) {
+	t := taskFrom(m)
+	t.Error = ""
+	if err := s.q.Delete(ctx, m.Seq); errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	} else if err != nil {
+		return false, err
+	}
+	if _, err := s.q.Put(ctx, subject(t.App, t.Queue, "r", t.ID), t.Body, t.header(), store.PutOptions{}); err != nil {
+		return false, fmt.Errorf("tasks: kick %d: %w", t.ID, err)
+	}
+	return true, nil
+}
+
+// DeleteStored deletes a task that nobody has reserved (ready, delayed,
+// buried). A task reserved through this engine is ErrNotFound, as in
+// beanstalkd.
+func (s *Service) DeleteStored(ctx context.Context, app string, id uint64) error {
+	t, err := s.Lookup(ctx, app, id)
+	if err != nil {
+		return err
+	}
+	if t.State == StateReserved {
+		return ErrNotFound
+	}
+	if err := s.q.Delete(ctx, t.seq); errors.Is(err, store.ErrNotFound) {
+		return ErrNotFound
+	} else if err != nil {
+		return err
+	}
+	return nil
+}
+
+// Dead lists up to limit dead (buried) tasks of a queue, oldest first.
+func (s *Service) Dead(ctx context.Context, app, name string, limit int) ([]Task, error) {
+	subj := "tasks." + app + "." + name + ".x.*"
+	var out []Task
+	var seq uint64 = 1
+	for len(out) < limit {
+		m, err := s.q.Next(ctx, subj, seq)
+		if errors.Is(err, store.ErrNotFound) {
+			break
+		}
+		if err != nil {
+			return out, err
+		}
+		out = append(out, taskFrom(m))
+		seq = m.Seq + 1
+	}
+	return out, nil
+}
+
+// DropApp removes every task and queue of app (the app was destroyed).
+func (s *Service) DropApp(ctx context.Context, app string) error {
+	names, err := s.QueueNames(ctx, app)
+	if err != nil {
+		return err
+	}
+	s.stopPushers(app, nil)
+	for _, n := range names {
+		if err := s.q.DeleteConsumer(ctx, app+"_"+n); err != nil {
+			return err
+		}
+		s.confs.Delete(ctx, confKey(app, n))
+		s.mu.Lock()
+		delete(s.queues, queueKey(app, n))
+		s.mu.Unlock()
+	}
+	return s.q.Purge(ctx, "tasks."+app+".>")
+}
