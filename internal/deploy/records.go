@@ -30,6 +30,11 @@ type appRecord struct {
 	Web       bool      `json:"web"` // the release has web instances to route to
 	Created   time.Time `json:"created"`
 	Updated   time.Time `json:"updated"`
+
+	// Static maps URL prefixes to directories of the release the gateway
+	// serves itself; Cache is the manifest's cache rules. Copied at the swap.
+	Static map[string]string    `json:"static,omitempty"`
+	Cache  []manifest.CacheRule `json:"cache,omitempty"`
 }
 
 // releaseRecord is an immutable release as stored in the releases bucket.

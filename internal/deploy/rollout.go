@@ -83,6 +83,7 @@ func (m *Manager) rollout(ctx context.Context, rel *releaseRecord, e *emitter) e
 			return fmt.Errorf("%w: app %s was destroyed during the deploy", api.ErrConflict, rel.App)
 		}
 		a.Release, a.Hosts, a.StaticDir = rel.Number, hosts, staticDir
+		a.Static, a.Cache = m.staticDirs(rel), manifestOf(rel).Cache
 		_, a.Web = rel.Processes["web"]
 		a.Updated = time.Now().UTC()
 		return nil
@@ -346,6 +347,19 @@ func (m *Manager) staticDir(rel *releaseRecord) string {
 		return rel.Result.StaticRoot
 	}
 	return ""
+}
+
+// staticDirs maps the manifest's static: prefixes to directories of the
+// release.
+func (m *Manager) staticDirs(rel *releaseRecord) map[string]string {
+	if rel.Manifest == nil || len(rel.Manifest.Static) == 0 {
+		return nil
+	}
+	out := make(map[string]string, len(rel.Manifest.Static))
+	for prefix, d := range rel.Manifest.Static {
+		out[prefix] = m.releaseDir(rel.App, rel.Build) + "/" + strings.TrimPrefix(d, "./")
+	}
+	return out
 }
 
 // user is the UNIX user app runs as, created on first use.

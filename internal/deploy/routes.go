@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 
+	"pier/internal/manifest"
 	"pier/internal/store"
 )
 
@@ -18,6 +19,8 @@ type Route struct {
 	Hosts     []string
 	Backends  []string // addresses of ready web instances
 	StaticDir string
+	Static    map[string]string    // URL prefix -> directory served by the gateway
+	Cache     []manifest.CacheRule // the manifest's cache rules
 }
 
 // Router builds the route table from the store: the apps bucket says which
@@ -176,7 +179,8 @@ func (r *Router) publish(apps map[string]appRecord, inst map[string]map[string]i
 		if len(cur) > 0 || !a.Web {
 			routed[name] = a.Release
 		}
-		routes = append(routes, Route{App: name, Hosts: a.Hosts, Backends: backends, StaticDir: a.StaticDir})
+		routes = append(routes, Route{App: name, Hosts: a.Hosts, Backends: backends, StaticDir: a.StaticDir,
+			Static: a.Static, Cache: a.Cache})
 	}
 	r.set(routes)
 	r.mu.Lock()

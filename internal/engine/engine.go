@@ -140,7 +140,8 @@ func run(ctx context.Context, cfg Config, with func(ctx context.Context, m *depl
 	}
 	defer h.stop()
 
-	gw := gateway.New(gateway.Options{Logger: log.With("part", "gateway"), Internal: h.internal})
+	cache := newGatewayCache(log.With("part", "cache"))
+	gw := gateway.New(gateway.Options{Logger: log.With("part", "gateway"), Internal: h.internal, Cache: cache})
 	logs := &logSink{stream: parts.logs, log: log}
 	var mgr *deploy.Manager
 	sup := supervisor.New(supervisor.Options{
@@ -181,6 +182,9 @@ func run(ctx context.Context, cfg Config, with func(ctx context.Context, m *depl
 	})
 	h.api = apiHandler
 	if err := startServices(ctx, h); err != nil {
+		return fmt.Errorf("pier up: %w", err)
+	}
+	if err := cache.start(ctx, h); err != nil {
 		return fmt.Errorf("pier up: %w", err)
 	}
 	if err := router.Run(ctx); err != nil {
@@ -283,7 +287,10 @@ func openParts(ctx context.Context, st *store.Store) (*parts, error) {
 func gatewayRoutes(routes []deploy.Route) []gateway.Route {
 	out := make([]gateway.Route, len(routes))
 	for i, r := range routes {
-		out[i] = gateway.Route{App: r.App, Hosts: r.Hosts, Backends: r.Backends, StaticDir: r.StaticDir}
+		out[i] = gateway.Route{App: r.App, Hosts: r.Hosts, Backends: r.Backends, StaticDir: r.StaticDir, Static: r.Static}
+		for _, c := range r.Cache {
+			out[i].Cache = append(out[i].Cache, gateway.CacheRule{Path: c.Path, TTL: c.TTL, Cache: c.Cache})
+		}
 	}
 	return out
 }

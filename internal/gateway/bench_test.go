@@ -2,8 +2,13 @@ package gateway
 
 import (
 	"fmt"
+	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"testing"
+
+	"pier/internal/httpcache"
 )
 
 // BenchmarkLookup resolves hosts in a table of 100,000 exact domains and
@@ -55,4 +60,46 @@ func BenchmarkSetRoutes(b *testing.B) {
 	for b.Loop() {
 		g.SetRoutes(routes)
 	}
+}
+
+// BenchmarkProxy passes small GET requests through the gateway to one
+// instance, over real loopback connections with keep-alive: without a
+// cache, with the cache and an app that sends no Cache-Control (every
+// request a miss), and with cache hits.
+func BenchmarkProxy(b *testing.B) {
+	b.Run("nocache", func(b *testing.B) { benchProxy(b, nil, "") })
+	b.Run("miss", func(b *testing.B) { benchProxy(b, testCache{httpcache.New(httpcache.Options{})}, "") })
+	b.Run("hit", func(b *testing.B) { benchProxy(b, testCache{httpcache.New(httpcache.Options{})}, "max-age=600") })
+}
+
+func benchProxy(b *testing.B, cache Cache, cc string) {
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if cc != "" {
+			w.Header().Set("Cache-Control", cc)
+		}
+		io.WriteString(w, "hello, world\n")
+	}))
+	defer backend.Close()
+	g := New(Options{Logger: slog.New(slog.DiscardHandler), Cache: cache})
+	g.SetRoutes([]Route{{App: "app", Hosts: []string{"app.localhost"}, Backends: []string{backend.Listener.Addr().String()}}})
+	front := httptest.NewServer(g)
+	defer front.Close()
+	tr := &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true}
+	defer tr.CloseIdleConnections()
+	c := &http.Client{Transport: tr}
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			req, _ := http.NewRequest("GET", front.URL+"/hello", nil)
+			req.Host = "app.localhost"
+			resp, err := c.Do(req)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+	})
 }

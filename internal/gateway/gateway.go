@@ -43,6 +43,17 @@ type Options struct {
 	// Internal serves paths under InternalPrefix on every host. If nil,
 	// those paths are proxied to apps like any other.
 	Internal http.Handler
+
+	// Cache, when set, is put in front of every app's proxy.
+	Cache Cache
+}
+
+// Cache is a shared HTTP cache the gateway puts in front of an app's proxy.
+type Cache interface {
+	// Handler returns the cache for app in front of next, with the app's
+	// rules. next may be called after the request ended (a background
+	// revalidation), with the request's context values.
+	Handler(app string, rules []CacheRule, next http.Handler) http.Handler
 }
 
 // NewTransport returns the transport a Gateway uses when Options.Transport is
@@ -72,11 +83,15 @@ type Gateway struct {
 	proxy *httputil.ReverseProxy
 	table atomic.Pointer[table]
 
-	// mu guards backends and statics, and serializes SetRoutes.
+	// mu guards backends, statics and caches, and serializes SetRoutes.
 	// Request handling never takes it.
 	mu       sync.Mutex
 	backends map[string]*backend // by address, reused across tables
 	statics  map[string]*staticSite
+	caches   map[string]appCache // by app
+
+	cache    Cache // nil = no cache
+	compress compressors
 
 	internal http.Handler // serves InternalPrefix on every host; nil = none
 }
@@ -102,6 +117,8 @@ func New(opts Options) *Gateway {
 		log:      log,
 		backends: make(map[string]*backend),
 		statics:  make(map[string]*staticSite),
+		caches:   make(map[string]appCache),
+		cache:    opts.Cache,
 	}
 	g.proxy = &httputil.ReverseProxy{
 		Rewrite:        rewrite,
@@ -148,15 +165,27 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeText(w, http.StatusNotFound, fmt.Sprintf("pier: no app is served at host %q", host))
 		return
 	case len(rt.backends) == 0 && rt.static != nil:
-		rt.static.ServeHTTP(w, r)
+		rt.static.serve(w, r, r.URL.Path, false)
 		return
-	case len(rt.backends) == 0:
+	}
+	for i := range rt.mounts {
+		m := &rt.mounts[i]
+		if name, ok := m.match(r.URL.Path); ok && m.site.serve(w, r, name, m.fallback && len(rt.backends) > 0) {
+			return
+		}
+	}
+	if len(rt.backends) == 0 {
 		w.Header().Set("Retry-After", "1")
 		writeText(w, http.StatusServiceUnavailable, fmt.Sprintf("pier: app %q has no running web instances", rt.app))
 		return
 	}
 	st := &proxyState{app: rt.app, route: rt, id: id}
-	g.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), stateKey{}, st)))
+	r = r.WithContext(context.WithValue(r.Context(), stateKey{}, st))
+	if rt.handler != nil {
+		rt.handler.ServeHTTP(w, r)
+		return
+	}
+	g.proxy.ServeHTTP(w, r)
 }
 
 // rewrite prepares the outbound request. The transport picks the backend for

@@ -1,7 +1,9 @@
 package gateway
 
 import (
+	"maps"
 	"net/http"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -25,6 +27,22 @@ type Route struct {
 	// the gateway itself: index.html for directories, no listings, nothing
 	// outside the directory (symbolic links included).
 	StaticDir string
+
+	// Static maps URL prefixes ("/static") to directories the gateway
+	// serves itself, in front of the app's instances. A missing file is a
+	// 404, except under "/", where the request goes to the app.
+	Static map[string]string
+
+	// Cache holds the app's cache rules (the manifest's cache: list), first
+	// match first. They apply when Options.Cache is set.
+	Cache []CacheRule
+}
+
+// CacheRule sets how the cache treats the paths it matches.
+type CacheRule struct {
+	Path  string        // exact path, or a prefix when it ends in "*"
+	TTL   time.Duration // freshness whatever the app's headers say, when Cache is true
+	Cache bool          // false: never served from or stored in the cache
 }
 
 // table is one immutable routing table. Requests read it without locks.
@@ -40,7 +58,9 @@ var emptyTable = &table{}
 type route struct {
 	app      string
 	backends []*backend
-	static   http.Handler // nil unless StaticDir is set
+	static   *staticSite  // nil unless StaticDir is set
+	mounts   []mount      // Static, longest prefix first
+	handler  http.Handler // the cache in front of the proxy; nil = the proxy alone
 	next     atomic.Uint32
 }
 
@@ -105,6 +125,7 @@ func (g *Gateway) SetRoutes(routes []Route) {
 	}
 	used := make(map[*backend]bool)
 	usedStatic := make(map[string]bool)
+	usedCache := make(map[string]bool)
 	var conflicts []string
 	var invalid []string
 	for i := range routes {
@@ -126,13 +147,15 @@ func (g *Gateway) SetRoutes(routes []Route) {
 			rt.backends = append(rt.backends, b)
 		}
 		if r.StaticDir != "" {
-			s := g.statics[r.StaticDir]
-			if s == nil {
-				s = &staticSite{dir: r.StaticDir, log: g.log}
-				g.statics[r.StaticDir] = s
-			}
-			usedStatic[r.StaticDir] = true
-			rt.static = s
+			rt.static = g.staticSite(r.StaticDir, usedStatic)
+		}
+		for _, prefix := range slices.Sorted(maps.Keys(r.Static)) {
+			p := "/" + strings.Trim(prefix, "/")
+			rt.mounts = append(rt.mounts, mount{prefix: p, site: g.staticSite(r.Static[prefix], usedStatic), fallback: p == "/"})
+		}
+		slices.SortStableFunc(rt.mounts, func(a, b mount) int { return len(b.prefix) - len(a.prefix) })
+		if g.cache != nil {
+			rt.handler = g.cacheHandler(r.App, r.Cache, usedCache)
 		}
 		if _, dup := t.byApp[r.App]; !dup {
 			t.byApp[r.App] = rt
@@ -171,6 +194,11 @@ func (g *Gateway) SetRoutes(routes []Route) {
 			delete(g.statics, dir) // its os.Root is closed by the GC once unused
 		}
 	}
+	for app := range g.caches {
+		if !usedCache[app] {
+			delete(g.caches, app)
+		}
+	}
 	g.table.Store(t)
 
 	if len(conflicts) > 0 {
@@ -180,6 +208,36 @@ func (g *Gateway) SetRoutes(routes []Route) {
 	if len(invalid) > 0 {
 		g.log.Warn("gateway: invalid hosts ignored", "count", len(invalid), "examples", firstFew(invalid))
 	}
+}
+
+// staticSite returns the site serving dir, reused across tables. Called
+// with g.mu held.
+func (g *Gateway) staticSite(dir string, used map[string]bool) *staticSite {
+	s := g.statics[dir]
+	if s == nil {
+		s = &staticSite{dir: dir, log: g.log, pool: &g.compress}
+		g.statics[dir] = s
+	}
+	used[dir] = true
+	return s
+}
+
+// appCache is an app's cache handler and the rules it was made with.
+type appCache struct {
+	rules   []CacheRule
+	handler http.Handler
+}
+
+// cacheHandler returns app's cache handler, reused while its rules stay
+// the same. Called with g.mu held.
+func (g *Gateway) cacheHandler(app string, rules []CacheRule, used map[string]bool) http.Handler {
+	used[app] = true
+	if c, ok := g.caches[app]; ok && slices.Equal(c.rules, rules) {
+		return c.handler
+	}
+	h := g.cache.Handler(app, rules, g.proxy)
+	g.caches[app] = appCache{rules: slices.Clone(rules), handler: h}
+	return h
 }
 
 func firstFew(s []string) []string {

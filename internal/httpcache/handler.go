@@ -301,8 +301,8 @@ const passKeep = time.Minute
 // stored response is there.
 func (c *Cache) markPass(key, host, target, app string) {
 	c.mem.Compute(key, func(old *object, found bool) (*object, otter.ComputeOp) {
-		if found && !old.pass {
-			return old, otter.CancelOp
+		if found {
+			return old, otter.CancelOp // a stored response, or already marked
 		}
 		o := &object{app: app, host: host, target: target, pass: true, keep: passKeep}
 		o.weight = uint32(len(key) + 64)
