@@ -114,6 +114,22 @@ func (d *detector) run(ctx context.Context) {
 	}
 }
 
+// flush ends every report being read.
+func (d *detector) flush() {
+	d.mu.Lock()
+	var done []*report
+	for k, r := range d.states {
+		done = append(done, r)
+		delete(d.states, k)
+	}
+	d.mu.Unlock()
+	for _, r := range done {
+		if ev := r.event(); ev != nil {
+			d.emit(ev)
+		}
+	}
+}
+
 func (d *detector) forget(app string) {
 	d.mu.Lock()
 	for k := range d.states {
@@ -146,6 +162,14 @@ func (r *report) add(text string) (consumed, end bool) {
 	case "go":
 		return r.addGo(text)
 	default: // node: everything up to the "Node.js v20.1.0" trailer
+		if k := startOf(text); k != "" && k != "node" {
+			return false, true
+		}
+		if nodeFrame.MatchString(text) {
+			r.phase = 1 // frames seen
+		} else if r.phase == 0 && len(r.lines) > 20 {
+			return false, true // no stack after 20 lines: not a Node crash
+		}
 		return true, strings.HasPrefix(text, "Node.js v")
 	}
 }
@@ -207,8 +231,8 @@ func (r *report) event() *Event {
 	case "node":
 		exs, level, platform = parseNode(r.lines), "fatal", "node"
 	}
-	if len(exs) == 0 {
-		return nil
+	if len(exs) == 0 || len(exs[len(exs)-1].Frames) == 0 {
+		return nil // a crash report always has a stack
 	}
 	l := r.first
 	out := strings.Join(r.lines, "\n")

@@ -53,7 +53,9 @@ type Exception struct {
 	Module     string          `json:"module,omitempty"`
 	Frames     []Frame         `json:"frames,omitempty"` // oldest call first, as Sentry orders them
 	Mechanism  json.RawMessage `json:"mechanism,omitempty"`
-	ThreadName string          `json:"thread,omitempty"`
+	// Synthetic: the SDK made this exception up to carry a stack trace
+	// (@sentry/node's captureMessage); it groups and titles by message.
+	Synthetic bool `json:"synthetic,omitempty"`
 }
 
 // Frame is one stack frame.
@@ -272,6 +274,12 @@ func parseExceptions(raw json.RawMessage) ([]Exception, error) {
 					PostContext: clipAll(f.PostContext), Vars: objectOrNil(f.Vars),
 				})
 			}
+		}
+		var mech struct {
+			Synthetic bool `json:"synthetic"`
+		}
+		if ex.Mechanism != nil && json.Unmarshal(ex.Mechanism, &mech) == nil {
+			ex.Synthetic = mech.Synthetic
 		}
 		out = append(out, ex)
 	}

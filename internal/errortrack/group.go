@@ -48,11 +48,22 @@ func issueID(app, key string) string {
 	return hex.EncodeToString(h[:6])
 }
 
+// realExceptions drops the synthetic exceptions SDKs attach to messages.
+func realExceptions(ev *Event) []Exception {
+	var out []Exception
+	for _, ex := range ev.Exceptions {
+		if !ex.Synthetic || ex.Type != "" && ev.Message == "" {
+			out = append(out, ex)
+		}
+	}
+	return out
+}
+
 func defaultKey(ev *Event) (key, by string) {
-	if len(ev.Exceptions) > 0 {
+	if exs := realExceptions(ev); len(exs) > 0 {
 		var b strings.Builder
 		b.WriteString("exception")
-		for _, ex := range ev.Exceptions {
+		for _, ex := range exs {
 			b.WriteString("\x00type=")
 			b.WriteString(ex.Type)
 			frames := inAppFrames(ex.Frames)
@@ -136,8 +147,8 @@ func normalizeMessage(s string) string {
 // titleOf is the issue's one-line title ("ValueError: boom") and culprit
 // (the innermost in-app frame, "app.py in handler").
 func titleOf(ev *Event) (title, culprit string) {
-	if n := len(ev.Exceptions); n > 0 {
-		ex := ev.Exceptions[n-1]
+	if exs := realExceptions(ev); len(exs) > 0 {
+		ex := exs[len(exs)-1]
 		title = ex.Type
 		if v := firstLine(ex.Value); v != "" {
 			if title != "" {
