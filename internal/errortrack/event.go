@@ -48,11 +48,11 @@ type Event struct {
 
 // Exception is one exception of a chain.
 type Exception struct {
-	Type       string          `json:"type,omitempty"`
-	Value      string          `json:"value,omitempty"`
-	Module     string          `json:"module,omitempty"`
-	Frames     []Frame         `json:"frames,omitempty"` // oldest call first, as Sentry orders them
-	Mechanism  json.RawMessage `json:"mechanism,omitempty"`
+	Type      string          `json:"type,omitempty"`
+	Value     string          `json:"value,omitempty"`
+	Module    string          `json:"module,omitempty"`
+	Frames    []Frame         `json:"frames,omitempty"` // oldest call first, as Sentry orders them
+	Mechanism json.RawMessage `json:"mechanism,omitempty"`
 	// Synthetic: the SDK made this exception up to carry a stack trace
 	// (@sentry/node's captureMessage); it groups and titles by message.
 	Synthetic bool `json:"synthetic,omitempty"`
