@@ -51,6 +51,9 @@ func startServices(ctx context.Context, h *hub) error {
 	if err := startErrors(ctx, h); err != nil {
 		return err
 	}
+	if err := startSearch(ctx, h); err != nil {
+		return err
+	}
 	return nil
 }
 
