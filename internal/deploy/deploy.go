@@ -144,6 +144,25 @@ func (m *Manager) lock(ctx context.Context, app string) (func(), error) {
 	}
 }
 
+// begin starts a change to app that outlives the request asking for it: the
+// returned context ends with the engine, not with the client, and the app
+// is locked until end is called.
+func (m *Manager) begin(ctx context.Context, app string) (context.Context, func(), error) {
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(m.ctx, cancel)
+	unlock, err := m.lock(ctx, app)
+	if err != nil {
+		stop()
+		cancel()
+		return nil, nil, err
+	}
+	return ctx, func() {
+		unlock()
+		stop()
+		cancel()
+	}, nil
+}
+
 func (m *Manager) appDir(app string) string { return filepath.Join(m.cfg.Home, "apps", app) }
 
 func (m *Manager) releaseDir(app string, build int) string {

@@ -98,12 +98,7 @@ func (m *Manager) SetEnv(ctx context.Context, app string, change api.EnvChange, 
 // derive makes a new release out of an existing one (rollback, config
 // change) and rolls it out. pick returns nil to make no release.
 func (m *Manager) derive(ctx context.Context, app string, emit func(api.Event), pick func(appRecord, []releaseRecord) (*releaseRecord, error)) (int, error) {
-	ctx = context.WithoutCancel(ctx)
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	stop := context.AfterFunc(m.ctx, cancel)
-	defer stop()
-	unlock, err := m.lock(ctx, app)
+	ctx, unlock, err := m.begin(ctx, app)
 	if err != nil {
 		return 0, err
 	}

@@ -36,13 +36,7 @@ func (m *Manager) Deploy(ctx context.Context, app string, r io.Reader, emit func
 		return 0, err
 	}
 	defer os.Remove(tmp)
-	ctx = context.WithoutCancel(ctx)
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	stop := context.AfterFunc(m.ctx, cancel)
-	defer stop()
-
-	unlock, err := m.lock(ctx, app)
+	ctx, unlock, err := m.begin(ctx, app)
 	if err != nil {
 		return 0, err
 	}
