@@ -48,6 +48,8 @@ type UpOptions struct {
 	API    string       // engine API listen address, e.g. "127.0.0.1:7070"
 	Domain string       // apps are served at <app>.<Domain>
 	Logger *slog.Logger // from --log-level, writing to stderr
+
+	Beanstalkd string // beanstalkd-protocol task server listen address, e.g. "127.0.0.1:11300"
 }
 
 // ServeOptions are the flags of "pier serve", resolved.
@@ -143,6 +145,7 @@ $PIER_HOME/token ($PIER_HOME defaults to ~/.pier), which "pier up" writes.`,
 		a.runCmd(), a.destroyCmd(), a.versionCmd(),
 	)
 	root.AddCommand(a.searchCmd())
+	root.AddCommand(a.tasksCmd())
 	return root
 }
 

@@ -45,6 +45,7 @@ written to <home>/token for the other pier commands to find.`,
 	// Shadows the global --api: here it is where to listen, not where to connect.
 	f.StringVar(&o.API, "api", "127.0.0.1:7070", "address the engine API listens on")
 	f.StringVar(&o.Domain, "domain", "localhost", "apps are served at <app>.<domain>")
+	f.StringVar(&o.Beanstalkd, "beanstalkd", "127.0.0.1:11300", "address the beanstalkd-protocol task server listens on")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	return cmd
 }

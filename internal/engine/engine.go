@@ -43,6 +43,10 @@ type Config struct {
 	Ready func(httpAddr, apiAddr string)
 	// Quiet leaves the engine's own start and stop messages at debug level.
 	Quiet bool
+
+	// Beanstalkd is where the beanstalkd-protocol task server listens
+	// (pier up's default: 127.0.0.1:11300); empty picks a free loopback port.
+	Beanstalkd string
 }
 
 func (c *Config) defaults() error {
@@ -136,6 +140,7 @@ func run(ctx context.Context, cfg Config, with func(ctx context.Context, m *depl
 		domain:     cfg.Domain,
 		gatewayURL: "http://" + reachable(httpLn.Addr()),
 		apiURL:     apiURL,
+		beanstalkd: cfg.Beanstalkd,
 		internal:   http.NewServeMux(),
 	}
 	defer h.stop()

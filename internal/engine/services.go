@@ -23,6 +23,7 @@ type hub struct {
 	domain     string // apps are served at <app>.<domain>
 	gatewayURL string // the gateway, as apps and services on this node reach it
 	apiURL     string // the API, likewise
+	beanstalkd string // where the beanstalkd-protocol listener binds
 	// appToken resolves an app's own token (PIER_TOKEN) to its name.
 	appToken func(ctx context.Context, token string) (app string, ok bool)
 
@@ -52,6 +53,9 @@ func startServices(ctx context.Context, h *hub) error {
 		return err
 	}
 	if err := startSearch(ctx, h); err != nil {
+		return err
+	}
+	if err := startTasks(ctx, h); err != nil {
 		return err
 	}
 	return nil

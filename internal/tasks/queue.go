@@ -278,32 +278,36 @@ func (s *Service) isReserved(id uint64) bool {
 // Kick moves up to n buried tasks of a queue back to ready; when none is
 // buried, up to n delayed ones. It returns how many moved.
 func (s *Service) Kick(ctx context.Context, app, name string, n int) (int, error) {
-	prefix := "tasks." + app + "." + name
-	for _, code := range []string{"x", "d"} {
-		moved := 0
-		var seq uint64 = 1
-		for moved < n {
-			m, err := s.q.Next(ctx, prefix+"."+code+".*", seq)
-			if errors.Is(err, store.ErrNotFound) {
-				break
-			}
-			if err != nil {
-				return moved, err
-			}
-			seq = m.Seq + 1
-			ok, err := s.kick(ctx, m)
-			if err != nil {
-				return moved, err
-			}
-			if ok {
-				moved++
-			}
+	moved, err := s.kickState(ctx, app, name, "x", n)
+	if moved > 0 || err != nil {
+		return moved, err
+	}
+	return s.kickState(ctx, app, name, "d", n)
+}
+
+// kickState moves up to n tasks in state code ("x" or "d") to ready.
+func (s *Service) kickState(ctx context.Context, app, name, code string, n int) (int, error) {
+	subj := "tasks." + app + "." + name + "." + code + ".*"
+	moved := 0
+	var seq uint64 = 1
+	for moved < n {
+		m, err := s.q.Next(ctx, subj, seq)
+		if errors.Is(err, store.ErrNotFound) {
+			break
 		}
-		if moved > 0 {
-			return moved, nil
+		if err != nil {
+			return moved, err
+		}
+		seq = m.Seq + 1
+		ok, err := s.kick(ctx, m)
+		if err != nil {
+			return moved, err
+		}
+		if ok {
+			moved++
 		}
 	}
-	return 0, nil
+	return moved, nil
 }
 
 // KickTask moves one buried or delayed task back to ready.
@@ -398,4 +402,26 @@ func (s *Service) DropApp(ctx context.Context, app string) error {
 		s.mu.Unlock()
 	}
 	return s.q.Purge(ctx, "tasks."+app+".>")
+}
+
+// KickDead moves every dead (buried) task of a queue back to ready.
+func (s *Service) KickDead(ctx context.Context, app, name string) (int, error) {
+	total := 0
+	for {
+		n, err := s.kickState(ctx, app, name, "x", 1000)
+		total += n
+		if err != nil || n == 0 {
+			return total, err
+		}
+	}
+}
+
+// DropDead deletes every dead (buried) task of a queue.
+func (s *Service) DropDead(ctx context.Context, app, name string) (int, error) {
+	subj := "tasks." + app + "." + name + ".x.*"
+	n, err := s.q.Count(ctx, subj)
+	if err != nil {
+		return 0, err
+	}
+	return n, s.q.Purge(ctx, subj)
 }

@@ -48,6 +48,7 @@ type engine struct {
 	home     string
 	httpAddr string
 	apiAddr  string
+	bsAddr   string // beanstalkd protocol
 	cmd      *exec.Cmd
 	logPath  string
 	exited   chan struct{}
@@ -72,6 +73,7 @@ func startEngine(t *testing.T) *engine {
 		home:     t.TempDir(),
 		httpAddr: fmt.Sprintf("127.0.0.1:%d", freePort(t)),
 		apiAddr:  fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+		bsAddr:   fmt.Sprintf("127.0.0.1:%d", freePort(t)),
 	}
 	e.start()
 	t.Cleanup(e.stop)
@@ -86,7 +88,8 @@ func (e *engine) start() {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.cmd = exec.Command(pierBin, "up", "--home", e.home, "--http", e.httpAddr, "--api", e.apiAddr, "--domain", "localhost")
+	e.cmd = exec.Command(pierBin, "up", "--home", e.home, "--http", e.httpAddr, "--api", e.apiAddr, "--domain", "localhost",
+		"--beanstalkd", e.bsAddr)
 	e.cmd.Stdout, e.cmd.Stderr = logf, logf
 	e.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: false}
 	if err := e.cmd.Start(); err != nil {

@@ -1,0 +1,309 @@
+package e2e
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	bs "github.com/beanstalkd/go-beanstalk"
+)
+
+// delivery is one push the tasks-python example recorded.
+type delivery struct {
+	Path    string  `json:"path"`
+	Body    string  `json:"body"`
+	Time    float64 `json:"time"`
+	Queue   string  `json:"queue"`
+	ID      string  `json:"id"`
+	Attempt int     `json:"attempt"`
+	ETA     string  `json:"eta"`
+}
+
+type seenAnswer struct {
+	Seen        []delivery     `json:"seen"`
+	MostRunning map[string]int `json:"most_running"`
+}
+
+func (e *engine) seen(app string) seenAnswer {
+	e.t.Helper()
+	code, body := e.get(app, "/seen")
+	if code != 200 {
+		e.t.Fatalf("GET /seen: %d %s", code, body)
+	}
+	var s seenAnswer
+	if err := json.Unmarshal([]byte(body), &s); err != nil {
+		e.t.Fatal(err)
+	}
+	return s
+}
+
+// enqueue POSTs to the tasks API with the admin token and returns the
+// status and decoded answer.
+func (e *engine) enqueue(app, queue string, body any) (int, map[string]any) {
+	e.t.Helper()
+	b, _ := json.Marshal(body)
+	req, _ := http.NewRequest("POST", "http://"+e.apiAddr+"/v1/apps/"+app+"/tasks/"+queue, bytes.NewReader(b))
+	req.Header.Set("Authorization", "Bearer "+e.token())
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var out map[string]any
+	json.Unmarshal(raw, &out)
+	return resp.StatusCode, out
+}
+
+func withBody(ds []delivery, body string) []delivery {
+	var out []delivery
+	for _, d := range ds {
+		if d.Body == body {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+func TestTasksPushPullCron(t *testing.T) {
+	e := startEngine(t)
+	const app = "tasks-python"
+	e.must(example(t, app), "deploy")
+
+	// Push: a task enqueued over HTTP reaches the app with its headers.
+	code, out := e.enqueue(app, "email", map[string]any{"body": "hello"})
+	if code != 201 {
+		t.Fatalf("enqueue: %d %v", code, out)
+	}
+	id := fmt.Sprint(uint64(out["id"].(float64)))
+	waitFor(t, 30*time.Second, "the app gets the task", func() bool { return len(withBody(e.seen(app).Seen, "hello")) == 1 })
+	d := withBody(e.seen(app).Seen, "hello")[0]
+	if d.Queue != "email" || d.Attempt != 1 || d.Path != "/tasks/email" || d.ETA == "" {
+		t.Fatalf("delivery: %+v", d)
+	}
+	_ = id
+
+	// The app enqueues with its own token.
+	if code, body := e.get(app, "/enqueue/email"); code != 201 {
+		t.Fatalf("app enqueue: %d %s", code, body)
+	}
+	waitFor(t, 30*time.Second, "the app's own task", func() bool { return len(withBody(e.seen(app).Seen, "from the app")) == 1 })
+
+	// Dedup by name.
+	if code, out := e.enqueue(app, "email", map[string]any{"body": "once", "name": "welcome-42"}); code != 201 {
+		t.Fatalf("named enqueue: %d %v", code, out)
+	}
+	code, out = e.enqueue(app, "email", map[string]any{"body": "twice", "name": "welcome-42"})
+	if code != 409 || !strings.Contains(fmt.Sprint(out["error"]), "welcome-42") {
+		t.Fatalf("second enqueue with the same name: %d %v", code, out)
+	}
+
+	// Retries with backoff, then the dead set.
+	if code, out := e.enqueue(app, "email", map[string]any{"body": "fail me"}); code != 201 {
+		t.Fatalf("enqueue: %d %v", code, out)
+	}
+	waitFor(t, 60*time.Second, "the failing task is dead", func() bool {
+		var dead []map[string]any
+		e.apiGet("/v1/apps/"+app+"/tasks/email/dead", &dead)
+		return len(dead) == 1
+	})
+	tries := withBody(e.seen(app).Seen, "fail me")
+	if len(tries) != 3 {
+		t.Fatalf("tries: %d, want 3 (attempts: 3)", len(tries))
+	}
+	for i, d := range tries {
+		if d.Attempt != i+1 {
+			t.Fatalf("try %d has attempt %d", i, d.Attempt)
+		}
+	}
+	// Backoff: at least min_backoff (1s) after the first failure, then
+	// doubled (2s, the max). Only lower bounds: timing above is the machine's.
+	if gap := tries[1].Time - tries[0].Time; gap < 0.9 {
+		t.Errorf("first retry after %.2fs, want >= 1s", gap)
+	}
+	if gap := tries[2].Time - tries[1].Time; gap < 1.8 {
+		t.Errorf("second retry after %.2fs, want >= 2s", gap)
+	}
+	listing := e.must("", "tasks", "--app", app)
+	if !strings.Contains(listing, "email") || !strings.Contains(listing, "push /tasks/email") {
+		t.Fatalf("pier tasks:\n%s", listing)
+	}
+	dead := e.must("", "tasks", "dead", "email", "--app", app)
+	if !strings.Contains(dead, "answered 500") {
+		t.Fatalf("pier tasks dead:\n%s", dead)
+	}
+	if out := e.must("", "tasks", "drop", "email", "all", "--app", app); !strings.Contains(out, "Dropped 1") {
+		t.Fatalf("pier tasks drop: %s", out)
+	}
+
+	// Rate and concurrency: 5/s, 2 at once, each task takes 300 ms.
+	var batch []map[string]any
+	for i := range 10 {
+		batch = append(batch, map[string]any{"body": fmt.Sprintf("slow %d", i)})
+	}
+	b, _ := json.Marshal(batch)
+	req, _ := http.NewRequest("POST", "http://"+e.apiAddr+"/v1/apps/"+app+"/tasks/limited", bytes.NewReader(b))
+	req.Header.Set("Authorization", "Bearer "+e.token())
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := httpClient.Do(req)
+	if err != nil || resp.StatusCode != 201 {
+		t.Fatalf("batch enqueue: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	var limited []delivery
+	waitFor(t, 60*time.Second, "10 rate-limited tasks", func() bool {
+		limited = nil
+		for _, d := range e.seen(app).Seen {
+			if d.Queue == "limited" {
+				limited = append(limited, d)
+			}
+		}
+		return len(limited) == 10
+	})
+	if most := e.seen(app).MostRunning["/tasks/limited"]; most > 2 {
+		t.Errorf("%d deliveries ran at once, concurrency is 2", most)
+	}
+	sort.Slice(limited, func(i, j int) bool { return limited[i].Time < limited[j].Time })
+	if span := limited[9].Time - limited[0].Time; span < 9*0.2*0.9 {
+		t.Errorf("10 tasks at 5/s started within %.2fs, want >= 1.8s", span)
+	}
+
+	// Cron: "@every 1s" on ticks.
+	waitFor(t, 30*time.Second, "two cron ticks", func() bool { return len(withBody(e.seen(app).Seen, "tick")) >= 2 })
+
+	// Pull: any beanstalkd client, no setup on a single-app engine.
+	c, err := bs.Dial("tcp", e.bsAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	tube := bs.NewTube(c, "work")
+	jid, err := tube.Put([]byte("pull me"), 1, 0, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rid, body, err := bs.NewTubeSet(c, "work").Reserve(10 * time.Second)
+	if err != nil || rid != jid || string(body) != "pull me" {
+		t.Fatalf("reserve: %d %q %v", rid, body, err)
+	}
+	if err := c.Delete(rid); err != nil {
+		t.Fatal(err)
+	}
+	// A beanstalkd put on a push queue is pushed.
+	if _, err := bs.NewTube(c, "email").Put([]byte("via beanstalkd"), 0, 0, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "pushed beanstalkd task", func() bool { return len(withBody(e.seen(app).Seen, "via beanstalkd")) == 1 })
+}
+
+// TestTasksCrash enqueues 10,000 tasks over beanstalkd while another
+// connection works them, kills the engine with SIGKILL in the middle, and
+// checks after a restart that every acknowledged put is delivered and no
+// acknowledged delete comes back.
+func TestTasksCrash(t *testing.T) {
+	e := startEngine(t)
+	e.must(example(t, "hello-static"), "deploy")
+
+	const total = 10000
+	var (
+		mu      sync.Mutex
+		acked   = map[uint64]bool{} // INSERTED
+		deleted = map[uint64]bool{} // DELETED
+		puts    atomic.Int64
+		killed  = make(chan struct{})
+	)
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { // producer
+		defer wg.Done()
+		c, err := bs.Dial("tcp", e.bsAddr)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer c.Close()
+		for i := range total {
+			id, err := c.Put([]byte("job "+strconv.Itoa(i)), 0, 0, time.Minute)
+			if err != nil {
+				return // the engine died
+			}
+			mu.Lock()
+			acked[id] = true
+			mu.Unlock()
+			if puts.Add(1) == total/2 {
+				go func() { e.kill9(); close(killed) }()
+			}
+		}
+	}()
+	go func() { // consumer
+		defer wg.Done()
+		c, err := bs.Dial("tcp", e.bsAddr)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer c.Close()
+		for {
+			id, _, err := c.Reserve(time.Second)
+			if errors.Is(err, bs.ErrTimeout) {
+				continue
+			}
+			if err != nil {
+				return
+			}
+			if c.Delete(id) != nil {
+				return
+			}
+			mu.Lock()
+			deleted[id] = true
+			mu.Unlock()
+		}
+	}()
+	<-killed
+	wg.Wait()
+	t.Logf("before the kill: %d puts acknowledged, %d deletes acknowledged", len(acked), len(deleted))
+
+	e.start()
+	c, err := bs.Dial("tcp", e.bsAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	got := map[uint64]bool{}
+	waitFor(t, 45*time.Second, "every acknowledged task that was not deleted", func() bool {
+		for {
+			id, _, err := c.Reserve(200 * time.Millisecond)
+			if errors.Is(err, bs.ErrTimeout) {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if deleted[id] {
+				t.Fatalf("task %d was deleted (DELETED answered) and delivered again", id)
+			}
+			got[id] = true
+			if err := c.Delete(id); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for id := range acked {
+			if !deleted[id] && !got[id] {
+				return false
+			}
+		}
+		return true
+	})
+	t.Logf("after the restart: %d tasks delivered", len(got))
+}
