@@ -15,10 +15,13 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -179,6 +182,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeText(w, http.StatusServiceUnavailable, fmt.Sprintf("pier: app %q has no running web instances", rt.app))
 		return
 	}
+	if r.ContentLength < 0 && r.Body != nil && r.Body != http.NoBody && !g.bufferBody(w, r) {
+		return
+	}
 	st := &proxyState{app: rt.app, route: rt, id: id}
 	r = r.WithContext(context.WithValue(r.Context(), stateKey{}, st))
 	if rt.handler != nil {
@@ -186,6 +192,34 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	g.proxy.ServeHTTP(w, r)
+}
+
+// maxChunkedBody bounds a request body sent without a Content-Length.
+const maxChunkedBody = 16 << 20
+
+// bufferBody reads a request body of unknown length (chunked) before it
+// goes to the app, which then gets it with a Content-Length: an app server
+// that does not read chunked bodies cannot be desynchronised, and a bad
+// chunk is refused here with a 400 and a closed connection, before anything
+// reaches the app. It reports false when it answered the request itself.
+func (g *Gateway) bufferBody(w http.ResponseWriter, r *http.Request) bool {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxChunkedBody))
+	r.Body.Close()
+	if err != nil {
+		w.Header().Set("Connection", "close")
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeText(w, http.StatusRequestEntityTooLarge, "pier: request body too large")
+			return false
+		}
+		g.log.Debug("gateway: bad request body", "host", r.Host, "path", r.URL.Path, "err", err)
+		writeText(w, http.StatusBadRequest, "pier: malformed request body")
+		return false
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	r.ContentLength = int64(len(body))
+	r.TransferEncoding = nil
+	return true
 }
 
 // rewrite prepares the outbound request. The transport picks the backend for
