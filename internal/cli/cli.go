@@ -145,7 +145,6 @@ $PIER_HOME/token ($PIER_HOME defaults to ~/.pier), which "pier up" writes.`,
 		a.runCmd(), a.destroyCmd(), a.versionCmd(),
 	)
 	root.AddCommand(a.searchCmd())
-	root.AddCommand(a.errorsCmd())
 	root.AddCommand(a.cacheCmd())
 	root.AddCommand(a.tasksCmd())
 	return root
