@@ -1,0 +1,197 @@
+// Command tasks is the load side of bench/tasks: the same go-beanstalk
+// load against each beanstalkd-protocol server given, in one run. For each
+// server and each connection count it puts N 100-byte jobs (put), then
+// reserves and deletes them (reserve+delete), RUNS times, and prints the
+// median rate of each cell and the ratio of the first server to the others.
+//
+//	go run ./bench/tasks -n 20000 -runs 3 pier=127.0.0.1:1 beanstalkd-b=127.0.0.1:2 ...
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	bs "github.com/beanstalkd/go-beanstalk"
+)
+
+func main() {
+	n := flag.Int("n", 20000, "jobs per cell and run")
+	runs := flag.Int("runs", 3, "runs per cell; the median is reported")
+	size := flag.Int("size", 100, "job body bytes")
+	conns := flag.String("conns", "1,8", "connection counts")
+	flag.Parse()
+	if flag.NArg() == 0 {
+		fmt.Fprintln(os.Stderr, "usage: tasks [flags] name=host:port ...")
+		os.Exit(2)
+	}
+	var counts []int
+	for _, c := range strings.Split(*conns, ",") {
+		var v int
+		fmt.Sscan(c, &v)
+		counts = append(counts, v)
+	}
+	body := make([]byte, *size)
+	for i := range body {
+		body[i] = 'x'
+	}
+	type cell struct{ put, rd float64 }
+	results := map[string]map[int]cell{}
+	var names []string
+	for _, arg := range flag.Args() {
+		name, addr, _ := strings.Cut(arg, "=")
+		names = append(names, name)
+		results[name] = map[int]cell{}
+		for _, c := range counts {
+			var puts, rds []float64
+			for range *runs {
+				tube := fmt.Sprintf("bench%d", time.Now().UnixNano()%1e9)
+				p, err := put(addr, tube, c, *n, body)
+				if err != nil {
+					fmt.Fprintf(os.Stderr, "%s put: %v\n", name, err)
+					os.Exit(1)
+				}
+				r, err := reserveDelete(addr, tube, c, *n)
+				if err != nil {
+					fmt.Fprintf(os.Stderr, "%s reserve+delete: %v\n", name, err)
+					os.Exit(1)
+				}
+				puts, rds = append(puts, p), append(rds, r)
+			}
+			results[name][c] = cell{median(puts), median(rds)}
+			fmt.Fprintf(os.Stderr, "%-16s conns=%d put %8.0f/s  reserve+delete %8.0f/s\n", name, c, median(puts), median(rds))
+		}
+	}
+	fmt.Printf("jobs/s, median of %d runs of %d jobs of %d bytes\n", *runs, *n, *size)
+	fmt.Printf("%-16s", "server")
+	for _, c := range counts {
+		fmt.Printf(" %12s %15s", fmt.Sprintf("put(%d)", c), fmt.Sprintf("res+del(%d)", c))
+	}
+	fmt.Println()
+	for _, name := range names {
+		fmt.Printf("%-16s", name)
+		for _, c := range counts {
+			fmt.Printf(" %12.0f %15.0f", results[name][c].put, results[name][c].rd)
+		}
+		fmt.Println()
+	}
+	first := names[0]
+	for _, other := range names[1:] {
+		fmt.Printf("%-16s", first+"/"+other)
+		for _, c := range counts {
+			fmt.Printf(" %12.2f %15.2f", results[first][c].put/results[other][c].put, results[first][c].rd/results[other][c].rd)
+		}
+		fmt.Println()
+	}
+}
+
+// put stores n jobs over conns connections and returns jobs/s.
+func put(addr, tube string, conns, n int, body []byte) (float64, error) {
+	cs, err := dialAll(addr, conns)
+	if err != nil {
+		return 0, err
+	}
+	defer closeAll(cs)
+	start := time.Now()
+	errs := make(chan error, conns)
+	var wg sync.WaitGroup
+	for i, c := range cs {
+		share := n / conns
+		if i == 0 {
+			share += n % conns
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t := bs.NewTube(c, tube)
+			for range share {
+				if _, err := t.Put(body, 0, 0, 2*time.Minute); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		return 0, err
+	}
+	return float64(n) / time.Since(start).Seconds(), nil
+}
+
+// reserveDelete takes and deletes n jobs over conns connections.
+func reserveDelete(addr, tube string, conns, n int) (float64, error) {
+	cs, err := dialAll(addr, conns)
+	if err != nil {
+		return 0, err
+	}
+	defer closeAll(cs)
+	var (
+		mu   sync.Mutex
+		left = n
+	)
+	start := time.Now()
+	errs := make(chan error, conns)
+	var wg sync.WaitGroup
+	for _, c := range cs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ts := bs.NewTubeSet(c, tube)
+			for {
+				mu.Lock()
+				if left == 0 {
+					mu.Unlock()
+					return
+				}
+				left--
+				mu.Unlock()
+				id, _, err := ts.Reserve(10 * time.Second)
+				if err != nil {
+					errs <- fmt.Errorf("reserve: %w", err)
+					return
+				}
+				if err := c.Delete(id); err != nil {
+					errs <- fmt.Errorf("delete: %w", err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		return 0, err
+	}
+	return float64(n) / time.Since(start).Seconds(), nil
+}
+
+func dialAll(addr string, n int) ([]*bs.Conn, error) {
+	var cs []*bs.Conn
+	for range n {
+		c, err := bs.Dial("tcp", addr)
+		if err != nil {
+			closeAll(cs)
+			return nil, err
+		}
+		cs = append(cs, c)
+	}
+	return cs, nil
+}
+
+func closeAll(cs []*bs.Conn) {
+	for _, c := range cs {
+		c.Close()
+	}
+}
+
+func median(v []float64) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	return s[len(s)/2]
+}

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# bench/tasks: the same go-beanstalk load (put; reserve+delete; 1 and 8
+# connections; 100-byte jobs) against pier's beanstalkd-protocol server and
+# real beanstalkd with its binlog (-b: fsync every 50 ms, its default; and
+# -b -f 0: fsync on every write), in one run. Prints median jobs/s of RUNS
+# runs of N jobs per cell and the ratio pier/beanstalkd. Everything listens
+# on free loopback ports and is stopped by PID at the end.
+#
+#   bench/tasks/run.sh              # N=20000 RUNS=3
+#   N=50000 RUNS=5 bench/tasks/run.sh
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+export PATH="/usr/local/go/bin:$PATH"
+N=${N:-20000}
+RUNS=${RUNS:-3}
+
+if ! command -v beanstalkd >/dev/null; then
+	echo "bench/tasks: installing beanstalkd" >&2
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq && apt-get install -y -qq --no-install-recommends beanstalkd >/dev/null
+fi
+systemctl stop beanstalkd 2>/dev/null || true
+
+work=$(mktemp -d /tmp/pier-bench-tasks.XXXXXX)
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+waitport() { for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; echo "nothing listens on $1" >&2; return 1; }
+
+go build -o "$work/pier" ./cmd/pier
+go build -o "$work/load" ./bench/tasks
+PIER_HTTP=$(freeport); PIER_API=$(freeport); PIER_BS=$(freeport); BS=$(freeport); BSF=$(freeport)
+"$work/pier" up --home "$work/home" --http "127.0.0.1:$PIER_HTTP" --api "127.0.0.1:$PIER_API" \
+	--beanstalkd "127.0.0.1:$PIER_BS" >"$work/pier.log" 2>&1 &
+pids+=($!)
+mkdir -p "$work/bs" "$work/bsf"
+beanstalkd -l 127.0.0.1 -p "$BS" -b "$work/bs" &
+pids+=($!)
+beanstalkd -l 127.0.0.1 -p "$BSF" -b "$work/bsf" -f 0 &
+pids+=($!)
+waitport "$PIER_API"; waitport "$PIER_BS"; waitport "$BS"; waitport "$BSF"
+# Unauthenticated beanstalkd connections need a single-app engine.
+export PIER_API="http://127.0.0.1:$PIER_API" PIER_HOME="$work/home"
+(cd examples/hello-static && "$work/pier" deploy >/dev/null)
+
+"$work/load" -n "$N" -runs "$RUNS" "pier=127.0.0.1:$PIER_BS" \
+	"beanstalkd-b=127.0.0.1:$BS" "beanstalkd-b-f0=127.0.0.1:$BSF"
