@@ -157,16 +157,16 @@ func TestLifecycle(t *testing.T) {
 // TestDestroy removes an app and its route.
 func TestDestroy(t *testing.T) {
 	e := startEngine(t)
-	dir := example(t, "hello-go")
+	dir := example(t, "hello-static")
 	e.must(dir, "deploy")
-	if _, _, code := e.pier(dir, "destroy", "hello-go"); code == 0 {
+	if _, _, code := e.pier(dir, "destroy", "hello-static"); code == 0 {
 		t.Fatal("destroy without --yes and without a terminal succeeded")
 	}
-	e.must(dir, "destroy", "hello-go", "--yes")
-	if code, _ := e.get("hello-go", "/"); code != 404 {
+	e.must(dir, "destroy", "hello-static", "--yes")
+	if code, _ := e.get("hello-static", "/"); code != 404 {
 		t.Fatalf("after destroy: %d, want 404", code)
 	}
-	if out := e.must("", "apps"); strings.Contains(out, "hello-go") {
+	if out := e.must("", "apps"); strings.Contains(out, "hello-static") {
 		t.Fatalf("destroyed app still listed:\n%s", out)
 	}
 }
