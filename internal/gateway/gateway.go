@@ -49,6 +49,11 @@ type Options struct {
 
 	// Cache, when set, is put in front of every app's proxy.
 	Cache Cache
+
+	// Observe, when set, is told about every request answered for an app:
+	// final status, response body bytes, time taken. It runs on the
+	// request's goroutine after the response: it must be quick.
+	Observe func(app string, status int, bytes int64, d time.Duration)
 }
 
 // Cache is a shared HTTP cache the gateway puts in front of an app's proxy.
@@ -97,6 +102,8 @@ type Gateway struct {
 	compress compressors
 
 	internal http.Handler // serves InternalPrefix on every host; nil = none
+
+	observe func(app string, status int, bytes int64, d time.Duration) // nil = none
 }
 
 // InternalPrefix is the path prefix the gateway keeps for the engine's own
@@ -122,6 +129,7 @@ func New(opts Options) *Gateway {
 		statics:  make(map[string]*staticSite),
 		caches:   make(map[string]appCache),
 		cache:    opts.Cache,
+		observe:  opts.Observe,
 	}
 	g.proxy = &httputil.ReverseProxy{
 		Rewrite:        rewrite,
@@ -163,6 +171,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	host := normalizeHost(r.Host)
 	rt := g.table.Load().lookup(host)
+	if rt != nil && g.observe != nil {
+		ow := observe(w)
+		defer ow.done(g.observe, rt.app, time.Now())
+		w = ow
+	}
 	switch {
 	case rt == nil:
 		writeText(w, http.StatusNotFound, fmt.Sprintf("pier: no app is served at host %q", host))

@@ -1,0 +1,83 @@
+package gateway
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// observedWriter records the final status and the body bytes of a response
+// for Options.Observe. Pooled: observing costs no allocation per request.
+type observedWriter struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+var observedPool = sync.Pool{New: func() any { return new(observedWriter) }}
+
+func observe(w http.ResponseWriter) *observedWriter {
+	o := observedPool.Get().(*observedWriter)
+	o.ResponseWriter, o.status, o.bytes = w, 0, 0
+	return o
+}
+
+// done reports the request to fn and returns o to the pool.
+func (o *observedWriter) done(fn func(app string, status int, bytes int64, d time.Duration), app string, start time.Time) {
+	status := o.status
+	if status == 0 {
+		status = http.StatusOK // nothing written: net/http answers 200
+	}
+	fn(app, status, o.bytes, time.Since(start))
+	o.ResponseWriter = nil
+	observedPool.Put(o)
+}
+
+func (o *observedWriter) WriteHeader(code int) {
+	if o.status == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
+		o.status = code // 1xx other than 101 are not final
+	}
+	o.ResponseWriter.WriteHeader(code)
+}
+
+func (o *observedWriter) Write(p []byte) (int, error) {
+	if o.status == 0 {
+		o.status = http.StatusOK
+	}
+	n, err := o.ResponseWriter.Write(p)
+	o.bytes += int64(n)
+	return n, err
+}
+
+// ReadFrom keeps sendfile for static files.
+func (o *observedWriter) ReadFrom(r io.Reader) (int64, error) {
+	if o.status == 0 {
+		o.status = http.StatusOK
+	}
+	var n int64
+	var err error
+	if rf, ok := o.ResponseWriter.(io.ReaderFrom); ok {
+		n, err = rf.ReadFrom(r)
+	} else {
+		n, err = io.Copy(struct{ io.Writer }{o.ResponseWriter}, r)
+	}
+	o.bytes += n
+	return n, err
+}
+
+func (o *observedWriter) Flush() {
+	http.NewResponseController(o.ResponseWriter).Flush()
+}
+
+// Hijack is how websockets leave HTTP: the answer was a protocol switch.
+func (o *observedWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	if o.status == 0 {
+		o.status = http.StatusSwitchingProtocols
+	}
+	return http.NewResponseController(o.ResponseWriter).Hijack()
+}
+
+func (o *observedWriter) Unwrap() http.ResponseWriter { return o.ResponseWriter }
