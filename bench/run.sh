@@ -5,3 +5,4 @@ cd "$(dirname "$0")/.."
 export PATH="/usr/local/go/bin:$PATH"
 mkdir -p bench/out
 go run ./bench/deploy "$@" | tee bench/out/deploy.txt
+./bench/gateway/run.sh | tee bench/out/gateway.txt

@@ -1,0 +1,3 @@
+module benchapp
+
+go 1.26
