@@ -166,8 +166,11 @@ func (s *Service) runPusher(ctx context.Context, q *queue, c QueueConfig) {
 		if lim != nil && lim.Wait(ctx) != nil {
 			continue
 		}
+		// One at a time: a prefetched task waiting for a slot or the rate
+		// would count a redelivery as an attempt.
 		var got *store.Delivery
-		if err := q.cons.Fetch(1, 2*time.Second, func(d *store.Delivery) { got = d }); err != nil && ctx.Err() == nil {
+		err := q.cons.Fetch(1, 2*time.Second, func(d *store.Delivery) { got = d })
+		if err != nil && ctx.Err() == nil {
 			log.Warn("fetch task", "err", err)
 			time.Sleep(time.Second)
 		}

@@ -61,6 +61,7 @@ func (c QueueConfig) backoff(attempt int) time.Duration {
 type queue struct {
 	app, name string
 	cons      *store.Consumer
+	pre       prefetch
 
 	mu   sync.Mutex // guards conf
 	conf QueueConfig
@@ -357,6 +358,14 @@ func (s *Service) DeleteStored(ctx context.Context, app string, id uint64) error
 	}
 	if t.State == StateReserved {
 		return ErrNotFound
+	}
+	if t.State == StateReady {
+		s.mu.Lock()
+		q := s.queues[queueKey(app, t.Queue)]
+		s.mu.Unlock()
+		if q != nil {
+			s.unstash(q, t.seq)
+		}
 	}
 	if err := s.q.Delete(ctx, t.seq); errors.Is(err, store.ErrNotFound) {
 		return ErrNotFound

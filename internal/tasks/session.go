@@ -164,7 +164,7 @@ func (se *Session) Reserve(ctx context.Context, queues []string, timeout time.Du
 			}
 			continue
 		}
-		d, err := fetchAny(live, max(wait, 0))
+		d, err := se.s.fetchAny(live, max(wait, 0))
 		if err != nil {
 			return Task{}, err
 		}
@@ -193,19 +193,20 @@ func (se *Session) hold(d *store.Delivery) Task {
 }
 
 // fetchAny takes one message from the first of qs that has one, waiting
-// up to wait. Several queues are fetched from at once; any surplus goes
+// up to wait. Several queues are waited on at once; any surplus goes
 // straight back.
-func fetchAny(qs []*queue, wait time.Duration) (*store.Delivery, error) {
-	if len(qs) == 1 || wait == 0 {
-		for _, q := range qs {
-			var got *store.Delivery
-			if err := q.cons.Fetch(1, wait, func(d *store.Delivery) { got = d }); err != nil {
-				return nil, err
-			}
-			if got != nil {
-				return got, nil
-			}
+func (s *Service) fetchAny(qs []*queue, wait time.Duration) (*store.Delivery, error) {
+	for _, q := range qs {
+		w := time.Duration(0)
+		if len(qs) == 1 {
+			w = wait
 		}
+		d, err := s.next(q, w)
+		if d != nil || err != nil {
+			return d, err
+		}
+	}
+	if len(qs) == 1 || wait == 0 {
 		return nil, nil
 	}
 	type result struct {
@@ -215,9 +216,8 @@ func fetchAny(qs []*queue, wait time.Duration) (*store.Delivery, error) {
 	results := make(chan result, len(qs))
 	for _, q := range qs {
 		go func() {
-			var got *store.Delivery
-			err := q.cons.Fetch(1, wait, func(d *store.Delivery) { got = d })
-			results <- result{got, err}
+			d, err := s.next(q, wait)
+			results <- result{d, err}
 		}()
 	}
 	var (
