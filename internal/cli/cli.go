@@ -50,6 +50,7 @@ type UpOptions struct {
 	Logger *slog.Logger // from --log-level, writing to stderr
 
 	Beanstalkd string // beanstalkd-protocol task server listen address, e.g. "127.0.0.1:11300"
+	Statsd     string // statsd UDP listen address, e.g. "127.0.0.1:8125"
 }
 
 // ServeOptions are the flags of "pier serve", resolved.
@@ -147,6 +148,7 @@ $PIER_HOME/token ($PIER_HOME defaults to ~/.pier), which "pier up" writes.`,
 	root.AddCommand(a.searchCmd())
 	root.AddCommand(a.cacheCmd())
 	root.AddCommand(a.tasksCmd())
+	root.AddCommand(a.metricsCmd(), a.topCmd())
 	return root
 }
 

@@ -47,6 +47,10 @@ type Config struct {
 	// Beanstalkd is where the beanstalkd-protocol task server listens
 	// (pier up's default: 127.0.0.1:11300); empty picks a free loopback port.
 	Beanstalkd string
+
+	// Statsd is where the statsd UDP listener binds (pier up's default:
+	// 127.0.0.1:8125); empty picks a free loopback port.
+	Statsd string
 }
 
 func (c *Config) defaults() error {
@@ -146,7 +150,8 @@ func run(ctx context.Context, cfg Config, with func(ctx context.Context, m *depl
 	defer h.stop()
 
 	cache := newGatewayCache(log.With("part", "cache"))
-	gw := gateway.New(gateway.Options{Logger: log.With("part", "gateway"), Internal: h.internal, Cache: cache})
+	met := newEngineMetrics(log.With("part", "metrics"), cfg.Statsd)
+	gw := gateway.New(gateway.Options{Logger: log.With("part", "gateway"), Internal: h.internal, Cache: cache, Observe: met.m.Observe})
 	logs := &logSink{stream: parts.logs, log: log}
 	var mgr *deploy.Manager
 	sup := supervisor.New(supervisor.Options{
@@ -158,6 +163,7 @@ func run(ctx context.Context, cfg Config, with func(ctx context.Context, m *depl
 		},
 		OnChange: func(s supervisor.Status) { mgr.Observe(s) },
 	})
+	met.sup = sup
 	router := deploy.NewRouter(parts.apps, parts.instances, func(routes []deploy.Route) {
 		gw.SetRoutes(gatewayRoutes(routes))
 	}, log.With("part", "router"))
@@ -190,6 +196,9 @@ func run(ctx context.Context, cfg Config, with func(ctx context.Context, m *depl
 		return fmt.Errorf("pier up: %w", err)
 	}
 	if err := cache.start(ctx, h); err != nil {
+		return fmt.Errorf("pier up: %w", err)
+	}
+	if err := met.start(ctx, h); err != nil {
 		return fmt.Errorf("pier up: %w", err)
 	}
 	if err := router.Run(ctx); err != nil {

@@ -49,6 +49,7 @@ type engine struct {
 	httpAddr string
 	apiAddr  string
 	bsAddr   string // beanstalkd protocol
+	statsd   string // statsd (UDP)
 	cmd      *exec.Cmd
 	logPath  string
 	exited   chan struct{}
@@ -74,6 +75,7 @@ func startEngine(t *testing.T) *engine {
 		httpAddr: fmt.Sprintf("127.0.0.1:%d", freePort(t)),
 		apiAddr:  fmt.Sprintf("127.0.0.1:%d", freePort(t)),
 		bsAddr:   fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+		statsd:   fmt.Sprintf("127.0.0.1:%d", freePort(t)),
 	}
 	e.start()
 	t.Cleanup(e.stop)
@@ -89,7 +91,7 @@ func (e *engine) start() {
 		t.Fatal(err)
 	}
 	e.cmd = exec.Command(pierBin, "up", "--home", e.home, "--http", e.httpAddr, "--api", e.apiAddr, "--domain", "localhost",
-		"--beanstalkd", e.bsAddr)
+		"--beanstalkd", e.bsAddr, "--statsd", e.statsd)
 	e.cmd.Stdout, e.cmd.Stderr = logf, logf
 	e.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: false}
 	if err := e.cmd.Start(); err != nil {
