@@ -5,6 +5,10 @@ import (
 	"context"
 	"errors"
 	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -313,5 +317,25 @@ func TestTokenInTubeName(t *testing.T) {
 	// (the client is out of step after that: a failed use is not skipped).
 	if _, err := bs.NewTube(blog, "shop.s3cret/mail").Put([]byte("x"), 0, 0, time.Minute); err == nil {
 		t.Fatal("blog's connection used shop's token")
+	}
+}
+
+// TestFivebeans drives the server with a Node client, fivebeans, from
+// test/node (installed by scripts/test-deps.sh).
+func TestFivebeans(t *testing.T) {
+	_, file, _, _ := runtime.Caller(0)
+	dir := filepath.Join(filepath.Dir(file), "..", "..", "..", "test", "node")
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "fivebeans")); err != nil {
+		t.Fatalf("fivebeans is not installed in %s: run scripts/test-deps.sh (npm ci there)", dir)
+	}
+	addr := startServer(t, map[string]string{"blog.secret": "blog"})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "node", "beanstalk-client.js")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "BEANSTALKD_ADDR="+addr)
+	out, err := cmd.CombinedOutput()
+	if err != nil || strings.TrimSpace(string(out)) != "ok" {
+		t.Fatalf("node beanstalk-client.js: %v\n%s", err, out)
 	}
 }
