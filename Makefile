@@ -31,6 +31,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzParseProcfile -fuzztime=30s ./internal/manifest
 	$(GO) test -run='^$$' -fuzz=FuzzUnpack -fuzztime=30s ./internal/bundle
 	$(GO) test -run='^$$' -fuzz=FuzzStaticPath -fuzztime=30s ./internal/gateway
+	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=30s ./internal/tasks/beanstalk
 
 bench:
 	./bench/run.sh

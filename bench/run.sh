@@ -6,3 +6,4 @@ export PATH="/usr/local/go/bin:$PATH"
 mkdir -p bench/out
 go run ./bench/deploy "$@" | tee bench/out/deploy.txt
 ./bench/gateway/run.sh | tee bench/out/gateway.txt
+./bench/tasks/run.sh | tee bench/out/tasks.txt

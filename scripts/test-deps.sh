@@ -28,4 +28,11 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 
 command -v go >/dev/null || { echo "test-deps: Go is missing (expected at /usr/local/go/bin)"; exit 1; }
+# JavaScript clients the tests drive (fivebeans for beanstalkd, ...), from
+# test/node's lockfile; again only when the lockfile changed since.
+node_dir="$(dirname "$0")/../test/node"
+if [ ! -f "$node_dir/node_modules/.package-lock.json" ] || [ "$node_dir/package-lock.json" -nt "$node_dir/node_modules/.package-lock.json" ]; then
+	echo "test-deps: npm ci in test/node"
+	(cd "$node_dir" && npm ci --no-audit --no-fund --loglevel=error)
+fi
 echo "test-deps: ok"
