@@ -145,6 +145,7 @@ $PIER_HOME/token ($PIER_HOME defaults to ~/.pier), which "pier up" writes.`,
 		a.appsCmd(), a.releasesCmd(), a.psCmd(), a.scaleCmd(), a.logsCmd(),
 		a.runCmd(), a.destroyCmd(), a.versionCmd(),
 	)
+	root.AddCommand(a.errorsCmd())
 	root.AddCommand(a.searchCmd())
 	root.AddCommand(a.cacheCmd())
 	root.AddCommand(a.tasksCmd())
