@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // Client talks to the engine API described in docs/internals.md. The zero
@@ -101,9 +102,11 @@ var ErrStreamEnded = errors.New("the engine closed the stream before reporting t
 
 // LogOptions selects the lines Logs returns.
 type LogOptions struct {
-	Follow  bool   // keep streaming new lines until ctx is done
-	Process string // only this process type ("web"); empty means all
-	Lines   int    // this many recent lines first; 0 leaves the engine's default
+	Follow  bool          // keep streaming new lines until ctx is done
+	Process string        // only this process type ("web"); empty means all
+	Lines   int           // this many recent lines first; 0 leaves the engine's default
+	Since   time.Duration // only lines from this long ago on; 0 = any
+	Grep    string        // only lines matching this regular expression (filtered by the engine)
 }
 
 // Health returns the engine's liveness answer; it needs no token.
@@ -228,6 +231,12 @@ func (c *Client) Logs(ctx context.Context, app string, opts LogOptions, onLine f
 	}
 	if opts.Lines > 0 {
 		q.Set("lines", strconv.Itoa(opts.Lines))
+	}
+	if opts.Since > 0 {
+		q.Set("since", opts.Since.String())
+	}
+	if opts.Grep != "" {
+		q.Set("grep", opts.Grep)
 	}
 	resp, err := c.do(ctx, http.MethodGet, appPath(app, "/logs"), q, nil, "")
 	if err != nil {

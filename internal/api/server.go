@@ -37,6 +37,7 @@ type LogQuery struct {
 	Process string
 	Lines   int
 	Since   time.Time
+	Grep    string // a regular expression the line's text must match
 }
 
 // ServerOptions configure NewServer.
@@ -265,7 +266,7 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request) {
 		s.reply(w, nil, err)
 		return
 	}
-	q := LogQuery{Follow: truthy(r.FormValue("follow")), Process: r.FormValue("process"), Lines: 100}
+	q := LogQuery{Follow: truthy(r.FormValue("follow")), Process: r.FormValue("process"), Lines: 100, Grep: r.FormValue("grep")}
 	if v := r.FormValue("lines"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 0 {

@@ -264,7 +264,7 @@ func (a *cli) logsCmd() *cobra.Command {
 "TIME app[INSTANCE]: TEXT"; lines pier itself wrote about the app (starts,
 exits, health checks) read "pier[INSTANCE]". With -f it keeps printing new
 lines until interrupted.`,
-		Example: "  pier logs\n  pier logs -f --process web\n  pier logs -n 500 --app blog",
+		Example: "  pier logs\n  pier logs -f --process web\n  pier logs -n 500 --app blog\n  pier logs --since 1h --grep 'Traceback|ERROR'",
 		Args:    maxArgs(0),
 		RunE: a.wrap(func(cmd *cobra.Command, args []string) error {
 			if opts.Lines < 0 {
@@ -292,6 +292,8 @@ lines until interrupted.`,
 	f.BoolVarP(&opts.Follow, "follow", "f", false, "keep printing new lines")
 	f.StringVar(&opts.Process, "process", "", "only this process type, e.g. web")
 	f.IntVarP(&opts.Lines, "lines", "n", 100, "number of recent lines to print first")
+	f.DurationVar(&opts.Since, "since", 0, "only lines from this long ago on, e.g. 10m")
+	f.StringVar(&opts.Grep, "grep", "", "only lines matching this regular expression (filtered by the engine)")
 	return cmd
 }
 

@@ -2,71 +2,42 @@ package engine
 
 import (
 	"context"
-	"encoding/json"
 	"log/slog"
-	"strconv"
-	"strings"
-	"time"
+	"sync"
 
 	"pier/internal/api"
+	"pier/internal/logs"
 	"pier/internal/store"
 	"pier/internal/supervisor"
 )
 
-// logSink puts every line an app process writes into the LOGS stream, on
-// subject logs.<app>.<process>.<n> so a reader can pick a process type.
+// logSink puts every line an app process writes into the LOGS stream
+// through internal/logs.
 type logSink struct {
 	stream *store.Stream
 	log    *slog.Logger
+
+	once sync.Once
+	l    *logs.Logs
 }
 
 func (s *logSink) write(l supervisor.Line) {
-	rel, _ := strconv.Atoi(strings.TrimPrefix(l.Release, "v"))
-	data, err := json.Marshal(api.LogLine{
-		Time: l.Time, App: l.App, Release: rel, Process: l.Process,
+	s.once.Do(func() { s.l = logs.New(s.stream, s.log) })
+	s.l.Write(logs.Line{
+		Time: l.Time, App: l.App, Release: logs.ParseRelease(l.Release), Process: l.Process,
 		Instance: l.Instance, Stream: l.Stream, Text: l.Text,
 	})
-	if err != nil {
-		return
-	}
-	_, n, _ := strings.Cut(l.Instance, ".")
-	subject := "logs." + token(l.App) + "." + token(l.Process) + "." + token(n)
-	if err := s.stream.AppendNoWait(subject, data, nil); err != nil {
-		s.log.Debug("log line dropped", "app", l.App, "err", err)
-	}
 }
 
 // token makes s safe as one subject token.
-func token(s string) string {
-	if s == "" {
-		return "_"
-	}
-	return strings.Map(func(r rune) rune {
-		switch r {
-		case '.', '*', '>', ' ', '\t', '\r', '\n':
-			return '_'
-		}
-		return r
-	}, s)
-}
+func token(s string) string { return logs.Token(s) }
 
 func readLogs(ctx context.Context, st *store.Stream, app string, q api.LogQuery, fn func(api.LogLine) error) error {
-	subject := "logs." + token(app) + ".>"
-	if q.Process != "" {
-		subject = "logs." + token(app) + "." + token(q.Process) + ".*"
-	}
-	opts := store.ReadOptions{Last: q.Lines, Since: q.Since, Follow: q.Follow}
-	if q.Lines == 0 {
-		if !q.Follow {
-			return nil
-		}
-		opts.Since = time.Now()
-	}
-	return st.Read(ctx, subject, opts, func(m store.Message) error {
-		var l api.LogLine
-		if err := json.Unmarshal(m.Data, &l); err != nil {
-			return nil
-		}
-		return fn(l)
+	lq := logs.Query{Process: q.Process, Lines: q.Lines, Since: q.Since, Grep: q.Grep, Follow: q.Follow}
+	return logs.New(st, nil).Read(ctx, app, lq, func(l logs.Line) error {
+		return fn(api.LogLine{
+			Time: l.Time, App: l.App, Release: l.Release, Process: l.Process,
+			Instance: l.Instance, Stream: l.Stream, Text: l.Text,
+		})
 	})
 }
