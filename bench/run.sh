@@ -7,3 +7,4 @@ mkdir -p bench/out
 go run ./bench/deploy "$@" | tee bench/out/deploy.txt
 ./bench/gateway/run.sh | tee bench/out/gateway.txt
 ./bench/tasks/run.sh | tee bench/out/tasks.txt
+go run ./bench/errors | tee bench/out/errors.txt
