@@ -379,7 +379,11 @@ func (ix *Index) Count(ctx context.Context, body []byte, params url.Values) (uin
 	if v := params.Get("q"); v != "" {
 		q.Set("q", v)
 	}
-	r, err := ix.parseSearch(ctx, mustJSON(in), q, ix.meta())
+	var qbody []byte
+	if in != nil {
+		qbody = mustJSON(in)
+	}
+	r, err := ix.parseSearch(ctx, qbody, q, ix.meta())
 	if err != nil {
 		return 0, err
 	}

@@ -297,6 +297,9 @@ func TestBoolAndRange(t *testing.T) {
 	if out := s.must(200, "POST", "/articles/_count", obj("query", obj("term", obj("author.country", "US")))); out["count"] != 2.0 {
 		t.Errorf("_count: %v", out)
 	}
+	if out := s.must(200, "GET", "/articles/_count", nil); out["count"] != 6.0 {
+		t.Errorf("_count without a body: %v", out)
+	}
 }
 
 func TestBulkPartialFailures(t *testing.T) {
