@@ -17,6 +17,7 @@ const prefetchBatch = 32
 // of it goes back (nak) instead of out, so it is never handed out after
 // the server could have delivered it again.
 type prefetch struct {
+	fetch    sync.Mutex // held by the one reserve fetching for the queue; taken before mu
 	mu       sync.Mutex // guards items, sweeping
 	items    []fetched
 	sweeping bool
@@ -34,9 +35,19 @@ func (s *Service) next(q *queue, wait time.Duration) (*store.Delivery, error) {
 	if d := s.pop(q); d != nil {
 		return d, nil
 	}
+	// One batch fetch at a time: concurrent reserves wait for it and share
+	// its batch instead of each asking the server. Waiting for a task to
+	// arrive happens outside the lock, each reserve with its own timeout.
+	q.pre.fetch.Lock()
+	if d := s.pop(q); d != nil {
+		q.pre.fetch.Unlock()
+		return d, nil
+	}
 	var got []*store.Delivery
 	collect := func(d *store.Delivery) { got = append(got, d) }
-	if err := q.cons.Fetch(prefetchBatch, 0, collect); err != nil {
+	err := q.cons.Fetch(prefetchBatch, 0, collect)
+	q.pre.fetch.Unlock()
+	if err != nil {
 		return nil, err
 	}
 	if len(got) == 0 && wait > 0 {
