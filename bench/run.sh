@@ -8,3 +8,4 @@ go run ./bench/deploy "$@" | tee bench/out/deploy.txt
 ./bench/gateway/run.sh | tee bench/out/gateway.txt
 ./bench/tasks/run.sh | tee bench/out/tasks.txt
 go run ./bench/errors | tee bench/out/errors.txt
+./bench/metrics/run.sh | tee bench/out/metrics.txt

@@ -19,6 +19,7 @@ want nodejs /usr/bin/node
 want npm npm
 want curl curl
 want procps pkill               # ps/pkill in tests and scripts
+want python3-prometheus-client  # the reference parser checks pier's /metrics exposition
 
 if [ ${#need_apt[@]} -gt 0 ]; then
 	echo "test-deps: installing ${need_apt[*]}"

@@ -286,3 +286,9 @@ func (h *shist) flush() {
 	h.coarseT = (h.accKey + 1) * 60
 	h.acc, h.accN = [4]float32{}, 0
 }
+
+// AddStatsd adds a datagram's lines to app directly (tests, benchmarks)
+// and returns how many lines were bad.
+func (m *Metrics) AddStatsd(app string, p []byte) int {
+	return ParsePacket(p, func(s Sample) { m.statsd.add(app, s) })
+}

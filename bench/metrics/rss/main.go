@@ -1,0 +1,75 @@
+// Command rss measures the memory the metrics store needs for 20 apps
+// with 24 h of history: it feeds 8,640 windows of 10 s (traffic on each
+// app's web process, a worker per app, 10 statsd series per app, two of
+// them timers) and reports the Go heap and the process's RSS.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"pier/internal/metrics"
+)
+
+func main() {
+	apps := flag.Int("apps", 20, "apps")
+	hours := flag.Int("hours", 24, "hours of history to simulate")
+	flag.Parse()
+	procs := make([]metrics.Process, 0, *apps*2)
+	for i := range *apps {
+		app := "app" + strconv.Itoa(i)
+		procs = append(procs,
+			metrics.Process{App: app, Process: "web", Instance: "web.1", PID: os.Getpid()},
+			metrics.Process{App: app, Process: "worker", Instance: "worker.1", PID: os.Getpid()})
+	}
+	m := metrics.New(metrics.Options{Processes: func() []metrics.Process { return procs }})
+	before := heap()
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	windows := *hours * 360
+	for w := range windows {
+		now = now.Add(metrics.Step)
+		for i := range *apps {
+			app := "app" + strconv.Itoa(i)
+			for r := range 50 {
+				m.Observe(app, 200+(r%7)*50, 1500, time.Duration(r+1)*time.Millisecond)
+			}
+			for s := range 10 {
+				kind := "c"
+				if s < 2 {
+					kind = "ms"
+				}
+				m.AddStatsd(app, []byte("series."+strconv.Itoa(s)+":"+strconv.Itoa(w%100)+"|"+kind+"|#env:prod"))
+			}
+		}
+		m.Collect(now)
+	}
+	runtime.GC()
+	after := heap()
+	runtime.KeepAlive(m)
+	fmt.Printf("metrics store, %d apps x (web + worker + 10 statsd series), %d h of 10 s windows (%d):\n", *apps, *hours, windows)
+	fmt.Printf("  Go heap in use: %.1f MB (%.1f MB before feeding)\n", float64(after)/(1<<20), float64(before)/(1<<20))
+	fmt.Printf("  process RSS:    %s\n", rss())
+	fmt.Printf("  per app:        %.0f KB\n", float64(after-before)/float64(*apps)/1024)
+}
+
+func heap() uint64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapInuse
+}
+
+func rss() string {
+	data, _ := os.ReadFile("/proc/self/status")
+	for _, l := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(l, "VmRSS:") {
+			return strings.TrimSpace(strings.TrimPrefix(l, "VmRSS:"))
+		}
+	}
+	return "?"
+}
