@@ -90,6 +90,10 @@ func (t *Tracker) ingest(ctx context.Context, w http.ResponseWriter, r *http.Req
 		return "", err
 	}
 	a, authErr := requestAuth(r)
+	if authErr == nil && subtle.ConstantTimeCompare([]byte(a.Key), []byte(p.Key)) != 1 {
+		// Refuse before reading what may be a large body.
+		return "", refuse(http.StatusForbidden, "the key is not project %d's (check SENTRY_DSN)", id)
+	}
 
 	body, err := readBody(r, t.opts.MaxBodyBytes)
 	if errors.Is(err, errTooLarge) {
