@@ -3,6 +3,7 @@
 // server and each connection count it puts N 100-byte jobs (put), then
 // reserves and deletes them (reserve+delete), RUNS times, and prints the
 // median rate of each cell and the ratio of the first server to the others.
+// With -push-api it measures push delivery latency instead (push.go).
 //
 //	go run ./bench/tasks -n 20000 -runs 3 pier=127.0.0.1:1 beanstalkd-b=127.0.0.1:2 ...
 package main
@@ -24,7 +25,21 @@ func main() {
 	runs := flag.Int("runs", 3, "runs per cell; the median is reported")
 	size := flag.Int("size", 100, "job body bytes")
 	conns := flag.String("conns", "1,8", "connection counts")
+	pushAPI := flag.String("push-api", "", "measure push latency instead: the engine API URL ($PIER_TOKEN, -push-gateway, app tasks-python)")
+	pushGW := flag.String("push-gateway", "", "the gateway URL, for -push-api")
+	pushRate := flag.Int("push-rate", 1000, "tasks/s enqueued, for -push-api")
+	pushFor := flag.Duration("push-for", 5*time.Second, "how long to enqueue, for -push-api")
 	flag.Parse()
+	if *pushAPI != "" {
+		p50, p99, n, err := pushLatency(*pushAPI, os.Getenv("PIER_TOKEN"), *pushGW, "localhost", "tasks-python", "email", *pushRate, *pushFor)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "push latency:", err)
+			os.Exit(1)
+		}
+		fmt.Printf("push delivery at %d tasks/s (%d tasks, enqueue to handler): p50 %v  p99 %v\n",
+			*pushRate, n, p50.Round(10*time.Microsecond), p99.Round(10*time.Microsecond))
+		return
+	}
 	if flag.NArg() == 0 {
 		fmt.Fprintln(os.Stderr, "usage: tasks [flags] name=host:port ...")
 		os.Exit(2)

@@ -45,9 +45,12 @@ pids+=($!)
 beanstalkd -l 127.0.0.1 -p "$BSF" -b "$work/bsf" -f 0 &
 pids+=($!)
 waitport "$PIER_API"; waitport "$PIER_BS"; waitport "$BS"; waitport "$BSF"
-# Unauthenticated beanstalkd connections need a single-app engine.
+# Unauthenticated beanstalkd connections need a single-app engine; this
+# one also receives the pushed tasks.
 export PIER_API="http://127.0.0.1:$PIER_API" PIER_HOME="$work/home"
-(cd examples/hello-static && "$work/pier" deploy >/dev/null)
+(cd examples/tasks-python && "$work/pier" deploy >/dev/null)
 
 "$work/load" -n "$N" -runs "$RUNS" "pier=127.0.0.1:$PIER_BS" \
 	"beanstalkd-b=127.0.0.1:$BS" "beanstalkd-b-f0=127.0.0.1:$BSF"
+PIER_TOKEN=$(cat "$work/home/token") "$work/load" -push-api "$PIER_API" \
+	-push-gateway "http://127.0.0.1:$PIER_HTTP" -push-rate "${PUSH_RATE:-1000}" -push-for 5s

@@ -164,24 +164,41 @@ func (s *Service) runPusher(ctx context.Context, q *queue, c QueueConfig) {
 			continue
 		}
 		if lim != nil && lim.Wait(ctx) != nil {
+			<-slots
 			continue
 		}
-		// One at a time: a prefetched task waiting for a slot or the rate
-		// would count a redelivery as an attempt.
-		var got *store.Delivery
-		err := q.cons.Fetch(1, 2*time.Second, func(d *store.Delivery) { got = d })
+		// Take as many tasks as there are free slots (one under a rate
+		// limit): a task fetched but left waiting would see its ack wait
+		// run out and count a redelivery as an attempt.
+		n := 1
+		for lim == nil && n < cap(slots) {
+			select {
+			case slots <- struct{}{}:
+				n++
+				continue
+			default:
+			}
+			break
+		}
+		var got []*store.Delivery
+		collect := func(d *store.Delivery) { got = append(got, d) }
+		err := q.cons.Fetch(n, 0, collect)
+		if err == nil && len(got) == 0 {
+			err = q.cons.Fetch(1, 2*time.Second, collect)
+		}
 		if err != nil && ctx.Err() == nil {
 			log.Warn("fetch task", "err", err)
 			time.Sleep(time.Second)
 		}
-		if got == nil {
+		for range n - len(got) {
 			<-slots
-			continue
 		}
-		go func() {
-			defer func() { <-slots }()
-			s.push(ctx, q, c, got)
-		}()
+		for _, d := range got {
+			go func() {
+				defer func() { <-slots }()
+				s.push(ctx, q, c, d)
+			}()
+		}
 	}
 	// Wait for deliveries in flight.
 	for range cap(slots) {

@@ -116,7 +116,9 @@ func (o *Options) defaults() {
 		o.PushTimeout = 30 * time.Second
 	}
 	if o.HTTP == nil {
-		o.HTTP = &http.Client{Timeout: o.PushTimeout}
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.MaxIdleConnsPerHost = 256 // pushes to the gateway reuse their connections
+		o.HTTP = &http.Client{Timeout: o.PushTimeout, Transport: tr}
 	}
 }
 
