@@ -161,3 +161,31 @@ func TestPushDeadAndRetry(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestCronSchedules stores every schedule shape the manifest accepts as a
+// server-side schedule, and replaces them on the next Configure.
+func TestCronSchedules(t *testing.T) {
+	s := newService(t, nil)
+	ctx := context.Background()
+	var crons []Cron
+	for _, sched := range []string{"*/5 * * * *", "0 30 9 * * 1-5", "@every 1m", "@hourly", "@daily", "@midnight", "@annually", "@weekly", "@monthly", "@yearly"} {
+		crons = append(crons, Cron{Schedule: sched, Queue: "ticks", Body: sched})
+	}
+	crons = append(crons, Cron{Schedule: "@every 1h", Path: "/cron/cleanup"})
+	if err := s.Configure(ctx, "blog", map[string]QueueConfig{"ticks": {}}, crons); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.q.Count(ctx, "tasks.blog.*.c.*"); err != nil || n != len(crons) {
+		t.Fatalf("%d schedules stored (%v), want %d", n, err, len(crons))
+	}
+	// Configure again with one entry: the others go.
+	if err := s.Configure(ctx, "blog", map[string]QueueConfig{"ticks": {}}, crons[:1]); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.q.Count(ctx, "tasks.blog.*.c.*"); err != nil || n != 1 {
+		t.Fatalf("%d schedules left (%v), want 1", n, err)
+	}
+	if err := s.Configure(ctx, "blog", nil, []Cron{{Schedule: "61 * * * *", Queue: "ticks"}}); err == nil {
+		t.Fatal("a schedule the server refuses was accepted")
+	}
+}
