@@ -205,6 +205,27 @@ func TestTasksPushPullCron(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, 30*time.Second, "pushed beanstalkd task", func() bool { return len(withBody(e.seen(app).Seen, "via beanstalkd")) == 1 })
+
+	// Queues and cron live in the store: after kill -9 and a restart, the
+	// ticks go on and a task enqueued before the kill is delivered.
+	c.Close()
+	if code, out := e.enqueue(app, "work", map[string]any{"body": "kept"}); code != 201 {
+		t.Fatalf("enqueue: %d %v", code, out)
+	}
+	e.kill9()
+	e.start()
+	waitFor(t, 60*time.Second, "cron ticks after a restart", func() bool {
+		code, _ := e.get(app, "/healthz")
+		return code == 200 && len(withBody(e.seen(app).Seen, "tick")) >= 2
+	})
+	c2, err := bs.Dial("tcp", e.bsAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	if _, body, err := bs.NewTubeSet(c2, "work").Reserve(10 * time.Second); err != nil || string(body) != "kept" {
+		t.Fatalf("task enqueued before the kill: %q %v", body, err)
+	}
 }
 
 // TestTasksCrash enqueues 10,000 tasks over beanstalkd while another
