@@ -22,14 +22,17 @@ import (
 // The wire types of the tasks API (internal/tasks), as the CLI reads them.
 type (
 	queueFigures struct {
-		Name      string `json:"name"`
-		Ready     int    `json:"ready"`
-		Reserved  int    `json:"reserved"`
-		Delayed   int    `json:"delayed"`
-		Dead      int    `json:"dead"`
-		Waiting   int    `json:"waiting"`
-		Paused    bool   `json:"paused"`
-		PauseLeft string `json:"pause_left"`
+		Name      string  `json:"name"`
+		Ready     int     `json:"ready"`
+		Reserved  int     `json:"reserved"`
+		Delayed   int     `json:"delayed"`
+		Dead      int     `json:"dead"`
+		Waiting   int     `json:"waiting"`
+		Paused    bool    `json:"paused"`
+		PauseLeft string  `json:"pause_left"`
+		InRate    float64 `json:"enqueue_rate"`
+		DoneRate  float64 `json:"done_rate"`
+		FailRate  float64 `json:"fail_rate"`
 		Config    struct {
 			Push        string  `json:"push"`
 			Rate        float64 `json:"rate"`
@@ -56,7 +59,8 @@ func (a *cli) tasksCmd() *cobra.Command {
 		Use:   "tasks",
 		Short: "List an app's task queues; add, retry and drop tasks",
 		Long: `Tasks lists the app's queues with their ready, reserved (being worked on),
-delayed and dead counts. Its subcommands add tasks, show, retry or drop dead
+delayed and dead counts, and the rates (per second over the last minute, as
+counted by the engine that answers) of tasks enqueued, done and failed. Its subcommands add tasks, show, retry or drop dead
 tasks, and pause or resume delivery.
 
 Apps enqueue with their own token: POST $PIER_API/v1/apps/$PIER_APP/tasks/QUEUE
@@ -83,7 +87,7 @@ with Authorization: Bearer $PIER_TOKEN, or any beanstalkd client on $BEANSTALKD_
 				return nil
 			}
 			tw := table(a.stdout)
-			fmt.Fprintln(tw, "QUEUE\tREADY\tRESERVED\tDELAYED\tDEAD\tDELIVERY\tSTATE")
+			fmt.Fprintln(tw, "QUEUE\tREADY\tRESERVED\tDELAYED\tDEAD\tIN/S\tDONE/S\tFAILED/S\tDELIVERY\tSTATE")
 			for _, q := range qs {
 				delivery := "pull"
 				if q.Config.Push != "" {
@@ -96,7 +100,8 @@ with Authorization: Bearer $PIER_TOKEN, or any beanstalkd client on $BEANSTALKD_
 				if q.Paused {
 					state = "paused"
 				}
-				fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\t%s\n", q.Name, q.Ready, q.Reserved, q.Delayed, q.Dead, delivery, state)
+				fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%.1f\t%.1f\t%.1f\t%s\t%s\n", q.Name, q.Ready, q.Reserved, q.Delayed, q.Dead,
+					q.InRate, q.DoneRate, q.FailRate, delivery, state)
 			}
 			return tw.Flush()
 		}),

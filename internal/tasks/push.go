@@ -223,8 +223,10 @@ func (s *Service) push(ctx context.Context, q *queue, c QueueConfig, d *store.De
 		if err := d.Ack(context.WithoutCancel(ctx)); err != nil {
 			s.log.Warn("ack pushed task", "id", t.ID, "err", err)
 		}
+		q.rates.done.add(time.Now(), 1)
 		return
 	}
+	q.rates.failed.add(time.Now(), 1)
 	reason := fmt.Sprintf("answered %d", status)
 	if err != nil {
 		reason = err.Error()

@@ -62,6 +62,7 @@ type queue struct {
 	app, name string
 	cons      *store.Consumer
 	pre       prefetch
+	rates     meters
 
 	mu   sync.Mutex // guards conf
 	conf QueueConfig
@@ -167,15 +168,20 @@ func (s *Service) QueueNames(ctx context.Context, app string) ([]string, error) 
 
 // QueueStats are one queue's figures.
 type QueueStats struct {
-	Name      string      `json:"name"`
-	Ready     int         `json:"ready"`
-	Reserved  int         `json:"reserved"`
-	Delayed   int         `json:"delayed"`
-	Buried    int         `json:"dead"`
-	Waiting   int         `json:"waiting"`
-	Paused    bool        `json:"paused"`
-	PauseLeft Duration    `json:"pause_left,omitempty"`
-	Config    QueueConfig `json:"config"`
+	Name     string `json:"name"`
+	Ready    int    `json:"ready"`
+	Reserved int    `json:"reserved"`
+	Delayed  int    `json:"delayed"`
+	Buried   int    `json:"dead"`
+	Waiting  int    `json:"waiting"`
+	// Per second over the last minute, as seen by this engine: enqueued,
+	// done (deleted, or pushed with a 2xx), failed (push errors).
+	EnqueueRate float64     `json:"enqueue_rate"`
+	DoneRate    float64     `json:"done_rate"`
+	FailRate    float64     `json:"fail_rate"`
+	Paused      bool        `json:"paused"`
+	PauseLeft   Duration    `json:"pause_left,omitempty"`
+	Config      QueueConfig `json:"config"`
 }
 
 // Stats returns a queue's figures.
@@ -184,7 +190,9 @@ func (s *Service) Stats(ctx context.Context, app, name string) (QueueStats, erro
 	if err != nil {
 		return QueueStats{}, err
 	}
-	st := QueueStats{Name: name, Config: q.config()}
+	now := time.Now()
+	st := QueueStats{Name: name, Config: q.config(),
+		EnqueueRate: q.rates.enqueued.rate(now), DoneRate: q.rates.done.rate(now), FailRate: q.rates.failed.rate(now)}
 	counts, err := q.cons.Counts(ctx)
 	if err != nil {
 		return st, err

@@ -261,7 +261,26 @@ func (se *Session) Delete(ctx context.Context, id uint64) error {
 	if !r.finish() {
 		return ErrNotFound
 	}
-	return r.d.Ack(ctx)
+	if err := r.d.Ack(ctx); err != nil {
+		return err
+	}
+	se.s.count(r.task, true)
+	return nil
+}
+
+// count adds a finished task to its queue's rates.
+func (s *Service) count(t Task, ok bool) {
+	s.mu.Lock()
+	q := s.queues[queueKey(t.App, t.Queue)]
+	s.mu.Unlock()
+	if q == nil {
+		return
+	}
+	if ok {
+		q.rates.done.add(time.Now(), 1)
+	} else {
+		q.rates.failed.add(time.Now(), 1)
+	}
 }
 
 // Release hands a reserved task back, ready again after delay.

@@ -253,7 +253,8 @@ func (s *Service) Enqueue(ctx context.Context, app, queue string, t NewTask) (ui
 	if len(t.Body) > s.opts.MaxBody {
 		return 0, fmt.Errorf("%w: %d bytes, at most %d", ErrTooBig, len(t.Body), s.opts.MaxBody)
 	}
-	if _, err := s.queue(ctx, app, queue); err != nil {
+	q, err := s.queue(ctx, app, queue)
+	if err != nil {
 		return 0, err
 	}
 	now := time.Now()
@@ -292,6 +293,7 @@ func (s *Service) Enqueue(ctx context.Context, app, queue string, t NewTask) (ui
 	if err != nil {
 		return 0, fmt.Errorf("tasks: enqueue on %s/%s: %w", app, queue, err)
 	}
+	q.rates.enqueued.add(now, 1)
 	return id, nil
 }
 
