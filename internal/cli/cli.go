@@ -51,6 +51,9 @@ type UpOptions struct {
 
 	Beanstalkd string // beanstalkd-protocol task server listen address, e.g. "127.0.0.1:11300"
 	Statsd     string // statsd UDP listen address, e.g. "127.0.0.1:8125"
+
+	AccessLog    bool  // --access-log: one log line per gateway request
+	MaxBodyBytes int64 // --max-body: request body bound; 0 = the gateway's default, -1 = none
 }
 
 // ServeOptions are the flags of "pier serve", resolved.

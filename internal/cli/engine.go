@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -14,6 +16,7 @@ func (a *cli) upCmd() *cobra.Command {
 	var (
 		o        UpOptions
 		logLevel string
+		maxBody  string
 	)
 	cmd := &cobra.Command{
 		Use:   "up",
@@ -36,6 +39,9 @@ written to <home>/token for the other pier commands to find.`,
 			if err != nil {
 				return err
 			}
+			if o.MaxBodyBytes, err = parseSize(maxBody); err != nil {
+				return fmt.Errorf("--max-body: %w", err)
+			}
 			o.Home, o.Logger = a.homeDir(), logger
 			return a.hooks.Up(cmd.Context(), o)
 		}),
@@ -48,7 +54,34 @@ written to <home>/token for the other pier commands to find.`,
 	f.StringVar(&o.Beanstalkd, "beanstalkd", "127.0.0.1:11300", "address the beanstalkd-protocol task server listens on")
 	f.StringVar(&o.Statsd, "statsd", "127.0.0.1:8125", "UDP address the statsd listener binds (STATSD_ADDR in every app)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	f.BoolVar(&o.AccessLog, "access-log", false, "log every gateway request (app, status, bytes, duration, cache result)")
+	f.StringVar(&maxBody, "max-body", "16M", "largest request body the gateway accepts (e.g. 1M, 512K; 0 = no limit)")
 	return cmd
+}
+
+// parseSize reads a byte size: a number with an optional K, M or G suffix
+// (powers of 1024). "0" means no limit and is returned as -1.
+func parseSize(s string) (int64, error) {
+	t := strings.ToUpper(strings.TrimSuffix(strings.TrimSpace(s), "B"))
+	mult := int64(1)
+	if n := len(t); n > 0 {
+		switch t[n-1] {
+		case 'K':
+			mult, t = 1<<10, t[:n-1]
+		case 'M':
+			mult, t = 1<<20, t[:n-1]
+		case 'G':
+			mult, t = 1<<30, t[:n-1]
+		}
+	}
+	n, err := strconv.ParseInt(t, 10, 64)
+	if err != nil || n < 0 || n > (1<<62)/mult {
+		return 0, fmt.Errorf("invalid size %q (want e.g. 16M, 512K or bytes)", s)
+	}
+	if n == 0 {
+		return -1, nil
+	}
+	return n * mult, nil
 }
 
 func (a *cli) serveCmd() *cobra.Command {

@@ -25,6 +25,7 @@ import (
 	"pier/internal/build"
 	"pier/internal/deploy"
 	"pier/internal/gateway"
+	"pier/internal/manifest"
 	"pier/internal/store"
 	"pier/internal/supervisor"
 )
@@ -51,6 +52,12 @@ type Config struct {
 	// Statsd is where the statsd UDP listener binds (pier up's default:
 	// 127.0.0.1:8125); empty picks a free loopback port.
 	Statsd string
+
+	// AccessLog logs one line per gateway request (part=access).
+	AccessLog bool
+	// MaxBodyBytes bounds request bodies through the gateway; 0 =
+	// gateway.DefaultMaxBodyBytes, negative = no bound.
+	MaxBodyBytes int64
 }
 
 func (c *Config) defaults() error {
@@ -151,7 +158,17 @@ func run(ctx context.Context, cfg Config, with func(ctx context.Context, m *depl
 
 	cache := newGatewayCache(log.With("part", "cache"))
 	met := newEngineMetrics(log.With("part", "metrics"), cfg.Statsd)
-	gw := gateway.New(gateway.Options{Logger: log.With("part", "gateway"), Internal: h.internal, Cache: cache, Observe: met.m.Observe})
+	gwOpts := gateway.Options{Logger: log.With("part", "gateway"), Internal: h.internal, Cache: cache, Observe: met.m.Observe, MaxBodyBytes: cfg.MaxBodyBytes}
+	if cfg.AccessLog {
+		gwOpts.AccessLog = log.With("part", "access")
+	}
+	gw := gateway.New(gwOpts)
+	h.releases = append(h.releases, func(app string, _ int, m *manifest.Manifest) {
+		if m != nil {
+			gw.SetRateLimit(app, gateway.RateLimit{Requests: m.Limits.Requests, PerIP: m.Limits.PerIP})
+		}
+	})
+	h.destroys = append(h.destroys, func(app string) { gw.SetRateLimit(app, gateway.RateLimit{}) })
 	logs := &logSink{stream: parts.logs, log: log}
 	var mgr *deploy.Manager
 	sup := supervisor.New(supervisor.Options{
@@ -201,6 +218,9 @@ func run(ctx context.Context, cfg Config, with func(ctx context.Context, m *depl
 	if err := met.start(ctx, h); err != nil {
 		return fmt.Errorf("pier up: %w", err)
 	}
+	if err := startWeb(ctx, h, mgr, parts, met.m, apiHandler); err != nil {
+		return fmt.Errorf("pier up: %w", err)
+	}
 	if err := router.Run(ctx); err != nil {
 		return fmt.Errorf("pier up: router: %w", err)
 	}
@@ -209,14 +229,19 @@ func run(ctx context.Context, cfg Config, with func(ctx context.Context, m *depl
 		Handler:           apiHandler,
 		ReadHeaderTimeout: 10 * time.Second,
 	}
+	// Bounds against slow and greedy clients, nginx's defaults where it
+	// has one: the body and send timeouts (between reads and writes) are
+	// the guard's, as http.Server's would cut long streams.
 	httpSrv := &http.Server{
 		Handler:           gw,
 		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		IdleTimeout:       75 * time.Second,
+		MaxHeaderBytes:    32 << 10,
 		ErrorLog:          slog.NewLogLogger(log.With("part", "gateway").Handler(), slog.LevelDebug),
 	}
+	guarded := gateway.Guard(httpLn, gateway.GuardOptions{BodyTimeout: gateway.DefaultBodyTimeout, SendTimeout: gateway.DefaultSendTimeout})
 	errc := make(chan error, 2)
-	go func() { errc <- serve(httpSrv, httpLn) }()
+	go func() { errc <- serve(httpSrv, guarded) }()
 	go func() { errc <- serve(apiSrv, apiLn) }()
 
 	log.Info("pier is up", "gateway", httpLn.Addr().String(), "api", apiURL, "home", cfg.Home, "domain", cfg.Domain)

@@ -26,6 +26,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -54,7 +55,22 @@ type Options struct {
 	// final status, response body bytes, time taken. It runs on the
 	// request's goroutine after the response: it must be quick.
 	Observe func(app string, status int, bytes int64, d time.Duration)
+
+	// AccessLog, when set, gets one Info line per request answered for an
+	// app: app, method, host, path, status, bytes, duration, cache result
+	// (X-Cache), client address and request id. nil = no access log.
+	AccessLog *slog.Logger
+
+	// MaxBodyBytes bounds a request body, as nginx's client_max_body_size
+	// does: a larger one is answered 413 and its connection closed. If 0,
+	// DefaultMaxBodyBytes; if negative, no bound (bodies without a
+	// Content-Length are still buffered, up to DefaultMaxBodyBytes).
+	MaxBodyBytes int64
 }
+
+// DefaultMaxBodyBytes is the request body bound when Options.MaxBodyBytes
+// is 0.
+const DefaultMaxBodyBytes = 16 << 20
 
 // Cache is a shared HTTP cache the gateway puts in front of an app's proxy.
 type Cache interface {
@@ -104,6 +120,10 @@ type Gateway struct {
 	internal http.Handler // serves InternalPrefix on every host; nil = none
 
 	observe func(app string, status int, bytes int64, d time.Duration) // nil = none
+	access  *slog.Logger                                               // nil = no access log
+	maxBody int64                                                      // < 0 = no bound
+	limits  atomic.Pointer[limitTable]                                 // nil or empty = no limits
+	ids     requestIDs
 }
 
 // InternalPrefix is the path prefix the gateway keeps for the engine's own
@@ -130,7 +150,13 @@ func New(opts Options) *Gateway {
 		caches:   make(map[string]appCache),
 		cache:    opts.Cache,
 		observe:  opts.Observe,
+		access:   opts.AccessLog,
+		maxBody:  opts.MaxBodyBytes,
 	}
+	if g.maxBody == 0 {
+		g.maxBody = DefaultMaxBodyBytes
+	}
+	g.ids.init()
 	g.proxy = &httputil.ReverseProxy{
 		Rewrite:        rewrite,
 		Transport:      &retryTransport{g: g, inner: inner},
@@ -153,6 +179,8 @@ type proxyState struct {
 	route *route // the route the request was matched to
 	id    string // X-Request-Id
 	tried [maxAttempts]*backend
+
+	bodyErr error // the client's request body failed to arrive
 }
 
 func stateFrom(ctx context.Context) *proxyState {
@@ -162,8 +190,13 @@ func stateFrom(ctx context.Context) *proxyState {
 
 // ServeHTTP routes r by its Host header.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	id := requestID(r.Header.Get("X-Request-Id"))
-	w.Header().Set("X-Request-Id", id)
+	var id string
+	if client := r.Header["X-Request-Id"]; len(client) > 0 && saneID(client[0]) {
+		id = client[0]
+	} else {
+		id = g.ids.next()
+	}
+	w.Header()["X-Request-Id"] = []string{id}
 	if g.internal != nil && strings.HasPrefix(r.URL.Path, InternalPrefix) {
 		g.internal.ServeHTTP(w, r)
 		return
@@ -171,16 +204,19 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	host := normalizeHost(r.Host)
 	rt := g.table.Load().lookup(host)
-	if rt != nil && g.observe != nil {
+	if rt == nil {
+		writeText(w, http.StatusNotFound, "pier: no app is served at host "+strconv.Quote(host))
+		return
+	}
+	if g.observe != nil || g.access != nil {
 		ow := observe(w)
-		defer ow.done(g.observe, rt.app, time.Now())
+		defer ow.done(g, rt.app, r, id, time.Now())
 		w = ow
 	}
-	switch {
-	case rt == nil:
-		writeText(w, http.StatusNotFound, fmt.Sprintf("pier: no app is served at host %q", host))
+	if g.limited(w, r, rt.app) {
 		return
-	case len(rt.backends) == 0 && rt.static != nil:
+	}
+	if len(rt.backends) == 0 && rt.static != nil {
 		rt.static.serve(w, r, r.URL.Path, false)
 		return
 	}
@@ -192,7 +228,12 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if len(rt.backends) == 0 {
 		w.Header().Set("Retry-After", "1")
-		writeText(w, http.StatusServiceUnavailable, fmt.Sprintf("pier: app %q has no running web instances", rt.app))
+		writeText(w, http.StatusServiceUnavailable, "pier: app "+strconv.Quote(rt.app)+" has no running web instances")
+		return
+	}
+	if r.ContentLength > 0 && g.maxBody > 0 && r.ContentLength > g.maxBody {
+		w.Header().Set("Connection", "close")
+		writeText(w, http.StatusRequestEntityTooLarge, "pier: request body too large")
 		return
 	}
 	if r.ContentLength < 0 && r.Body != nil && r.Body != http.NoBody && !g.bufferBody(w, r) {
@@ -207,32 +248,42 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	g.proxy.ServeHTTP(w, r)
 }
 
-// maxChunkedBody bounds a request body sent without a Content-Length.
-const maxChunkedBody = 16 << 20
-
 // bufferBody reads a request body of unknown length (chunked) before it
 // goes to the app, which then gets it with a Content-Length: an app server
 // that does not read chunked bodies cannot be desynchronised, and a bad
 // chunk is refused here with a 400 and a closed connection, before anything
 // reaches the app. It reports false when it answered the request itself.
 func (g *Gateway) bufferBody(w http.ResponseWriter, r *http.Request) bool {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxChunkedBody))
+	limit := g.maxBody
+	if limit <= 0 {
+		limit = DefaultMaxBodyBytes
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	r.Body.Close()
 	if err != nil {
 		w.Header().Set("Connection", "close")
 		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
+		switch {
+		case errors.As(err, &tooBig):
 			writeText(w, http.StatusRequestEntityTooLarge, "pier: request body too large")
-			return false
+		case isTimeout(err):
+			writeText(w, http.StatusRequestTimeout, "pier: request body not received in time")
+		default:
+			g.log.Debug("gateway: bad request body", "host", r.Host, "path", r.URL.Path, "err", err)
+			writeText(w, http.StatusBadRequest, "pier: malformed request body")
 		}
-		g.log.Debug("gateway: bad request body", "host", r.Host, "path", r.URL.Path, "err", err)
-		writeText(w, http.StatusBadRequest, "pier: malformed request body")
 		return false
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	r.ContentLength = int64(len(body))
 	r.TransferEncoding = nil
 	return true
+}
+
+// isTimeout reports a deadline that passed: a client too slow to send.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // rewrite prepares the outbound request. The transport picks the backend for
@@ -285,6 +336,11 @@ func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, err error) 
 	app := ""
 	if st := stateFrom(r.Context()); st != nil {
 		app = st.app
+		if st.bodyErr != nil && isTimeout(st.bodyErr) {
+			w.Header().Set("Connection", "close")
+			writeText(w, http.StatusRequestTimeout, "pier: request body not received in time")
+			return
+		}
 	}
 	g.log.Debug("gateway: app did not answer", "app", app, "host", r.Host, "path", r.URL.Path, "err", err)
 	writeText(w, http.StatusBadGateway, fmt.Sprintf("pier: app %q did not answer: %s", app, shortReason(err)))
@@ -300,15 +356,25 @@ func writeText(w http.ResponseWriter, code int, msg string) {
 	fmt.Fprintln(w, msg)
 }
 
-// requestID returns the client's id when it is a sane token of at most 128
-// characters, or a new random one.
-func requestID(client string) string {
-	if saneID(client) {
-		return client
-	}
-	var b [16]byte
+// requestIDs makes request ids: a random prefix per gateway and a
+// counter, "5f0c2a9e1b7d4c3a-1f", unique without a random read per request.
+type requestIDs struct {
+	prefix [17]byte // 16 hex digits and '-'
+	n      atomic.Uint64
+}
+
+func (ids *requestIDs) init() {
+	var b [8]byte
 	rand.Read(b[:]) // never fails (crypto/rand panics rather than return an error)
-	return hex.EncodeToString(b[:])
+	hex.Encode(ids.prefix[:16], b[:])
+	ids.prefix[16] = '-'
+}
+
+func (ids *requestIDs) next() string {
+	var buf [17 + 16]byte
+	b := append(buf[:0], ids.prefix[:]...)
+	b = strconv.AppendUint(b, ids.n.Add(1), 16)
+	return string(b)
 }
 
 func saneID(s string) bool {

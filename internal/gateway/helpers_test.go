@@ -34,9 +34,18 @@ func (w tWriter) Write(p []byte) (int, error) {
 // with the server's base URL and a client with its own connection pool.
 func newTestGateway(t *testing.T, routes ...Route) (*Gateway, string, *http.Client) {
 	t.Helper()
-	g := New(Options{Logger: testLogger(t)})
+	return newTestGatewayWith(t, Options{Logger: testLogger(t)}, GuardOptions{BodyTimeout: time.Minute, SendTimeout: time.Minute}, routes...)
+}
+
+// newTestGatewayWith is newTestGateway with options, behind Guard, as the
+// engine runs it.
+func newTestGatewayWith(t *testing.T, opts Options, guard GuardOptions, routes ...Route) (*Gateway, string, *http.Client) {
+	t.Helper()
+	g := New(opts)
 	g.SetRoutes(routes)
-	srv := httptest.NewServer(g)
+	srv := httptest.NewUnstartedServer(g)
+	srv.Listener = Guard(srv.Listener, guard)
+	srv.Start()
 	t.Cleanup(srv.Close)
 	tr := &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true}
 	t.Cleanup(tr.CloseIdleConnections)

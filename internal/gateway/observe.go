@@ -3,6 +3,7 @@ package gateway
 import (
 	"bufio"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"sync"
@@ -25,13 +26,35 @@ func observe(w http.ResponseWriter) *observedWriter {
 	return o
 }
 
-// done reports the request to fn and returns o to the pool.
-func (o *observedWriter) done(fn func(app string, status int, bytes int64, d time.Duration), app string, start time.Time) {
+// done reports the request to the Observe hook and the access log, and
+// returns o to the pool.
+func (o *observedWriter) done(g *Gateway, app string, r *http.Request, id string, start time.Time) {
 	status := o.status
 	if status == 0 {
 		status = http.StatusOK // nothing written: net/http answers 200
 	}
-	fn(app, status, o.bytes, time.Since(start))
+	d := time.Since(start)
+	if g.observe != nil {
+		g.observe(app, status, o.bytes, d)
+	}
+	if g.access != nil {
+		cache := ""
+		if v := o.ResponseWriter.Header()["X-Cache"]; len(v) > 0 {
+			cache = v[0]
+		}
+		g.access.LogAttrs(r.Context(), slog.LevelInfo, "request",
+			slog.String("app", app),
+			slog.String("method", r.Method),
+			slog.String("host", r.Host),
+			slog.String("path", r.URL.Path),
+			slog.Int("status", status),
+			slog.Int64("bytes", o.bytes),
+			slog.Duration("duration", d),
+			slog.String("cache", cache),
+			slog.String("client", clientIP(r.RemoteAddr)),
+			slog.String("id", id),
+		)
+	}
 	o.ResponseWriter = nil
 	observedPool.Put(o)
 }

@@ -213,6 +213,7 @@ func TestForwardedHeaders(t *testing.T) {
 	defer tls.Close()
 
 	long := strings.Repeat("a", 129)
+	generated := make(map[string]bool)
 	tests := []struct {
 		name     string
 		srv      *httptest.Server
@@ -264,8 +265,16 @@ func TestForwardedHeaders(t *testing.T) {
 			if tt.wantID != "" && got["id"] != tt.wantID {
 				t.Errorf("X-Request-Id = %q, want %q", got["id"], tt.wantID)
 			}
-			if tt.wantID == "" && (len(got["id"]) != 32 || strings.Trim(got["id"], "0123456789abcdef") != "") {
-				t.Errorf("generated X-Request-Id = %q, want 32 hex digits", got["id"])
+			if tt.wantID == "" {
+				id := got["id"]
+				prefix, n, _ := strings.Cut(id, "-")
+				if len(prefix) != 16 || strings.Trim(prefix, "0123456789abcdef") != "" || n == "" || strings.Trim(n, "0123456789abcdef") != "" {
+					t.Errorf("generated X-Request-Id = %q, want 16 hex digits, '-' and a hex counter", id)
+				}
+				if generated[id] {
+					t.Errorf("generated X-Request-Id %q twice", id)
+				}
+				generated[id] = true
 			}
 		})
 	}

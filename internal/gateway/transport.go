@@ -98,6 +98,11 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		t.g.log.Debug("gateway: retrying on another instance", "app", st.app, "backend", b.addr, "err", rerr)
 	}
+	if body != nil {
+		body.mu.Lock()
+		st.bodyErr = body.err
+		body.mu.Unlock()
+	}
 	return nil, err
 }
 
@@ -134,9 +139,10 @@ func shortReason(err error) string {
 // request. mu serializes reads, which a transport may still do from its own
 // goroutine after RoundTrip returned.
 type sharedBody struct {
-	mu sync.Mutex
-	rc io.ReadCloser
-	n  int64 // bytes handed to attempts
+	mu  sync.Mutex
+	rc  io.ReadCloser
+	n   int64 // bytes handed to attempts
+	err error // the client's body failed: not EOF, not an abandoned attempt
 }
 
 // attemptBody is one attempt's view of the request body. Closing it does not
@@ -155,6 +161,9 @@ func (a *attemptBody) Read(p []byte) (int, error) {
 	}
 	n, err := a.s.rc.Read(p)
 	a.s.n += int64(n)
+	if err != nil && err != io.EOF {
+		a.s.err = err
+	}
 	return n, err
 }
 

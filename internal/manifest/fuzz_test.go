@@ -47,6 +47,8 @@ func FuzzParse(f *testing.F) {
 		"static: {/: public}\ncache: [{path: /*, ttl: 60}]\n",
 		"cron: [{schedule: '@every 1m', path: /x}]\nqueues: {q: {rate: 5/h}}\n",
 		"env: {A: 1, B: !!str 2, C: ~}\nlimits: {memory: 1.5GiB, cpu: 2}\n",
+		"processes: {web: x}\nlimits: {requests: 100/s, per_ip: 10/s}\n",
+		"processes: {web: x}\nlimits: {requests: 0/s, per_ip: [1], reqests: 5}\n",
 		"- a\n- b\n",
 		"a: [1, 2\n",
 		"---\na: 1\n---\nb: 2\n",

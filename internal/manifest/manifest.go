@@ -49,7 +49,8 @@ type Manifest struct {
 	Cron []Cron
 	// Env holds config vars; numbers and booleans keep their spelling.
 	Env map[string]string
-	// Limits apply to every instance of every process. Zero means no limit.
+	// Limits hold resource limits for every instance of every process and
+	// request rate limits for the app's HTTP traffic. Zero means no limit.
 	Limits Limits
 }
 
@@ -79,10 +80,18 @@ type Scale struct {
 	Max int
 }
 
-// Limits are resource limits per instance.
+// Limits are resource limits per instance, and request rate limits the
+// gateway applies to the app (answering 429 with Retry-After past them).
 type Limits struct {
 	MemoryBytes int64   // 0 = no limit
 	CPU         float64 // cores, e.g. 0.5; 0 = no limit
+
+	// Requests bounds the requests per second the whole app is served,
+	// all clients together; 0 = no limit.
+	Requests float64
+	// PerIP bounds the requests per second served to each client
+	// address; 0 = no limit.
+	PerIP float64
 }
 
 // CacheRule sets how the gateway caches responses under one path.

@@ -435,6 +435,12 @@ func (p *yamlParser) limits(e entry) {
 			}
 			l.CPU = f
 		},
+		"requests": func(e entry) {
+			l.Requests, _ = p.rate(e)
+		},
+		"per_ip": func(e entry) {
+			l.PerIP, _ = p.rate(e)
+		},
 	})
 }
 

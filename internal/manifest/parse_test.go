@@ -101,6 +101,8 @@ func TestParseValues(t *testing.T) {
 		{"memory GiB", web + "limits: {memory: 1GiB}", func(m *Manifest) any { return m.Limits.MemoryBytes }, int64(1 << 30)},
 		{"memory fraction", web + "limits: {memory: 1.5g}", func(m *Manifest) any { return m.Limits.MemoryBytes }, int64(3 << 29)},
 		{"cpu integer", web + "limits: {cpu: 2}", func(m *Manifest) any { return m.Limits.CPU }, 2.0},
+		{"request limits", web + "limits: {requests: 100/s, per_ip: 600/m}", func(m *Manifest) any { return m.Limits }, Limits{Requests: 100, PerIP: 10}},
+		{"request limit number", web + "limits: {requests: 2.5, memory: 1G}", func(m *Manifest) any { return m.Limits }, Limits{Requests: 2.5, MemoryBytes: 1 << 30}},
 		{"static site", "static: {/: public}", func(m *Manifest) any { return len(m.Processes) }, 0},
 		{"anchors and merge", "x-common: &c {web: ./a, worker: ./b}\nprocesses:\n  <<: *c\n  worker: ./c\n",
 			func(m *Manifest) any { return m.Processes }, map[string]string{"web": "./a", "worker": "./c"}},
@@ -221,6 +223,10 @@ func TestParseErrors(t *testing.T) {
 		{"memory huge", web + "limits: {memory: 99999999999T}", "pier.yaml:2:18: limits.memory: too large"},
 		{"cpu zero", web + "limits: {cpu: 0}", "pier.yaml:2:15: limits.cpu: must be a number of cores greater than 0 and at most 1024"},
 		{"cpu string", web + "limits: {cpu: half}", "pier.yaml:2:15: limits.cpu: must be a number, not a string"},
+		{"requests rate", web + "limits: {requests: 100/d}", `pier.yaml:2:20: limits.requests: invalid rate "100/d" (want e.g. 50/s, 100/m or 5/h)`},
+		{"requests zero", web + "limits: {requests: 0}", "pier.yaml:2:20: limits.requests: must be positive"},
+		{"per_ip type", web + "limits: {per_ip: [10]}", "pier.yaml:2:18: limits.per_ip: must be a rate like 50/s, 100/m or 5/h, not a list"},
+		{"per_ip typo", web + "limits: {perip: 10/s}", `pier.yaml:2:10: limits.perip: unknown field "perip" (did you mean "per_ip"?)`},
 		// Several at once, in file order.
 		{"several", "name: X\nprocesses: {web: ''}\nscale: {web: -1}\n",
 			`pier.yaml:1:7: name: invalid app name "X": use lower-case letters, digits and '-', starting with a letter and not ending with '-', at most 40 characters` +
