@@ -33,7 +33,7 @@ func (s *Service) Session(app string) *Session {
 type reservation struct {
 	s     *Service
 	task  Task
-	d     *store.Delivery
+	d     claim
 	owner *Session
 
 	mu       sync.Mutex // guards deadline, timer, done
@@ -45,10 +45,30 @@ type reservation struct {
 // heartbeat is how often a long reservation restarts the ack wait.
 func (s *Service) heartbeat() time.Duration { return s.opts.AckWait / 3 }
 
+// claim is how a reservation holds its task: a consumer's delivery
+// (*store.Delivery), or a task taken out of its queue by id (*held).
+type claim interface {
+	Ack(ctx context.Context) error // the task is done
+	Nak(delay time.Duration) error // the task goes back, ready after delay
+	InProgress() error             // the holder is still at it
+}
+
+var (
+	_ claim = (*store.Delivery)(nil)
+	_ claim = (*held)(nil)
+)
+
 // take registers a delivery as reserved by owner and starts its timer.
 func (s *Service) take(d *store.Delivery, owner *Session) *reservation {
 	t := taskFrom(d.Message)
-	t.State, t.Attempt = StateReserved, d.Attempt
+	t.Attempt = d.Attempt
+	return s.hold(t, d, owner)
+}
+
+// hold registers t, held through c, as reserved by owner.
+func (s *Service) hold(t Task, c claim, owner *Session) *reservation {
+	d := c
+	t.State = StateReserved
 	r := &reservation{s: s, task: t, d: d, owner: owner, deadline: time.Now().Add(time.Duration(t.TTR))}
 	s.mu.Lock()
 	s.reserved[t.ID] = r
@@ -310,7 +330,7 @@ func (se *Session) Bury(ctx context.Context, id uint64, pri uint32) error {
 }
 
 // bury stores t in its queue's dead set, then acknowledges its delivery.
-func (s *Service) bury(ctx context.Context, t Task, d *store.Delivery) error {
+func (s *Service) bury(ctx context.Context, t Task, d claim) error {
 	if _, err := s.q.Put(ctx, subject(t.App, t.Queue, "x", t.ID), t.Body, t.header(), store.PutOptions{}); err != nil {
 		d.Nak(0)
 		return fmt.Errorf("tasks: bury %d: %w", t.ID, err)

@@ -12,6 +12,8 @@
 //	                             server turns into tasks.<app>.<queue>.r.<id> at its ETA
 //	tasks.<app>.<queue>.x.<id>   buried (beanstalkd) / dead (push): kept until
 //	                             kicked, retried or dropped
+//	tasks.<app>.<queue>.h.<id>   reserved by id (beanstalkd reserve-job), out of
+//	                             the consumer's reach until deleted or released
 //	tasks.<app>.<queue>.c.<n>    the queue's n-th cron entry: a repeating schedule
 //	                             whose copies land on tasks.<app>.<queue>.r.c<n>
 //
@@ -165,6 +167,9 @@ func (s *Service) Start(ctx context.Context) error {
 	s.mu.Lock()
 	s.ctx = ctx
 	s.mu.Unlock()
+	if err := s.releaseHeld(ctx); err != nil {
+		return fmt.Errorf("tasks: release tasks held by the previous engine: %w", err)
+	}
 	go func() {
 		<-ctx.Done()
 		s.stopAll()
@@ -310,6 +315,8 @@ func taskFrom(m store.Message) Task {
 			t.State = StateDelayed
 		case "x":
 			t.State = StateBuried
+		case "h":
+			t.State = StateReserved
 		}
 		id, err := strconv.ParseUint(parts[4], 10, 64)
 		if err != nil {

@@ -87,13 +87,10 @@ func cmdReserve(c *conn, cmd command) error {
 }
 
 // reserve-job <id> -> RESERVED <id> <bytes>\r\n<data>\r\n | NOT_FOUND
-//
-// A task can only be taken from its queue in order, so reserve-job finds
-// only tasks this connection already holds.
 func cmdReserveJob(c *conn, cmd command) error {
-	t, _, ok := c.sess.Reserved(cmd.n[0])
-	if !ok {
-		return tasks.ErrNotFound
+	t, err := c.sess.ReserveJob(c.ctx, cmd.n[0])
+	if err != nil {
+		return err
 	}
 	c.replyData(fmt.Sprintf("RESERVED %d", t.ID), t.Body)
 	return nil

@@ -339,3 +339,55 @@ func TestFivebeans(t *testing.T) {
 		t.Fatalf("node beanstalk-client.js: %v\n%s", err, out)
 	}
 }
+
+func TestReserveJob(t *testing.T) {
+	addr := startServer(t, map[string]string{"blog.secret": "blog"})
+	c := dial(t, addr)
+	first, _ := c.Put([]byte("first"), 0, 0, time.Minute)
+	second, _ := c.Put([]byte("second"), 0, 0, time.Minute)
+	later, _ := c.Put([]byte("later"), 0, time.Hour, time.Minute)
+	// Out of order: the second ready job, then a delayed one.
+	if body, err := c.ReserveJob(second); err != nil || string(body) != "second" {
+		t.Fatalf("reserve-job of a ready job: %q %v", body, err)
+	}
+	if st, err := c.StatsJob(second); err != nil || st["state"] != "reserved" {
+		t.Fatalf("stats-job: %v %v", st, err)
+	}
+	if body, err := c.ReserveJob(later); err != nil || string(body) != "later" {
+		t.Fatalf("reserve-job of a delayed job: %q %v", body, err)
+	}
+	other := dial(t, addr)
+	_, err := other.ReserveJob(second)
+	wantErr(t, "reserve-job of another connection's job", err, bs.ErrNotFound)
+	_, err = other.ReserveJob(987654321)
+	wantErr(t, "reserve-job of an unknown id", err, bs.ErrNotFound)
+	// The normal order goes on without the reserved one.
+	if id, _, err := other.Reserve(5 * time.Second); err != nil || id != first {
+		t.Fatalf("reserve: %d %v, want %d", id, err, first)
+	}
+	if err := other.Delete(first); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Delete(later); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Release(second, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	if id, body, err := other.Reserve(5 * time.Second); err != nil || id != second || string(body) != "second" {
+		t.Fatalf("reserve after release: %d %q %v", id, body, err)
+	}
+	if err := other.Bury(second, 0); err != nil {
+		t.Fatal(err)
+	}
+	// A buried job, and the connection closing with it reserved.
+	if _, err := other.ReserveJob(second); err != nil {
+		t.Fatalf("reserve-job of a buried job: %v", err)
+	}
+	other.Close()
+	if id, _, err := c.Reserve(10 * time.Second); err != nil || id != second {
+		t.Fatalf("after close: %d %v", id, err)
+	}
+	_, err = c.Peek(later)
+	wantErr(t, "peek a deleted reserve-job", err, bs.ErrNotFound)
+}
