@@ -41,7 +41,22 @@
 // ready tasks. A release or a push retry with a delay is a nak with delay
 // and counts as reserved, not delayed, in the queue figures. DEADLINE_SOON
 // is never sent. Figures per queue (ready, delayed, buried) are computed
-// from the stream when asked, which costs a walk of the queue's subjects.
+// from the stream when asked, which costs a walk of the queue's subjects;
+// rates and the reserved count are this engine's own.
+//
+// # What assumes one engine per store
+//
+// Reservations (TTR timers, "reserved by another connection") are known to
+// the engine that made them; a task reserved by id (reserve-job) sits on
+// its h.<id> subject and Start moves every such task back to ready. Both
+// need revisiting when several engines share one NATS cluster.
+//
+// # Prefetch
+//
+// A reserve fetches up to 32 ready tasks at once (one fetch at a time per
+// queue) and keeps the rest in the queue's buffer for the next reserves;
+// a buffered task older than a third of the ack wait is handed back rather
+// than out. Push delivery fetches only as many as it has free slots.
 package tasks
 
 import (
