@@ -1,0 +1,417 @@
+package web
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html/template"
+	"maps"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"pier/internal/api"
+)
+
+// pages are the parsed templates, one set per page, all sharing the
+// layout and the partials.
+type pages struct {
+	byName map[string]*template.Template
+}
+
+var pageNames = []string{"login", "overview", "app", "deploys", "issue"}
+
+func parsePages() (*pages, error) {
+	p := &pages{byName: map[string]*template.Template{}}
+	for _, name := range pageNames {
+		t, err := template.New(name).Funcs(funcs).ParseFS(files,
+			"templates/layout.html", "templates/partials.html", "templates/"+name+".html")
+		if err != nil {
+			return nil, fmt.Errorf("template %s: %w", name, err)
+		}
+		p.byName[name] = t
+	}
+	return p, nil
+}
+
+var funcs = template.FuncMap{
+	"ago": func(t time.Time) string {
+		if t.IsZero() {
+			return ""
+		}
+		d := time.Since(t).Round(time.Second)
+		switch {
+		case d < time.Minute:
+			return fmt.Sprintf("%ds ago", int(d.Seconds()))
+		case d < time.Hour:
+			return fmt.Sprintf("%dm ago", int(d.Minutes()))
+		case d < 48*time.Hour:
+			return fmt.Sprintf("%dh ago", int(d.Hours()))
+		}
+		return t.Format("2006-01-02")
+	},
+	"iso":   func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
+	"clock": func(t time.Time) string { return t.Local().Format("15:04:05") },
+	"f1":    func(f float64) string { return strconv.FormatFloat(f, 'f', 1, 64) },
+	"pct":   func(f float64) string { return strconv.FormatFloat(f*100, 'f', 1, 64) + "%" },
+	"ready": func(ins []api.Instance) int {
+		n := 0
+		for _, i := range ins {
+			if i.Ready {
+				n++
+			}
+		}
+		return n
+	},
+	"inApp": func(f Frame) bool { return f.InApp == nil || *f.InApp },
+	"reverse": func(fs []Frame) []Frame {
+		out := slices.Clone(fs)
+		slices.Reverse(out)
+		return out
+	},
+	"str": func(b []byte) string { return string(b) },
+}
+
+// render writes a page (or one of its named templates, for fragments).
+func (s *Server) render(w http.ResponseWriter, status int, page string, data map[string]any) {
+	s.renderTemplate(w, status, page, "layout", data)
+}
+
+func (s *Server) renderTemplate(w http.ResponseWriter, status int, page, name string, data map[string]any) {
+	var buf bytes.Buffer
+	if err := s.pages.byName[page].ExecuteTemplate(&buf, name, data); err != nil {
+		s.log.Error("render", "page", page, "template", name, "err", err)
+		http.Error(w, "the dashboard failed to render this page (see the engine log)", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	w.Write(buf.Bytes())
+}
+
+// data starts a page's template data with what every page needs.
+func (s *Server) data(r *http.Request, title string) map[string]any {
+	d := map[string]any{"Title": title, "Services": s.services()}
+	if se := sessionFrom(r.Context()); se != nil {
+		d["CSRF"] = se.csrf
+	}
+	return d
+}
+
+func (s *Server) services() map[string]bool {
+	return map[string]bool{"metrics": s.opts.Metrics != nil, "errors": s.opts.Errors != nil, "tasks": s.opts.Tasks != nil}
+}
+
+// fail answers an engine error: 404 for an unknown app, 400 for a bad
+// request, 500 (logged) otherwise.
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	status := http.StatusInternalServerError
+	switch {
+	case errors.Is(err, api.ErrNotFound):
+		status = http.StatusNotFound
+	case errors.Is(err, api.ErrBadRequest):
+		status = http.StatusBadRequest
+	case errors.Is(err, api.ErrConflict):
+		status = http.StatusConflict
+	default:
+		s.log.Error("dashboard", "path", r.URL.Path, "err", err)
+	}
+	http.Error(w, err.Error(), status)
+}
+
+// appRow is one line of the overview.
+type appRow struct {
+	App     api.App
+	Metrics *Summary // nil without metrics
+	Issues  int      // unresolved issues
+	// IssuesKnown: the error tracker answered for this app.
+	IssuesKnown bool
+}
+
+func (s *Server) appRows(ctx context.Context) ([]appRow, error) {
+	apps, err := s.opts.Engine.Apps(ctx)
+	if err != nil {
+		return nil, err
+	}
+	sums := map[string]Summary{}
+	if s.opts.Metrics != nil {
+		for _, m := range s.opts.Metrics.Summary() {
+			sums[m.App] = m
+		}
+	}
+	rows := make([]appRow, len(apps))
+	for i, a := range apps {
+		rows[i].App = a
+		if s.opts.Metrics != nil {
+			m := sums[a.Name]
+			rows[i].Metrics = &m
+		}
+		if s.opts.Errors != nil {
+			if is, err := s.opts.Errors.Issues(ctx, a.Name); err == nil {
+				n := 0
+				for _, x := range is {
+					if x.Status == "unresolved" || x.Status == "" {
+						n++
+					}
+				}
+				rows[i].Issues, rows[i].IssuesKnown = n, true
+			}
+		}
+	}
+	return rows, nil
+}
+
+func (s *Server) overview(w http.ResponseWriter, r *http.Request) {
+	rows, err := s.appRows(r.Context())
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	d := s.data(r, "Apps")
+	d["Rows"] = rows
+	s.render(w, http.StatusOK, "overview", d)
+}
+
+func (s *Server) appsTable(w http.ResponseWriter, r *http.Request) {
+	rows, err := s.appRows(r.Context())
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	d := s.data(r, "Apps")
+	d["Rows"] = rows
+	s.renderTemplate(w, http.StatusOK, "overview", "apps-table", d)
+}
+
+// queueView is a queue with its dead tasks.
+type queueView struct {
+	Queue
+	DeadTasks []DeadTask
+}
+
+func (s *Server) appPage(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	name := r.PathValue("app")
+	app, err := s.opts.Engine.App(ctx, name)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	rels, err := s.opts.Engine.Releases(ctx, name)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	env, err := s.opts.Engine.Env(ctx, name)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	d := s.data(r, name)
+	d["App"] = app
+	d["Processes"] = processes(app)
+	d["Releases"] = rels
+	d["EnvKeys"] = slices.Sorted(maps.Keys(env))
+	if r.FormValue("show") == "env" {
+		d["Env"] = env
+	}
+	if s.opts.Errors != nil {
+		is, err := s.opts.Errors.Issues(ctx, name)
+		if err != nil {
+			d["IssuesError"] = err.Error()
+		}
+		d["Issues"] = is
+	}
+	if s.opts.Tasks != nil {
+		qs, err := s.opts.Tasks.Queues(ctx, name)
+		if err != nil {
+			d["QueuesError"] = err.Error()
+		}
+		views := make([]queueView, len(qs))
+		for i, q := range qs {
+			views[i].Queue = q
+			if q.Dead > 0 {
+				views[i].DeadTasks, _ = s.opts.Tasks.Dead(ctx, name, q.Name, 20)
+			}
+		}
+		d["Queues"] = views
+	}
+	s.render(w, http.StatusOK, "app", d)
+}
+
+// processes lists an app's process types, web first.
+func processes(a api.App) []string {
+	ps := slices.Sorted(maps.Keys(a.Scale))
+	if i := slices.Index(ps, "web"); i > 0 {
+		ps = append([]string{"web"}, slices.Delete(ps, i, i+1)...)
+	}
+	return ps
+}
+
+func (s *Server) instances(w http.ResponseWriter, r *http.Request) {
+	app, err := s.opts.Engine.App(r.Context(), r.PathValue("app"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	d := s.data(r, app.Name)
+	d["App"] = app
+	s.renderTemplate(w, http.StatusOK, "app", "instances", d)
+}
+
+func (s *Server) scale(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("app")
+	app, err := s.opts.Engine.App(r.Context(), name)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	counts := map[string]int{}
+	for p := range app.Scale {
+		v := strings.TrimSpace(r.PostFormValue("scale." + p))
+		if v == "" {
+			continue
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || n > 100 {
+			http.Error(w, fmt.Sprintf("%s: want a number of instances from 0 to 100", p), http.StatusBadRequest)
+			return
+		}
+		counts[p] = n
+	}
+	if len(counts) == 0 {
+		http.Error(w, "nothing to scale", http.StatusBadRequest)
+		return
+	}
+	if _, err := s.opts.Engine.Scale(r.Context(), name, counts); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.log.Info("scaled from the dashboard", "app", name, "counts", counts)
+	if r.Header.Get("HX-Request") != "" {
+		s.instances(w, r)
+		return
+	}
+	http.Redirect(w, r, "/apps/"+name+"#processes", http.StatusSeeOther)
+}
+
+func (s *Server) rollback(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("app")
+	n, err := strconv.Atoi(r.PostFormValue("release"))
+	if err != nil || n < 0 {
+		http.Error(w, "release: want a release number", http.StatusBadRequest)
+		return
+	}
+	if _, err := s.opts.Engine.App(r.Context(), name); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	// The rollout outlives this request; its progress reaches the deploy
+	// view through the events stream.
+	go func() {
+		ctx, cancel := context.WithTimeout(s.opts.Background, 15*time.Minute)
+		defer cancel()
+		if _, err := s.opts.Engine.Rollback(ctx, name, n, func(api.Event) {}); err != nil {
+			s.log.Warn("rollback from the dashboard", "app", name, "release", n, "err", err)
+		}
+	}()
+	s.log.Info("rollback from the dashboard", "app", name, "release", n)
+	http.Redirect(w, r, "/apps/"+name+"/deploys", http.StatusSeeOther)
+}
+
+func (s *Server) env(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("app")
+	env, err := s.opts.Engine.Env(r.Context(), name)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	d := s.data(r, name)
+	d["App"] = api.App{Name: name}
+	d["EnvKeys"] = slices.Sorted(maps.Keys(env))
+	if r.FormValue("show") == "1" {
+		d["Env"] = env
+	}
+	s.renderTemplate(w, http.StatusOK, "app", "env", d)
+}
+
+func (s *Server) metricsJSON(w http.ResponseWriter, r *http.Request) {
+	if s.opts.Metrics == nil {
+		http.Error(w, "metrics are not available", http.StatusNotFound)
+		return
+	}
+	name := r.PathValue("app")
+	if _, err := s.opts.Engine.App(r.Context(), name); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	since := time.Hour
+	if v := r.FormValue("since"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			http.Error(w, "since: want a duration such as 15m", http.StatusBadRequest)
+			return
+		}
+		since = d
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	json.NewEncoder(w).Encode(s.opts.Metrics.Series(name, since))
+}
+
+func (s *Server) deploysPage(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("app")
+	app, err := s.opts.Engine.App(r.Context(), name)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	d := s.data(r, name+": deploys")
+	d["App"] = app
+	s.render(w, http.StatusOK, "deploys", d)
+}
+
+func (s *Server) issuePage(w http.ResponseWriter, r *http.Request) {
+	if s.opts.Errors == nil {
+		http.Error(w, "error tracking is not available", http.StatusNotFound)
+		return
+	}
+	name := r.PathValue("app")
+	is, err := s.opts.Errors.Issue(r.Context(), name, r.PathValue("id"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	d := s.data(r, is.Issue.Title)
+	d["App"] = api.App{Name: name}
+	d["Detail"] = is
+	s.render(w, http.StatusOK, "issue", d)
+}
+
+func (s *Server) deadTask(w http.ResponseWriter, r *http.Request) {
+	if s.opts.Tasks == nil {
+		http.Error(w, "task queues are not available", http.StatusNotFound)
+		return
+	}
+	app, queue, id := r.PathValue("app"), r.PathValue("queue"), r.PathValue("id")
+	var err error
+	switch r.PathValue("action") {
+	case "retry":
+		err = s.opts.Tasks.Retry(r.Context(), app, queue, id)
+	case "drop":
+		err = s.opts.Tasks.Drop(r.Context(), app, queue, id)
+	default:
+		http.Error(w, "want retry or drop", http.StatusNotFound)
+		return
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	http.Redirect(w, r, "/apps/"+app+"#queues", http.StatusSeeOther)
+}
