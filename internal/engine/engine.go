@@ -221,9 +221,6 @@ func run(ctx context.Context, cfg Config, with func(ctx context.Context, m *depl
 	if err := startWeb(ctx, h, mgr, parts, met.m, apiHandler); err != nil {
 		return fmt.Errorf("pier up: %w", err)
 	}
-	if err := startWeb(ctx, h, mgr, parts, met.m, apiHandler); err != nil {
-		return fmt.Errorf("pier up: %w", err)
-	}
 	if err := router.Run(ctx); err != nil {
 		return fmt.Errorf("pier up: router: %w", err)
 	}
