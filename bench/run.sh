@@ -9,3 +9,4 @@ go run ./bench/deploy "$@" | tee bench/out/deploy.txt
 ./bench/tasks/run.sh | tee bench/out/tasks.txt
 go run ./bench/errors | tee bench/out/errors.txt
 ./bench/metrics/run.sh | tee bench/out/metrics.txt
+go run ./bench/search | tee bench/out/search.txt
