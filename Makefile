@@ -34,6 +34,8 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=30s ./internal/tasks/beanstalk
 	$(GO) test -run='^$$' -fuzz=FuzzParseEnvelope -fuzztime=30s ./internal/errortrack
 	$(GO) test -run='^$$' -fuzz=FuzzParsePacket -fuzztime=30s ./internal/metrics
+	$(GO) test -run='^$$' -fuzz=FuzzQueryString -fuzztime=30s ./internal/search
+	$(GO) test -run='^$$' -fuzz=FuzzSearchBody -fuzztime=30s ./internal/search
 
 bench:
 	./bench/run.sh
