@@ -1,0 +1,117 @@
+package search
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+)
+
+func TestReopenKeepsDocumentsAndMapping(t *testing.T) {
+	s := newServer(t)
+	// dynamic mapping from the first documents
+	s.must(201, "PUT", "/notes/_doc/1", obj("title", "Notes de réunion", "when", "2024-05-02T10:00:00Z", "votes", 3, "done", false))
+	s.must(201, "POST", "/notes/_doc", obj("title", "Liste de courses", "meta", obj("author", "Léa")))
+	s.reopen()
+	out := s.must(200, "GET", "/notes/_mapping", nil)
+	props := out["notes"].(map[string]any)["mappings"].(map[string]any)["properties"].(map[string]any)
+	want := map[string]string{"title": "text", "when": "date", "votes": "long", "done": "boolean"}
+	for f, typ := range want {
+		if got := props[f].(map[string]any)["type"]; got != typ {
+			t.Errorf("after reopen, %s is %v, want %s", f, got, typ)
+		}
+	}
+	if _, ok := props["meta"].(map[string]any)["properties"].(map[string]any)["author"]; !ok {
+		t.Errorf("object field lost: %v", props["meta"])
+	}
+	if got := ids(s.must(200, "POST", "/notes/_search", obj("query", obj("term", obj("title.keyword", "Notes de réunion"))))); len(got) != 1 || got[0] != "1" {
+		t.Errorf("keyword sub-field after reopen: %v", got)
+	}
+	if got := ids(s.must(200, "GET", "/notes/_search?q=meta.author:léa", nil)); len(got) != 1 {
+		t.Errorf("?q= on an object field: %v", got)
+	}
+	res := s.must(200, "PUT", "/notes/_doc/1", obj("title", "Notes de réunion (2)"))
+	if res["_version"] != 2.0 || res["result"] != "updated" {
+		t.Errorf("version after reopen: %v", res)
+	}
+	// adding fields explicitly; changing a type is refused
+	s.must(200, "PUT", "/notes/_mapping", obj("properties", obj("summary", obj("type", "text", "analyzer", "french"))))
+	code, e := s.do("PUT", "/notes/_mapping", obj("properties", obj("votes", obj("type", "keyword"))))
+	if code != 400 || errType(e) != typeIllegalArgument {
+		t.Errorf("type change: %d %v", code, e)
+	}
+	s.reopen()
+	out = s.must(200, "GET", "/notes", nil)
+	props = out["notes"].(map[string]any)["mappings"].(map[string]any)["properties"].(map[string]any)
+	if props["summary"].(map[string]any)["analyzer"] != "french" {
+		t.Errorf("put mapping lost on reopen: %v", props["summary"])
+	}
+}
+
+func TestConcurrentWrites(t *testing.T) {
+	s := newServer(t)
+	ctx := context.Background()
+	const writers, rounds, docs = 6, 5, 10
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ix, err := s.svc.Index(ctx, "blog", "events", true)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			for r := range rounds {
+				var ops []Op
+				for d := range docs {
+					// every writer adds a field of its own: the mapping grows concurrently
+					src := fmt.Sprintf(`{"round": %d, "field_%d": "writer %d"}`, r, w, w)
+					ops = append(ops, Op{Action: "index", ID: fmt.Sprint(d), Source: []byte(src)})
+				}
+				if _, err := ix.Write(ctx, ops); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for d := range docs {
+		out := s.must(200, "GET", fmt.Sprintf("/events/_doc/%d", d), nil)
+		if out["_version"] != float64(writers*rounds) {
+			t.Errorf("doc %d: version %v, want %d", d, out["_version"], writers*rounds)
+		}
+	}
+	m := s.must(200, "GET", "/events/_mapping", nil)["events"].(map[string]any)["mappings"].(map[string]any)["properties"].(map[string]any)
+	for w := range writers {
+		if _, ok := m[fmt.Sprintf("field_%d", w)]; !ok {
+			t.Errorf("field_%d missing from the mapping: %v", w, m)
+		}
+	}
+	if out := s.must(200, "GET", "/events/_count", nil); out["count"] != float64(docs) {
+		t.Errorf("count %v", out["count"])
+	}
+}
+
+func TestDeleteIndexAndApp(t *testing.T) {
+	s := newServer(t)
+	s.load("livros", livrosMapping, livros)
+	s.load("wenzhang", wenzhangMapping, wenzhang)
+	infos, err := s.svc.Indexes(context.Background(), "blog")
+	if err != nil || len(infos) != 2 || infos[0].Name != "livros" || infos[0].Docs != 4 || infos[1].Docs != 3 {
+		t.Errorf("indexes: %+v %v", infos, err)
+	}
+	s.must(200, "DELETE", "/livros", nil)
+	s.must(404, "GET", "/livros/_doc/l1", nil)
+	s.must(404, "HEAD", "/livros", nil)
+	if err := s.svc.DropApp(context.Background(), "blog"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(s.dir, "blog")); !os.IsNotExist(err) {
+		t.Errorf("app directory left: %v", err)
+	}
+	s.must(404, "GET", "/wenzhang/_search", nil)
+}
