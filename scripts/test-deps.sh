@@ -20,6 +20,7 @@ want npm npm
 want curl curl
 want procps pkill               # ps/pkill in tests and scripts
 want python3-prometheus-client  # the reference parser checks pier's /metrics exposition
+want chromium /usr/bin/chromium  # the dashboard's browser test (playwright-core drives it)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
 	echo "test-deps: installing ${need_apt[*]}"

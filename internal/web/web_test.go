@@ -1,0 +1,433 @@
+package web
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"pier/internal/api"
+	"pier/internal/store"
+)
+
+const testToken = "0123456789abcdef0123456789abcdef"
+
+// storeEngine is the dashboard's Engine over a real store: deploy events
+// and log lines in real JetStream streams, apps and releases in memory.
+type storeEngine struct {
+	events, logs *store.Stream
+
+	mu     sync.Mutex // guards apps, scaled
+	apps   map[string]api.App
+	scaled []map[string]int
+}
+
+func (e *storeEngine) Apps(ctx context.Context) ([]api.App, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out []api.App
+	for _, a := range e.apps {
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+func (e *storeEngine) App(ctx context.Context, name string) (api.App, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	a, ok := e.apps[name]
+	if !ok {
+		return api.App{}, fmt.Errorf("%w: no app named %s", api.ErrNotFound, name)
+	}
+	return a, nil
+}
+
+func (e *storeEngine) Releases(ctx context.Context, app string) ([]api.Release, error) {
+	return []api.Release{
+		{App: app, Number: 2, Status: api.ReleaseActive, Cause: "env set GREETING", Created: time.Now()},
+		{App: app, Number: 1, Status: api.ReleaseRetired, Cause: "deploy", Created: time.Now().Add(-time.Hour)},
+	}, nil
+}
+
+func (e *storeEngine) Scale(ctx context.Context, app string, counts map[string]int) (api.App, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.scaled = append(e.scaled, counts)
+	return e.apps[app], nil
+}
+
+func (e *storeEngine) Rollback(ctx context.Context, app string, release int, emit func(api.Event)) (int, error) {
+	return 0, errors.New("not in this test")
+}
+
+func (e *storeEngine) Env(ctx context.Context, app string) (map[string]string, error) {
+	return map[string]string{"GREETING": "bonjour-secret"}, nil
+}
+
+func (e *storeEngine) Logs(ctx context.Context, app string, q api.LogQuery, fn func(api.LogLine) error) error {
+	return e.logs.Read(ctx, "logs."+app, store.ReadOptions{Last: q.Lines, Follow: q.Follow}, func(m store.Message) error {
+		return fn(api.LogLine{Time: m.Time, App: app, Instance: "web.1", Stream: "stdout", Text: string(m.Data)})
+	})
+}
+
+func (e *storeEngine) Events(ctx context.Context, app string, last int, fn func(api.Event) error) error {
+	return e.events.Read(ctx, "events."+app, store.ReadOptions{Last: last, Follow: true}, func(m store.Message) error {
+		var ev api.Event
+		if err := json.Unmarshal(m.Data, &ev); err != nil {
+			return err
+		}
+		return fn(ev)
+	})
+}
+
+func (e *storeEngine) scales() []map[string]int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return append([]map[string]int(nil), e.scaled...)
+}
+
+type fixture struct {
+	t    *testing.T
+	eng  *storeEngine
+	srv  *httptest.Server
+	now  time.Time
+	nowM sync.Mutex
+}
+
+func (f *fixture) clock() time.Time {
+	f.nowM.Lock()
+	defer f.nowM.Unlock()
+	return f.now
+}
+
+func (f *fixture) advance(d time.Duration) {
+	f.nowM.Lock()
+	defer f.nowM.Unlock()
+	f.now = f.now.Add(d)
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	ctx := t.Context()
+	st, err := store.Open(ctx, store.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	events, err := st.Stream(ctx, store.StreamConfig{Name: "EVENTS", Subjects: []string{"events.>"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs, err := st.Stream(ctx, store.StreamConfig{Name: "LOGS", Subjects: []string{"logs.>"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{t: t, now: time.Now()}
+	f.eng = &storeEngine{events: events, logs: logs, apps: map[string]api.App{
+		"blog": {Name: "blog", Release: 2, Status: "running", Scale: map[string]int{"web": 1, "worker": 1},
+			Instances: []api.Instance{{Instance: "web.1", Process: "web", Release: 2, State: "running", Ready: true}}},
+	}}
+	srv, err := New(Options{Token: testToken, Engine: f.eng, SessionTTL: time.Hour, Now: f.clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.srv = httptest.NewServer(srv)
+	t.Cleanup(f.srv.Close)
+	return f
+}
+
+// client is a browser-like client that keeps cookies and does not follow
+// redirects.
+func (f *fixture) client() *http.Client {
+	jar, _ := cookiejar.New(nil)
+	return &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
+
+var csrfField = regexp.MustCompile(`name="csrf" value="([0-9a-f]+)"`)
+
+func body(t *testing.T, resp *http.Response) string {
+	t.Helper()
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// login logs c in and returns the session's CSRF token.
+func (f *fixture) login(c *http.Client) string {
+	t := f.t
+	t.Helper()
+	resp, err := c.Get(f.srv.URL + "/login")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := csrfField.FindStringSubmatch(body(t, resp))
+	if m == nil {
+		t.Fatal("no csrf field on the login page")
+	}
+	resp, err = c.PostForm(f.srv.URL+"/login", url.Values{"csrf": {m[1]}, "token": {testToken}, "next": {"/apps/blog"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body(t, resp)
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/apps/blog" {
+		t.Fatalf("login: %d to %q, want 303 to /apps/blog", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	var sc *http.Cookie
+	for _, c := range resp.Cookies() {
+		if c.Name == sessionCookie {
+			sc = c
+		}
+	}
+	if sc == nil || !sc.HttpOnly || sc.SameSite != http.SameSiteStrictMode || sc.Path != "/" {
+		t.Fatalf("session cookie %+v: want HttpOnly, SameSite=Strict, Path=/", sc)
+	}
+	resp, err = c.Get(f.srv.URL + "/apps/blog")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := body(t, resp)
+	if resp.StatusCode != 200 {
+		t.Fatalf("app page after login: %d %s", resp.StatusCode, page)
+	}
+	m = csrfField.FindStringSubmatch(page)
+	if m == nil {
+		t.Fatal("no csrf field on the app page")
+	}
+	return m[1]
+}
+
+func TestLoginRequiredEverywhere(t *testing.T) {
+	f := newFixture(t)
+	c := f.client()
+	for _, tc := range []struct {
+		method, path string
+		want         int
+	}{
+		{"GET", "/", http.StatusSeeOther},
+		{"GET", "/apps/blog", http.StatusSeeOther},
+		{"GET", "/apps/blog/logs/stream", http.StatusUnauthorized},
+		{"GET", "/apps/blog/events/stream", http.StatusUnauthorized},
+		{"GET", "/apps/blog/metrics.json", http.StatusUnauthorized},
+		{"POST", "/apps/blog/scale", http.StatusUnauthorized},
+		{"POST", "/logout", http.StatusUnauthorized},
+	} {
+		req, _ := http.NewRequest(tc.method, f.srv.URL+tc.path, nil)
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body(t, resp)
+		if resp.StatusCode != tc.want {
+			t.Errorf("%s %s: got %d, want %d", tc.method, tc.path, resp.StatusCode, tc.want)
+		}
+	}
+	resp, _ := c.Get(f.srv.URL + "/assets/vendor/htmx.min.js")
+	if b := body(t, resp); resp.StatusCode != 200 || !strings.Contains(b, "htmx") {
+		t.Errorf("assets need no login: got %d", resp.StatusCode)
+	}
+}
+
+func TestLoginRefusals(t *testing.T) {
+	f := newFixture(t)
+	c := f.client()
+	// No login form token (a cross-site POST): refused even with the right admin token.
+	resp, err := c.PostForm(f.srv.URL+"/login", url.Values{"token": {testToken}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body(t, resp)
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("login without its form token: got %d, want 403", resp.StatusCode)
+	}
+	resp, _ = c.Get(f.srv.URL + "/login")
+	m := csrfField.FindStringSubmatch(body(t, resp))
+	resp, _ = c.PostForm(f.srv.URL+"/login", url.Values{"csrf": {m[1]}, "token": {"wrong"}})
+	if b := body(t, resp); resp.StatusCode != http.StatusUnauthorized || !strings.Contains(b, "Wrong token") {
+		t.Errorf("wrong token: got %d", resp.StatusCode)
+	}
+	for _, c := range resp.Cookies() {
+		if c.Name == sessionCookie {
+			t.Error("a wrong token got a session cookie")
+		}
+	}
+}
+
+func TestCSRFRefusal(t *testing.T) {
+	f := newFixture(t)
+	c := f.client()
+	csrf := f.login(c)
+	post := func(form url.Values, header map[string]string) int {
+		req, _ := http.NewRequest("POST", f.srv.URL+"/apps/blog/scale", strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		for k, v := range header {
+			req.Header.Set(k, v)
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body(t, resp)
+		return resp.StatusCode
+	}
+	for _, tc := range []struct {
+		name   string
+		form   url.Values
+		header map[string]string
+		want   int
+	}{
+		{"no token", url.Values{"scale.web": {"3"}}, nil, http.StatusForbidden},
+		{"wrong token", url.Values{"scale.web": {"3"}, "csrf": {strings.Repeat("0", 64)}}, nil, http.StatusForbidden},
+		{"other site", url.Values{"scale.web": {"3"}, "csrf": {csrf}}, map[string]string{"Origin": "http://evil.example"}, http.StatusForbidden},
+		{"form token", url.Values{"scale.web": {"3"}, "csrf": {csrf}}, nil, http.StatusSeeOther},
+		{"htmx header", url.Values{"scale.web": {"2"}}, map[string]string{"X-CSRF-Token": csrf, "HX-Request": "true", "Origin": f.srv.URL}, http.StatusOK},
+		{"bad count", url.Values{"scale.web": {"-1"}, "csrf": {csrf}}, nil, http.StatusBadRequest},
+	} {
+		if got := post(tc.form, tc.header); got != tc.want {
+			t.Errorf("%s: got %d, want %d", tc.name, got, tc.want)
+		}
+	}
+	got := f.eng.scales()
+	if len(got) != 2 || got[0]["web"] != 3 || got[1]["web"] != 2 {
+		t.Errorf("scales done: %v, want web=3 then web=2 only", got)
+	}
+}
+
+func TestSessionExpiryAndLogout(t *testing.T) {
+	f := newFixture(t)
+	c := f.client()
+	f.login(c)
+	f.advance(59 * time.Minute)
+	resp, _ := c.Get(f.srv.URL + "/")
+	if body(t, resp); resp.StatusCode != 200 {
+		t.Fatalf("within the TTL: got %d, want 200", resp.StatusCode)
+	}
+	f.advance(2 * time.Minute)
+	resp, _ = c.Get(f.srv.URL + "/")
+	body(t, resp)
+	if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(resp.Header.Get("Location"), "/login") {
+		t.Fatalf("after the TTL: got %d to %q, want 303 to /login", resp.StatusCode, resp.Header.Get("Location"))
+	}
+
+	csrf := f.login(c)
+	resp, _ = c.PostForm(f.srv.URL+"/logout", url.Values{"csrf": {csrf}})
+	body(t, resp)
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("logout: got %d", resp.StatusCode)
+	}
+	resp, _ = c.Get(f.srv.URL + "/apps/blog")
+	if body(t, resp); resp.StatusCode != http.StatusSeeOther {
+		t.Errorf("after logout: got %d, want 303", resp.StatusCode)
+	}
+}
+
+func TestAppPageRenders(t *testing.T) {
+	f := newFixture(t)
+	c := f.client()
+	f.login(c)
+	resp, _ := c.Get(f.srv.URL + "/apps/blog")
+	page := body(t, resp)
+	for _, want := range []string{
+		`<label for="scale-web">web instances</label>`, `name="scale.worker"`, `data-instance="web.1"`,
+		`aria-label="Roll back to v1"`, "GREETING", "Show values",
+		"Metrics are not available", "Error tracking is not available", "Task queues are not available",
+		`sse-connect="/apps/blog/logs/stream"`,
+	} {
+		if !strings.Contains(page, want) {
+			t.Errorf("app page lacks %q", want)
+		}
+	}
+	if strings.Contains(page, "bonjour-secret") {
+		t.Error("app page shows a config value before it was asked for")
+	}
+	resp, _ = c.Get(f.srv.URL + "/apps/blog/env?show=1")
+	if b := body(t, resp); !strings.Contains(b, "bonjour-secret") {
+		t.Errorf("env?show=1 lacks the value:\n%s", b)
+	}
+	resp, _ = c.Get(f.srv.URL + "/apps/nope")
+	if body(t, resp); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("unknown app: got %d, want 404", resp.StatusCode)
+	}
+	resp, _ = c.Get(f.srv.URL + "/")
+	if b := body(t, resp); !strings.Contains(b, `href="/apps/blog"`) || strings.Contains(b, "Req/s") {
+		t.Errorf("overview: want the app and no metrics columns without metrics:\n%s", b)
+	}
+}
+
+// sseEvents reads server-sent events until n have come.
+func sseEvents(t *testing.T, c *http.Client, u string, n int, during func()) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", u, nil)
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
+		t.Fatalf("%s: content type %q", u, ct)
+	}
+	if during != nil {
+		go during()
+	}
+	var out []string
+	var cur strings.Builder
+	sc := bufio.NewScanner(resp.Body)
+	for len(out) < n && sc.Scan() {
+		line := sc.Text()
+		switch {
+		case strings.HasPrefix(line, "data: "):
+			cur.WriteString(strings.TrimPrefix(line, "data: "))
+		case line == "" && cur.Len() > 0:
+			out = append(out, cur.String())
+			cur.Reset()
+		}
+	}
+	if len(out) < n {
+		t.Fatalf("%s: got %d events, want %d: %v", u, len(out), n, out)
+	}
+	return out
+}
+
+func TestStreamsFromTheStore(t *testing.T) {
+	f := newFixture(t)
+	c := f.client()
+	f.login(c)
+	ctx := t.Context()
+	put := func(st *store.Stream, subject string, v any) {
+		data, _ := json.Marshal(v)
+		if s, ok := v.(string); ok {
+			data = []byte(s)
+		}
+		if _, err := st.Append(ctx, subject, data, nil); err != nil {
+			t.Error(err)
+		}
+	}
+	put(f.eng.events, "events.blog", api.Event{Time: time.Now(), App: "blog", Release: 3, Type: api.EventBuild, Message: "Received bundle"})
+	evs := sseEvents(t, c, f.srv.URL+"/apps/blog/events/stream", 2, func() {
+		put(f.eng.events, "events.blog", api.Event{Time: time.Now(), App: "blog", Release: 3, Type: api.EventDone, Message: "blog v3 is live"})
+	})
+	if !strings.Contains(evs[0], `data-type="build"`) || !strings.Contains(evs[1], `data-type="done"`) || !strings.Contains(evs[1], "blog v3 is live") {
+		t.Errorf("deploy events: %q", evs)
+	}
+
+	put(f.eng.logs, "logs.blog", "<script>alert(1)</script>")
+	lines := sseEvents(t, c, f.srv.URL+"/apps/blog/logs/stream", 2, func() { put(f.eng.logs, "logs.blog", "second line") })
+	if strings.Contains(lines[0], "<script>") || !strings.Contains(lines[0], "&lt;script&gt;") || !strings.Contains(lines[1], "second line") {
+		t.Errorf("log lines (must be escaped): %q", lines)
+	}
+}
