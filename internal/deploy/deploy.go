@@ -198,7 +198,7 @@ func (e *emitter) event(ev api.Event) {
 	if e.send != nil {
 		e.send(ev)
 	}
-	if e.m.cfg.Events != nil && ev.Type != api.EventLog {
+	if e.m.cfg.Events != nil {
 		if data, err := jsonMarshal(ev); err == nil {
 			e.m.cfg.Events.AppendNoWait("events."+e.app, data, nil)
 		}

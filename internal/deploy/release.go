@@ -42,7 +42,6 @@ func (m *Manager) Deploy(ctx context.Context, app string, r io.Reader, emit func
 	}
 	defer unlock()
 
-	e.emit(api.EventBuild, "Received bundle %s", sum[:12])
 	if ok, err := m.cfg.Bundles.Has(ctx, sum); err != nil {
 		return 0, err
 	} else if !ok {
@@ -66,6 +65,7 @@ func (m *Manager) Deploy(ctx context.Context, app string, r io.Reader, emit func
 		return 0, err
 	}
 	e.rel = n
+	e.emit(api.EventBuild, "Received bundle %s", sum[:12])
 	rel := &releaseRecord{
 		Release: api.Release{
 			App: app, Number: n, Bundle: sum, Status: api.ReleaseBuilding,
