@@ -164,10 +164,20 @@ func New(opts Options) *Gateway {
 		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 		ErrorHandler:   g.proxyError,
 		ModifyResponse: modifyResponse,
+		BufferPool:     copyBuffers{},
 	}
 	g.table.Store(emptyTable)
 	return g
 }
+
+// copyBuffers lends the proxy its 32 KiB copy buffers; ReverseProxy
+// allocates one per response without it.
+type copyBuffers struct{}
+
+var copyBufferPool = sync.Pool{New: func() any { return new([32 << 10]byte) }}
+
+func (copyBuffers) Get() []byte  { return copyBufferPool.Get().(*[32 << 10]byte)[:] }
+func (copyBuffers) Put(b []byte) { copyBufferPool.Put((*[32 << 10]byte)(b[:32<<10])) }
 
 // stateKey is the context key of a request's *proxyState.
 type stateKey struct{}
@@ -177,7 +187,6 @@ type stateKey struct{}
 type proxyState struct {
 	app   string
 	route *route // the route the request was matched to
-	id    string // X-Request-Id
 	tried [maxAttempts]*backend
 
 	bodyErr error // the client's request body failed to arrive
@@ -196,7 +205,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	} else {
 		id = g.ids.next()
 	}
-	w.Header()["X-Request-Id"] = []string{id}
+	ids := []string{id}
+	w.Header()["X-Request-Id"] = ids
+	r.Header["X-Request-Id"] = ids // what the app is sent
 	if g.internal != nil && strings.HasPrefix(r.URL.Path, InternalPrefix) {
 		g.internal.ServeHTTP(w, r)
 		return
@@ -239,13 +250,35 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.ContentLength < 0 && r.Body != nil && r.Body != http.NoBody && !g.bufferBody(w, r) {
 		return
 	}
-	st := &proxyState{app: rt.app, route: rt, id: id}
-	r = r.WithContext(context.WithValue(r.Context(), stateKey{}, st))
 	if rt.handler != nil {
-		rt.handler.ServeHTTP(w, r)
+		rt.handler.ServeHTTP(w, r) // the cache: a hit never reaches the proxy
 		return
 	}
+	g.forward(w, r, rt)
+}
+
+// forward proxies r to one of rt's backends.
+func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, rt *route) {
+	st := &proxyState{app: rt.app, route: rt}
+	r = r.WithContext(context.WithValue(r.Context(), stateKey{}, st))
 	g.proxy.ServeHTTP(w, r)
+}
+
+// appProxy is what an app's cache calls on a miss: the proxy to the app's
+// current backends.
+type appProxy struct {
+	g   *Gateway
+	app string
+}
+
+func (p *appProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rt := p.g.table.Load().byApp[p.app]
+	if rt == nil || len(rt.backends) == 0 {
+		w.Header().Set("Retry-After", "1")
+		writeText(w, http.StatusServiceUnavailable, "pier: app "+strconv.Quote(p.app)+" has no running web instances")
+		return
+	}
+	p.g.forward(w, r, rt)
 }
 
 // bufferBody reads a request body of unknown length (chunked) before it
@@ -296,9 +329,6 @@ func rewrite(pr *httputil.ProxyRequest) {
 		pr.Out.Header["X-Forwarded-For"] = prior
 	}
 	pr.SetXForwarded()
-	if st := stateFrom(pr.In.Context()); st != nil {
-		pr.Out.Header.Set("X-Request-Id", st.id)
-	}
 }
 
 // modifyResponse drops the app's own X-Request-Id: ServeHTTP already set the

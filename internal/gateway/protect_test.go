@@ -156,6 +156,8 @@ func TestAccessLog(t *testing.T) {
 	_, base, c := newTestGatewayWith(t, Options{Logger: testLogger(t), AccessLog: log}, GuardOptions{},
 		Route{App: "app", Hosts: []string{"app.localhost"}, Backends: []string{app}})
 	get(t, c, base, "POST", "app.localhost", "/path", strings.NewReader("hello"))
+	// The line is written once the response is out.
+	waitFor(t, "the access log line", func() bool { return strings.HasSuffix(buf.String(), "\n") })
 	var line map[string]any
 	if err := json.Unmarshal([]byte(buf.String()), &line); err != nil {
 		t.Fatalf("access log %q: %v", buf.String(), err)

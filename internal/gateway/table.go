@@ -235,7 +235,7 @@ func (g *Gateway) cacheHandler(app string, rules []CacheRule, used map[string]bo
 	if c, ok := g.caches[app]; ok && slices.Equal(c.rules, rules) {
 		return c.handler
 	}
-	h := g.cache.Handler(app, rules, g.proxy)
+	h := g.cache.Handler(app, rules, &appProxy{g: g, app: app})
 	g.caches[app] = appCache{rules: slices.Clone(rules), handler: h}
 	return h
 }
