@@ -14,7 +14,7 @@ import (
 func main() {
 	hooks := cli.Hooks{
 		Up: func(ctx context.Context, o cli.UpOptions) error {
-			return engine.Up(ctx, engine.Config{Home: o.Home, HTTP: o.HTTP, API: o.API, Domain: o.Domain, Beanstalkd: o.Beanstalkd, Statsd: o.Statsd, Logger: o.Logger,
+			return engine.Up(ctx, engine.Config{Home: o.Home, HTTP: o.HTTP, API: o.API, Domain: o.Domain, Beanstalkd: o.Beanstalkd, Statsd: o.Statsd, Logger: o.Logger, LogRetention: o.LogRetention,
 				AccessLog: o.AccessLog, MaxBodyBytes: o.MaxBodyBytes})
 		},
 		Serve: func(ctx context.Context, o cli.ServeOptions) error {

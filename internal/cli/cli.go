@@ -52,6 +52,8 @@ type UpOptions struct {
 	Beanstalkd string // beanstalkd-protocol task server listen address, e.g. "127.0.0.1:11300"
 	Statsd     string // statsd UDP listen address, e.g. "127.0.0.1:8125"
 
+	LogRetention int64 // --log-retention: bytes of log lines kept per app; 0 = the engine's default
+
 	AccessLog    bool  // --access-log: one log line per gateway request
 	MaxBodyBytes int64 // --max-body: request body bound; 0 = the gateway's default, -1 = none
 }
@@ -153,6 +155,7 @@ $PIER_HOME/token ($PIER_HOME defaults to ~/.pier), which "pier up" writes.`,
 	root.AddCommand(a.cacheCmd())
 	root.AddCommand(a.tasksCmd())
 	root.AddCommand(a.metricsCmd(), a.topCmd())
+	root.AddCommand(a.drainsCmd())
 	return root
 }
 

@@ -17,6 +17,8 @@ func (a *cli) upCmd() *cobra.Command {
 		o        UpOptions
 		logLevel string
 		maxBody  string
+
+		logRetention string
 	)
 	cmd := &cobra.Command{
 		Use:   "up",
@@ -42,6 +44,9 @@ written to <home>/token for the other pier commands to find.`,
 			if o.MaxBodyBytes, err = parseSize(maxBody); err != nil {
 				return fmt.Errorf("--max-body: %w", err)
 			}
+			if o.LogRetention, err = parseSize(logRetention); err != nil || o.LogRetention < 0 {
+				return usagef("--log-retention %q: want a size such as 64M or 1G", logRetention)
+			}
 			o.Home, o.Logger = a.homeDir(), logger
 			return a.hooks.Up(cmd.Context(), o)
 		}),
@@ -53,6 +58,7 @@ written to <home>/token for the other pier commands to find.`,
 	f.StringVar(&o.Domain, "domain", "localhost", "apps are served at <app>.<domain>")
 	f.StringVar(&o.Beanstalkd, "beanstalkd", "127.0.0.1:11300", "address the beanstalkd-protocol task server listens on")
 	f.StringVar(&o.Statsd, "statsd", "127.0.0.1:8125", "UDP address the statsd listener binds (STATSD_ADDR in every app)")
+	f.StringVar(&logRetention, "log-retention", "64M", "log lines kept per app, by size (e.g. 64M, 1G); the oldest go first")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.BoolVar(&o.AccessLog, "access-log", false, "log every gateway request (app, status, bytes, duration, cache result)")
 	f.StringVar(&maxBody, "max-body", "16M", "largest request body the gateway accepts (e.g. 1M, 512K; 0 = no limit)")

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -254,8 +255,9 @@ New instances start right away and take traffic once healthy.`,
 
 func (a *cli) logsCmd() *cobra.Command {
 	var (
-		app  string
-		opts api.LogOptions
+		app    string
+		opts   api.LogOptions
+		asJSON bool
 	)
 	cmd := &cobra.Command{
 		Use:   "logs",
@@ -263,7 +265,8 @@ func (a *cli) logsCmd() *cobra.Command {
 		Long: `Logs prints the app's recent log lines, oldest first, as
 "TIME app[INSTANCE]: TEXT"; lines pier itself wrote about the app (starts,
 exits, health checks) read "pier[INSTANCE]". With -f it keeps printing new
-lines until interrupted.`,
+lines until interrupted. With --json, each line is one JSON object (NDJSON):
+time, app, release, process, instance, stream, text.`,
 		Example: "  pier logs\n  pier logs -f --process web\n  pier logs -n 500 --app blog\n  pier logs --since 1h --grep 'Traceback|ERROR'",
 		Args:    maxArgs(0),
 		RunE: a.wrap(func(cmd *cobra.Command, args []string) error {
@@ -278,7 +281,12 @@ lines until interrupted.`,
 			if err != nil {
 				return err
 			}
+			enc := json.NewEncoder(a.stdout)
 			err = c.Logs(cmd.Context(), name, opts, func(l api.LogLine) {
+				if asJSON {
+					enc.Encode(l)
+					return
+				}
 				fmt.Fprintln(a.stdout, formatLogLine(l))
 			})
 			if opts.Follow && errors.Is(err, context.Canceled) {
@@ -294,6 +302,7 @@ lines until interrupted.`,
 	f.IntVarP(&opts.Lines, "lines", "n", 100, "number of recent lines to print first")
 	f.DurationVar(&opts.Since, "since", 0, "only lines from this long ago on, e.g. 10m")
 	f.StringVar(&opts.Grep, "grep", "", "only lines matching this regular expression (filtered by the engine)")
+	f.BoolVar(&asJSON, "json", false, "print one JSON object per line (NDJSON)")
 	return cmd
 }
 

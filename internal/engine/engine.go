@@ -53,6 +53,10 @@ type Config struct {
 	// 127.0.0.1:8125); empty picks a free loopback port.
 	Statsd string
 
+	// LogRetention bounds each app's stored log lines, in bytes; 0 =
+	// logs.DefaultMaxBytes (64 MiB).
+	LogRetention int64
+
 	// AccessLog logs one line per gateway request (part=access).
 	AccessLog bool
 	// MaxBodyBytes bounds request bodies through the gateway; 0 =
@@ -138,6 +142,9 @@ func run(ctx context.Context, cfg Config, with func(ctx context.Context, m *depl
 	if err != nil {
 		return fmt.Errorf("pier up: %w", err)
 	}
+	if parts.logs, err = openLogs(ctx, st, cfg.LogRetention, log.With("part", "logs")); err != nil {
+		return fmt.Errorf("pier up: %w", err)
+	}
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -169,7 +176,7 @@ func run(ctx context.Context, cfg Config, with func(ctx context.Context, m *depl
 		}
 	})
 	h.destroys = append(h.destroys, func(app string) { gw.SetRateLimit(app, gateway.RateLimit{}) })
-	logs := &logSink{stream: parts.logs, log: log}
+	logs := &logSink{l: parts.logs}
 	var mgr *deploy.Manager
 	sup := supervisor.New(supervisor.Options{
 		Logger: log.With("part", "supervisor"),
@@ -292,7 +299,8 @@ func serve(s *http.Server, ln net.Listener) error {
 type parts struct {
 	apps, releases, instances *store.Bucket
 	bundles                   *store.Objects
-	events, logs              *store.Stream
+	events                    *store.Stream
+	logs                      *logStore // opened by run, after openParts
 }
 
 func openParts(ctx context.Context, st *store.Store) (*parts, error) {
@@ -312,11 +320,6 @@ func openParts(ctx context.Context, st *store.Store) (*parts, error) {
 	}
 	if p.events, err = st.Stream(ctx, store.StreamConfig{
 		Name: "EVENTS", Subjects: []string{"events.>"}, MaxMsgsPerSubject: 5000,
-	}); err != nil {
-		return nil, err
-	}
-	if p.logs, err = st.Stream(ctx, store.StreamConfig{
-		Name: "LOGS", Subjects: []string{"logs.>"}, MaxMsgsPerSubject: 20000, MaxBytes: 1 << 30,
 	}); err != nil {
 		return nil, err
 	}
@@ -409,7 +412,7 @@ func apiPort(a net.Addr) int {
 // apiEngine adapts the deploy manager and the log stream to the API.
 type apiEngine struct {
 	*deploy.Manager
-	logs *store.Stream
+	logs *logStore
 }
 
 func (e *apiEngine) Run(ctx context.Context, app string, argv []string, out func(stream, text string)) (int, error) {
@@ -436,5 +439,5 @@ func (e *apiEngine) Destroy(ctx context.Context, app string) error {
 	if err := e.Manager.Destroy(ctx, app); err != nil {
 		return err
 	}
-	return e.logs.Purge(ctx, "logs."+token(app)+".>")
+	return e.logs.Purge(ctx, app)
 }

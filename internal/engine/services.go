@@ -58,6 +58,9 @@ func startServices(ctx context.Context, h *hub) error {
 	if err := startTasks(ctx, h); err != nil {
 		return err
 	}
+	if err := startDrains(ctx, h); err != nil {
+		return err
+	}
 	return nil
 }
 

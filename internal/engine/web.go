@@ -49,7 +49,8 @@ func startWeb(ctx context.Context, h *hub, mgr *deploy.Manager, p *parts, met *m
 // webEngine adapts the deploy manager and the streams to the dashboard.
 type webEngine struct {
 	*deploy.Manager
-	logs, events *store.Stream
+	logs   *logStore
+	events *store.Stream
 }
 
 var _ web.Engine = (*webEngine)(nil)

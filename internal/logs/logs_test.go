@@ -11,19 +11,23 @@ import (
 	"pier/internal/store"
 )
 
-func openLogs(t *testing.T) *Logs {
+func openStore(t *testing.T) *store.Store {
 	t.Helper()
-	ctx := context.Background()
-	st, err := store.Open(ctx, store.Options{Dir: filepath.Join(t.TempDir(), "nats")})
+	st, err := store.Open(context.Background(), store.Options{Dir: filepath.Join(t.TempDir(), "nats")})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	s, err := st.Stream(ctx, store.StreamConfig{Name: "LOGS", Subjects: []string{"logs.>"}, MaxMsgsPerSubject: 1000})
+	return st
+}
+
+func openLogs(t *testing.T) *Logs {
+	t.Helper()
+	l, err := Open(context.Background(), Options{Store: openStore(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return New(s, nil)
+	return l
 }
 
 func collect(t *testing.T, l *Logs, app string, q Query) []string {
