@@ -126,9 +126,14 @@ func (l *Logs) Write(line Line) {
 	if err != nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	s, err := l.stream(ctx, line.App)
+	l.mu.Lock()
+	s := l.streams[line.App]
+	l.mu.Unlock()
+	if s == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		s, err = l.stream(ctx, line.App)
+		cancel()
+	}
 	if err != nil {
 		l.log.Debug("log line dropped", "app", line.App, "err", err)
 		return
