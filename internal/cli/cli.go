@@ -56,6 +56,11 @@ type UpOptions struct {
 
 	AccessLog    bool  // --access-log: one log line per gateway request
 	MaxBodyBytes int64 // --max-body: request body bound; 0 = the gateway's default, -1 = none
+
+	HTTPS     string // --https: TLS gateway listen address, e.g. ":8443"; empty = none
+	TLSDir    string // --tls-dir: <host>.crt/<host>.key pairs
+	ACMEEmail string // --acme-email: turns ACME on
+	ACMECA    string // --acme-ca: ACME directory URL; empty = Let's Encrypt
 }
 
 // ServeOptions are the flags of "pier serve", resolved.

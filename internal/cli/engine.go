@@ -31,6 +31,7 @@ State lives in --home (default $PIER_HOME, else ~/.pier); the API token is
 written to <home>/token for the other pier commands to find.`,
 		Example: `  pier up
   pier up --http :80 --domain apps.example.com
+  pier up --http :80 --https :443 --tls-dir /etc/pier/certs --acme-email ops@example.com
   pier up --home /var/lib/pier --log-level debug`,
 		Args: maxArgs(0),
 		RunE: a.wrap(func(cmd *cobra.Command, args []string) error {
@@ -62,6 +63,10 @@ written to <home>/token for the other pier commands to find.`,
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.BoolVar(&o.AccessLog, "access-log", false, "log every gateway request (app, status, bytes, duration, cache result)")
 	f.StringVar(&maxBody, "max-body", "16M", "largest request body the gateway accepts (e.g. 1M, 512K; 0 = no limit)")
+	f.StringVar(&o.HTTPS, "https", "", "address the gateway also serves apps on over TLS, HTTP/2 and HTTP/1.1 (e.g. :443)")
+	f.StringVar(&o.TLSDir, "tls-dir", "", "directory of <host>.crt/<host>.key certificate pairs for --https (reloaded on change and SIGHUP)")
+	f.StringVar(&o.ACMEEmail, "acme-email", "", "get certificates from ACME (Let's Encrypt) on demand for the hosts apps are served at, with this account e-mail")
+	f.StringVar(&o.ACMECA, "acme-ca", "", "ACME directory URL (default Let's Encrypt production)")
 	return cmd
 }
 

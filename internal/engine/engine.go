@@ -62,6 +62,16 @@ type Config struct {
 	// MaxBodyBytes bounds request bodies through the gateway; 0 =
 	// gateway.DefaultMaxBodyBytes, negative = no bound.
 	MaxBodyBytes int64
+
+	// HTTPS, when set, is where the gateway also serves apps over TLS
+	// (HTTP/2 and HTTP/1.1), with certificates from TLSDir and/or ACME.
+	HTTPS string
+	// TLSDir holds <host>.crt/<host>.key pairs, chosen by SNI and reloaded
+	// when they change or on SIGHUP.
+	TLSDir string
+	// ACMEEmail turns on ACME (certmagic): certificates on demand for the
+	// hosts apps are served at, from ACMECA (default Let's Encrypt).
+	ACMEEmail, ACMECA string
 }
 
 func (c *Config) defaults() error {
@@ -87,6 +97,9 @@ func (c *Config) defaults() error {
 		c.Domain = "localhost"
 	}
 	c.Domain = strings.ToLower(strings.Trim(c.Domain, "."))
+	if err := c.checkTLS(); err != nil {
+		return err
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
@@ -132,6 +145,13 @@ func run(ctx context.Context, cfg Config, with func(ctx context.Context, m *depl
 		return fmt.Errorf("pier up: api: %w", err)
 	}
 	defer apiLn.Close()
+	var httpsLn net.Listener
+	if cfg.HTTPS != "" {
+		if httpsLn, err = net.Listen("tcp", cfg.HTTPS); err != nil {
+			return fmt.Errorf("pier up: https gateway: %w", err)
+		}
+		defer httpsLn.Close()
+	}
 
 	st, err := store.Open(ctx, store.Options{Dir: filepath.Join(cfg.Home, "nats"), Logger: log.With("part", "store")})
 	if err != nil {
@@ -246,8 +266,21 @@ func run(ctx context.Context, cfg Config, with func(ctx context.Context, m *depl
 		MaxHeaderBytes:    32 << 10,
 		ErrorLog:          slog.NewLogLogger(log.With("part", "gateway").Handler(), slog.LevelDebug),
 	}
+	servers := []*http.Server{httpSrv, apiSrv}
+	var tg *tlsGateway
+	if httpsLn != nil {
+		if tg, err = newTLSGateway(ctx, cfg, gw, httpsLn, httpSrv); err != nil {
+			return fmt.Errorf("pier up: %w", err)
+		}
+		defer tg.stop()
+		httpSrv.Handler = tg.plainHandler(gw)
+		servers = append(servers, tg.srv)
+	}
 	guarded := gateway.Guard(httpLn, gateway.GuardOptions{BodyTimeout: gateway.DefaultBodyTimeout, SendTimeout: gateway.DefaultSendTimeout})
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
+	if tg != nil {
+		go func() { errc <- tg.serve() }()
+	}
 	go func() { errc <- serve(httpSrv, guarded) }()
 	go func() { errc <- serve(apiSrv, apiLn) }()
 
@@ -276,7 +309,7 @@ func run(ctx context.Context, cfg Config, with func(ctx context.Context, m *depl
 	shutdownCtx, done := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
 	defer done()
 	var wg sync.WaitGroup
-	for _, s := range []*http.Server{httpSrv, apiSrv} {
+	for _, s := range servers {
 		wg.Add(1)
 		go func() { defer wg.Done(); s.Shutdown(shutdownCtx) }()
 	}

@@ -53,6 +53,7 @@ type engine struct {
 	cmd      *exec.Cmd
 	logPath  string
 	exited   chan struct{}
+	extra    []string // more pier up flags
 }
 
 func freePort(t *testing.T) int {
@@ -66,8 +67,8 @@ func freePort(t *testing.T) int {
 }
 
 // startEngine starts pier up with a fresh home (or the given one, to
-// restart an engine on the same state and ports).
-func startEngine(t *testing.T) *engine {
+// restart an engine on the same state and ports), with extra flags if any.
+func startEngine(t *testing.T, extra ...string) *engine {
 	t.Helper()
 	e := &engine{
 		t:        t,
@@ -76,6 +77,7 @@ func startEngine(t *testing.T) *engine {
 		apiAddr:  fmt.Sprintf("127.0.0.1:%d", freePort(t)),
 		bsAddr:   fmt.Sprintf("127.0.0.1:%d", freePort(t)),
 		statsd:   fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+		extra:    extra,
 	}
 	e.start()
 	t.Cleanup(e.stop)
@@ -90,8 +92,9 @@ func (e *engine) start() {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.cmd = exec.Command(pierBin, "up", "--home", e.home, "--http", e.httpAddr, "--api", e.apiAddr, "--domain", "localhost",
-		"--beanstalkd", e.bsAddr, "--statsd", e.statsd)
+	args := []string{"up", "--home", e.home, "--http", e.httpAddr, "--api", e.apiAddr, "--domain", "localhost",
+		"--beanstalkd", e.bsAddr, "--statsd", e.statsd}
+	e.cmd = exec.Command(pierBin, append(args, e.extra...)...)
 	e.cmd.Stdout, e.cmd.Stderr = logf, logf
 	e.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: false}
 	if err := e.cmd.Start(); err != nil {
