@@ -175,7 +175,12 @@ func (l *tlsListener) handshake(raw net.Conn) {
 	defer func() { <-l.slots }()
 	tc := tls.Server(raw, l.cfg)
 	raw.SetDeadline(time.Now().Add(l.timeout))
-	if err := tc.Handshake(); err != nil {
+	// The context bounds the certificate callback too (an ACME issuance
+	// on a first visit), which the connection's deadline does not.
+	ctx, cancel := context.WithTimeout(context.Background(), l.timeout)
+	err := tc.HandshakeContext(ctx)
+	cancel()
+	if err != nil {
 		l.log.Debug("gateway: tls handshake failed", "client", raw.RemoteAddr().String(), "err", err)
 		raw.Close()
 		return
