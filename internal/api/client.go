@@ -198,6 +198,27 @@ func (c *Client) Deploy(ctx context.Context, app string, bundle io.Reader, onEve
 	return readEvents(ctx, resp, onEvent)
 }
 
+// DeployCanary uploads a bundle like Deploy, as a canary release that gets
+// percent of the app's new clients beside the current release.
+func (c *Client) DeployCanary(ctx context.Context, app string, bundle io.Reader, percent float64, onEvent func(Event)) (*Event, error) {
+	q := url.Values{"canary": {strconv.FormatFloat(percent, 'f', -1, 64)}}
+	resp, err := c.do(ctx, http.MethodPost, appPath(app, "/deploy"), q, bundle, "application/gzip")
+	if err != nil {
+		return nil, err
+	}
+	return readEvents(ctx, resp, onEvent)
+}
+
+// Promote makes the app's canary its current release and follows it like
+// Deploy.
+func (c *Client) Promote(ctx context.Context, app string, onEvent func(Event)) (*Event, error) {
+	resp, err := c.do(ctx, http.MethodPost, appPath(app, "/promote"), nil, nil, "")
+	if err != nil {
+		return nil, err
+	}
+	return readEvents(ctx, resp, onEvent)
+}
+
 // Rollback makes a new release from an older one (0 = the one before the
 // current) and follows it like Deploy.
 func (c *Client) Rollback(ctx context.Context, app string, release int, onEvent func(Event)) (*Event, error) {

@@ -31,6 +31,17 @@ type Engine interface {
 	Destroy(ctx context.Context, app string) error
 }
 
+// CanaryEngine is what graded rollouts need from the engine, found on an
+// Engine by type assertion: without it, canary deploys and promote answer
+// 501.
+type CanaryEngine interface {
+	// DeployCanary deploys bundle as a canary release that gets percent
+	// of the app's new clients beside the current release.
+	DeployCanary(ctx context.Context, app string, bundle io.Reader, percent float64, emit func(Event)) (int, error)
+	// Promote makes the app's canary its current release.
+	Promote(ctx context.Context, app string, emit func(Event)) (int, error)
+}
+
 // LogQuery selects log lines.
 type LogQuery struct {
 	Follow  bool
@@ -89,6 +100,7 @@ func NewServer(eng Engine, opts ServerOptions) *Server {
 	s.mux.HandleFunc("POST /v1/apps/{app}/deploy", s.deploy)
 	s.mux.HandleFunc("GET /v1/apps/{app}/releases", s.releases)
 	s.mux.HandleFunc("POST /v1/apps/{app}/rollback", s.rollback)
+	s.mux.HandleFunc("POST /v1/apps/{app}/promote", s.promote)
 	s.mux.HandleFunc("GET /v1/apps/{app}/env", s.env)
 	s.mux.HandleFunc("PATCH /v1/apps/{app}/env", s.setEnv)
 	s.mux.HandleFunc("PUT /v1/apps/{app}/scale", s.scale)
@@ -202,8 +214,36 @@ func (s *Server) destroy(w http.ResponseWriter, r *http.Request) {
 func (s *Server) deploy(w http.ResponseWriter, r *http.Request) {
 	app := r.PathValue("app")
 	r.Body = http.MaxBytesReader(w, r.Body, 1<<30)
+	if v := r.URL.Query().Get("canary"); v != "" {
+		percent, err := strconv.ParseFloat(strings.TrimSuffix(v, "%"), 64)
+		if err != nil || !(percent > 0 && percent < 100) {
+			sendError(w, http.StatusBadRequest, "canary: want a share of traffic above 0 and below 100, such as 10")
+			return
+		}
+		ce, ok := s.eng.(CanaryEngine)
+		if !ok {
+			sendError(w, http.StatusNotImplemented, "this engine does not do canary deploys")
+			return
+		}
+		s.stream(w, app, func(emit func(Event)) (int, error) {
+			return ce.DeployCanary(r.Context(), app, r.Body, percent, emit)
+		})
+		return
+	}
 	s.stream(w, app, func(emit func(Event)) (int, error) {
 		return s.eng.Deploy(r.Context(), app, r.Body, emit)
+	})
+}
+
+func (s *Server) promote(w http.ResponseWriter, r *http.Request) {
+	ce, ok := s.eng.(CanaryEngine)
+	if !ok {
+		sendError(w, http.StatusNotImplemented, "this engine does not do canary deploys")
+		return
+	}
+	app := r.PathValue("app")
+	s.stream(w, app, func(emit func(Event)) (int, error) {
+		return ce.Promote(r.Context(), app, emit)
 	})
 }
 

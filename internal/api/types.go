@@ -16,7 +16,11 @@ type App struct {
 	Created   time.Time         `json:"created"`
 	Updated   time.Time         `json:"updated"`
 	Instances []Instance        `json:"instances,omitempty"`
-	Status    string            `json:"status,omitempty"` // "running", "deploying", "crashed", "stopped", "new"
+	Status    string            `json:"status,omitempty"` // "running", "starting", "crashed", "asleep", "new"
+	// Canary is a release on trial beside Release, serving CanaryShare
+	// percent of new clients; 0 = none.
+	Canary      int     `json:"canary,omitempty"`
+	CanaryShare float64 `json:"canary_share,omitempty"`
 }
 
 // Release statuses.
@@ -26,6 +30,7 @@ const (
 	ReleaseReady    = "ready"   // built, not yet serving
 	ReleaseActive   = "active"  // the app's current release
 	ReleaseRetired  = "retired" // served before, may be rolled back to
+	ReleaseCanary   = "canary"  // serving a share of clients beside the current release
 )
 
 // Release is an immutable version of an app: bundle + build + config snapshot.

@@ -19,6 +19,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -56,6 +57,9 @@ type UpOptions struct {
 
 	AccessLog    bool  // --access-log: one log line per gateway request
 	MaxBodyBytes int64 // --max-body: request body bound; 0 = the gateway's default, -1 = none
+
+	IdleTimeout time.Duration // --idle-timeout: apps with web min 0 stop after this long without a request
+	WakeTimeout time.Duration // --wake-timeout: how long a request waits for such an app to start
 
 	HTTPS     string // --https: TLS gateway listen address, e.g. ":8443"; empty = none
 	TLSDir    string // --tls-dir: <host>.crt/<host>.key pairs
@@ -151,7 +155,7 @@ $PIER_HOME/token ($PIER_HOME defaults to ~/.pier), which "pier up" writes.`,
 
 	root.AddCommand(
 		a.upCmd(), a.serveCmd(), a.newCmd(),
-		a.deployCmd(), a.rollbackCmd(), a.envCmd(),
+		a.deployCmd(), a.rollbackCmd(), a.promoteCmd(), a.envCmd(),
 		a.appsCmd(), a.releasesCmd(), a.psCmd(), a.scaleCmd(), a.logsCmd(),
 		a.runCmd(), a.destroyCmd(), a.versionCmd(),
 	)

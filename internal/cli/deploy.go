@@ -9,6 +9,7 @@ import (
 	"maps"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -18,7 +19,7 @@ import (
 )
 
 func (a *cli) deployCmd() *cobra.Command {
-	var app string
+	var app, canary string
 	cmd := &cobra.Command{
 		Use:   "deploy [DIR]",
 		Short: "Build and release the app in DIR (default: the current directory)",
@@ -27,22 +28,33 @@ and rollout live: the engine builds a new release, starts its instances, waits
 for their health checks, then switches traffic to it. If anything fails the
 old release keeps serving and deploy exits with status 1 and the log tail.
 
+With --canary 10% the new release is a canary: it starts beside the current
+release and gets that share of new clients (each client keeps its release
+through the pier_canary cookie) while the current release keeps the rest.
+pier promote makes the canary current; pier rollback ends it.
+
 The app name is --app, else "name" in DIR/pier.yaml, else DIR's name
 (lower-cased, other characters turned into dashes). pier.yaml is checked
 before anything is uploaded.`,
 		Example: `  pier deploy
   pier deploy ./blog
-  pier deploy ./site --app www`,
+  pier deploy ./site --app www
+  pier deploy --canary 10%`,
 		Args: maxArgs(1),
 		RunE: a.wrap(func(cmd *cobra.Command, args []string) error {
 			dir := "."
 			if len(args) == 1 {
 				dir = args[0]
 			}
-			return a.deploy(cmd.Context(), dir, app)
+			share, err := parseShare(canary)
+			if err != nil {
+				return err
+			}
+			return a.deploy(cmd.Context(), dir, app, share)
 		}),
 	}
 	cmd.Flags().StringVar(&app, "app", "", "app name (default: pier.yaml's name, else the directory's)")
+	cmd.Flags().StringVar(&canary, "canary", "", "deploy as a canary that gets this share of new clients (e.g. 10%)")
 	return cmd
 }
 
@@ -50,7 +62,20 @@ before anything is uploaded.`,
 // so a still-running Pack stops.
 var errUploadEnded = errors.New("upload ended")
 
-func (a *cli) deploy(ctx context.Context, dir, appFlag string) error {
+// parseShare reads --canary: a percentage above 0 and below 100, with or
+// without "%"; "" is 0 (no canary).
+func parseShare(s string) (float64, error) {
+	if s == "" {
+		return 0, nil
+	}
+	p, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(s), "%"), 64)
+	if err != nil || !(p > 0 && p < 100) {
+		return 0, usagef("--canary %q: want a share of traffic above 0%% and below 100%%, such as 10%%", s)
+	}
+	return p, nil
+}
+
+func (a *cli) deploy(ctx context.Context, dir, appFlag string, canary float64) error {
 	st, err := os.Stat(dir)
 	if err != nil {
 		return err
@@ -66,7 +91,11 @@ func (a *cli) deploy(ctx context.Context, dir, appFlag string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(a.stdout, "-----> Deploying %s from %s to %s\n", name, dir, c.BaseURL)
+	if canary > 0 {
+		fmt.Fprintf(a.stdout, "-----> Deploying %s from %s to %s as a canary for %g%% of clients\n", name, dir, c.BaseURL, canary)
+	} else {
+		fmt.Fprintf(a.stdout, "-----> Deploying %s from %s to %s\n", name, dir, c.BaseURL)
+	}
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -77,7 +106,12 @@ func (a *cli) deploy(ctx context.Context, dir, appFlag string) error {
 		pw.CloseWithError(err)
 		packed <- err
 	}()
-	done, err := c.Deploy(ctx, name, pr, a.printEvent)
+	var done *api.Event
+	if canary > 0 {
+		done, err = c.DeployCanary(ctx, name, pr, canary, a.printEvent)
+	} else {
+		done, err = c.Deploy(ctx, name, pr, a.printEvent)
+	}
 	pr.CloseWithError(errUploadEnded)
 	cancel()
 	if perr := <-packed; perr != nil && !errors.Is(perr, errUploadEnded) && !errors.Is(perr, io.ErrClosedPipe) && !errors.Is(perr, context.Canceled) {
@@ -155,7 +189,9 @@ func (a *cli) rollbackCmd() *cobra.Command {
 		Short: "Go back to an earlier release (default: the one before the current)",
 		Long: `Rollback makes a new release from an earlier one's bundle, build and config
 and rolls it out like a deploy: the current release serves until the new one
-is healthy. Without an argument it returns to the release before the current.`,
+is healthy. Without an argument it returns to the release before the current,
+unless the app has a canary (pier deploy --canary): then it ends the canary,
+sending every client back to the current release and stopping the canary.`,
 		Example: `  pier rollback
   pier rollback v3 --app blog`,
 		Args: maxArgs(1),
@@ -184,6 +220,39 @@ is healthy. Without an argument it returns to the release before the current.`,
 			done, err := c.Rollback(cmd.Context(), name, release, a.printEvent)
 			if err != nil {
 				return deployFailed("rollback of "+name, err)
+			}
+			a.printDone(cmd.Context(), c, name, done)
+			return nil
+		}),
+	}
+	cmd.Flags().StringVar(&app, "app", "", "app name (default: the name in ./pier.yaml)")
+	return cmd
+}
+
+func (a *cli) promoteCmd() *cobra.Command {
+	var app string
+	cmd := &cobra.Command{
+		Use:   "promote",
+		Short: "Make the app's canary its current release",
+		Long: `Promote ends a canary started with pier deploy --canary: the canary release
+gets all the traffic and its other processes start; the previous release is
+drained of in-flight requests and stopped.`,
+		Example: `  pier promote
+  pier promote --app blog`,
+		Args: maxArgs(0),
+		RunE: a.wrap(func(cmd *cobra.Command, args []string) error {
+			name, err := a.appName(app)
+			if err != nil {
+				return err
+			}
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdout, "-----> Promoting the canary of %s\n", name)
+			done, err := c.Promote(cmd.Context(), name, a.printEvent)
+			if err != nil {
+				return deployFailed("promote of "+name, err)
 			}
 			a.printDone(cmd.Context(), c, name, done)
 			return nil

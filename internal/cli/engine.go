@@ -63,6 +63,8 @@ written to <home>/token for the other pier commands to find.`,
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.BoolVar(&o.AccessLog, "access-log", false, "log every gateway request (app, status, bytes, duration, cache result)")
 	f.StringVar(&maxBody, "max-body", "16M", "largest request body the gateway accepts (e.g. 1M, 512K; 0 = no limit)")
+	f.DurationVar(&o.IdleTimeout, "idle-timeout", 5*time.Minute, "apps whose pier.yaml says scale: {web: {min: 0}} stop after this long without a request")
+	f.DurationVar(&o.WakeTimeout, "wake-timeout", 30*time.Second, "how long a request waits for a stopped min-0 app to start before a 503")
 	f.StringVar(&o.HTTPS, "https", "", "address the gateway also serves apps on over TLS, HTTP/2 and HTTP/1.1 (e.g. :443)")
 	f.StringVar(&o.TLSDir, "tls-dir", "", "directory of <host>.crt/<host>.key certificate pairs for --https (reloaded on change and SIGHUP)")
 	f.StringVar(&o.ACMEEmail, "acme-email", "", "get certificates from ACME (Let's Encrypt) on demand for the hosts apps are served at, with this account e-mail")

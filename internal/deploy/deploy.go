@@ -78,6 +78,14 @@ type Config struct {
 	MaxBundle int64
 	// DrainTimeout bounds the wait for an old instance's requests (default 30s).
 	DrainTimeout time.Duration
+
+	// Activity, when set, tells when apps last got a request: SleepIdle
+	// stops the web instances of apps that sleep while idle (manifest web
+	// min 0) after IdleTimeout without one. Nil: they never sleep.
+	Activity Activity
+	// IdleTimeout is how long such an app may go without a request before
+	// its web instances stop (default 5m).
+	IdleTimeout time.Duration
 }
 
 // Manager runs deploys, rollbacks, scale changes and restores.
@@ -86,10 +94,12 @@ type Manager struct {
 	log *slog.Logger
 	ctx context.Context // the engine's lifetime: deploys outlive the request that started them
 
-	mu      sync.Mutex               // guards locks, running, ids
-	locks   map[string]chan struct{} // per-app: one change at a time
-	running map[string][]*instance   // app -> serving instances this node runs
-	ids     map[string]*instance     // supervisor ID -> instance, including ones still starting
+	mu       sync.Mutex               // guards locks, running, canaries, ids, awake
+	locks    map[string]chan struct{} // per-app: one change at a time
+	running  map[string][]*instance   // app -> serving instances of the current release this node runs
+	canaries map[string][]*instance   // app -> instances of its canary release this node runs
+	ids      map[string]*instance     // supervisor ID -> instance, including ones still starting
+	awake    map[string]time.Time     // apps that sleep while idle and are awake -> when they woke
 }
 
 var appName = regexp.MustCompile(`^[a-z][a-z0-9-]{0,39}$`)
@@ -105,6 +115,9 @@ func New(ctx context.Context, cfg Config) *Manager {
 	if cfg.DrainTimeout == 0 {
 		cfg.DrainTimeout = 30 * time.Second
 	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = 5 * time.Minute
+	}
 	if cfg.OnRelease == nil {
 		cfg.OnRelease = func(string, int, *manifest.Manifest) {}
 	}
@@ -119,11 +132,13 @@ func New(ctx context.Context, cfg Config) *Manager {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Manager{
-		cfg:     cfg,
-		log:     log,
-		ctx:     ctx,
-		locks:   make(map[string]chan struct{}),
-		running: make(map[string][]*instance),
+		cfg:      cfg,
+		log:      log,
+		ctx:      ctx,
+		locks:    make(map[string]chan struct{}),
+		running:  make(map[string][]*instance),
+		canaries: make(map[string][]*instance),
+		awake:    make(map[string]time.Time),
 	}
 }
 

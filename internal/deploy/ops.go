@@ -19,8 +19,15 @@ import (
 )
 
 // Rollback makes a new release from an older one (its build and config) and
-// rolls it out. target 0 means the newest good release before the current.
+// rolls it out. target 0 means the newest good release before the current,
+// unless the app has a canary: then it ends the canary, and every client
+// goes back to the current release.
 func (m *Manager) Rollback(ctx context.Context, app string, target int, emit func(api.Event)) (int, error) {
+	if target == 0 {
+		if a, err := m.getApp(ctx, app); err == nil && a.Canary != 0 {
+			return m.endCanary(ctx, app, emit)
+		}
+	}
 	return m.derive(ctx, app, emit, func(cur appRecord, rels []releaseRecord) (*releaseRecord, error) {
 		var from *releaseRecord
 		for i := range rels {
@@ -184,12 +191,18 @@ func (m *Manager) Scale(ctx context.Context, app string, counts map[string]int) 
 			a.Scale = map[string]int{}
 		}
 		maps.Copy(a.Scale, counts)
+		if a.Wake = wakes(*a, &rel); !a.Wake {
+			a.Asleep = false
+		}
 		a.Updated = time.Now().UTC()
 		return nil
 	})
 	if err != nil {
 		return api.App{}, err
 	}
+	m.mu.Lock()
+	m.setAwake(app, a.Wake && !a.Asleep)
+	m.mu.Unlock()
 	if err := m.reconcile(ctx, a, &rel); err != nil {
 		return m.toAPI(a, &rel), err
 	}
@@ -317,9 +330,18 @@ func (m *Manager) restore(ctx context.Context, name string) error {
 	if err := m.ensureBuilt(ctx, &rel, log); err != nil {
 		return err
 	}
-	m.log.Info("restoring app", "app", name, "release", rel.Number)
+	m.log.Info("restoring app", "app", name, "release", rel.Number, "asleep", a.Asleep, "canary", a.Canary)
 	m.cfg.OnRelease(name, rel.Number, manifestOf(&rel))
-	return m.reconcile(ctx, a, &rel)
+	m.mu.Lock()
+	m.setAwake(name, a.Wake && !a.Asleep)
+	m.mu.Unlock()
+	err = m.reconcile(ctx, a, &rel)
+	if a.Canary != 0 {
+		if cerr := m.restoreCanary(ctx, a); cerr != nil {
+			err = errors.Join(err, cerr)
+		}
+	}
+	return err
 }
 
 // Run starts a one-off process with the app's current environment and
@@ -378,8 +400,10 @@ func (m *Manager) Destroy(ctx context.Context, app string) error {
 		return err
 	}
 	m.mu.Lock()
-	running := m.running[app]
+	running := append(m.running[app], m.canaries[app]...)
 	delete(m.running, app)
+	delete(m.canaries, app)
+	m.setAwake(app, false)
 	m.mu.Unlock()
 	m.stopAll(running)
 	keys, err := m.cfg.Releases.Keys(ctx, app+".*")
@@ -441,6 +465,9 @@ func status(a appRecord, ins []api.Instance) string {
 		return "new"
 	}
 	st := "running"
+	if a.Asleep {
+		st = "asleep"
+	}
 	for _, in := range ins {
 		switch in.State {
 		case string(supervisor.CrashLoop):
@@ -494,10 +521,10 @@ func (m *Manager) AppForToken(ctx context.Context, token string) (string, bool) 
 	return app, subtle.ConstantTimeCompare([]byte(a.Token), []byte(token)) == 1
 }
 
-// PS lists the instances this node runs for app.
+// PS lists the instances this node runs for app, its canary's included.
 func (m *Manager) PS(app string) []api.Instance {
 	m.mu.Lock()
-	running := append([]*instance(nil), m.running[app]...)
+	running := append(append([]*instance(nil), m.running[app]...), m.canaries[app]...)
 	m.mu.Unlock()
 	out := make([]api.Instance, 0, len(running))
 	for _, in := range running {
@@ -512,7 +539,10 @@ func (m *Manager) PS(app string) []api.Instance {
 		if out[i].Process != out[j].Process {
 			return out[i].Process == "web" || (out[j].Process != "web" && out[i].Process < out[j].Process)
 		}
-		return out[i].Instance < out[j].Instance
+		if out[i].Instance != out[j].Instance {
+			return out[i].Instance < out[j].Instance
+		}
+		return out[i].Release < out[j].Release
 	})
 	return out
 }

@@ -35,6 +35,18 @@ type appRecord struct {
 	// serves itself; Cache is the manifest's cache rules. Copied at the swap.
 	Static map[string]string    `json:"static,omitempty"`
 	Cache  []manifest.CacheRule `json:"cache,omitempty"`
+
+	// Wake is set when the web instances sleep while idle: the current
+	// release's manifest asks for web min 0 and no `pier scale web=N`
+	// overrides it. Asleep says they are stopped for that reason; the
+	// first request starts them again, and a restore leaves them stopped.
+	Wake   bool `json:"wake,omitempty"`
+	Asleep bool `json:"asleep,omitempty"`
+
+	// Canary is a release on trial beside Release, given CanaryWeight
+	// basis points (1/100 of a percent) of new clients; 0 = none.
+	Canary       int `json:"canary,omitempty"`
+	CanaryWeight int `json:"canary_weight,omitempty"`
 }
 
 // releaseRecord is an immutable release as stored in the releases bucket.
@@ -125,6 +137,10 @@ func (m *Manager) toAPI(a appRecord, rel *releaseRecord) api.App {
 		Env:     a.Config,
 		Created: a.Created,
 		Updated: a.Updated,
+		Canary:  a.Canary,
+	}
+	if a.Canary != 0 {
+		out.CanaryShare = float64(a.CanaryWeight) / 100
 	}
 	if rel != nil && rel.Manifest != nil {
 		out.Domains = rel.Manifest.Domains
@@ -160,10 +176,17 @@ func processTypes(r *releaseRecord) []string {
 	return out
 }
 
-// desired is how many instances of process p the app wants.
+// desired is how many instances of process p the app wants. An app whose
+// web instances sleep while idle wants one while awake.
 func desired(a appRecord, r *releaseRecord, p string) int {
 	if n, ok := a.Scale[p]; ok {
 		return n
+	}
+	if p == "web" && wakes(a, r) {
+		if a.Asleep {
+			return 0
+		}
+		return 1
 	}
 	if r.Manifest != nil {
 		if _, ok := r.Manifest.Scale[p]; ok {
@@ -174,3 +197,17 @@ func desired(a appRecord, r *releaseRecord, p string) int {
 }
 
 func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }
+
+// wakes reports whether the web instances of app running r sleep while
+// idle and start on the first request: r's manifest asks for web min 0
+// and no explicit scale (`pier scale web=N`, 0 included) overrides it.
+func wakes(a appRecord, r *releaseRecord) bool {
+	if _, explicit := a.Scale["web"]; explicit || r.Manifest == nil {
+		return false
+	}
+	if _, ok := r.Processes["web"]; !ok {
+		return false
+	}
+	s, ok := r.Manifest.Scale["web"]
+	return ok && s.Min == 0
+}

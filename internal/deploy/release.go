@@ -24,6 +24,12 @@ import (
 // Progress goes to emit as it happens. On any failure the current release
 // keeps serving and the returned error carries the log tail (LogTail).
 func (m *Manager) Deploy(ctx context.Context, app string, r io.Reader, emit func(api.Event)) (int, error) {
+	return m.deploy(ctx, app, r, 0, emit)
+}
+
+// deploy is Deploy; a canary weight above 0 (basis points) rolls the new
+// release out as a canary beside the current one (see DeployCanary).
+func (m *Manager) deploy(ctx context.Context, app string, r io.Reader, canary int, emit func(api.Event)) (int, error) {
 	if err := ValidName(app); err != nil {
 		return 0, err
 	}
@@ -59,6 +65,11 @@ func (m *Manager) Deploy(ctx context.Context, app string, r io.Reader, emit func
 	a, err := m.ensureApp(ctx, app)
 	if err != nil {
 		return 0, err
+	}
+	if canary > 0 {
+		if err := canCanary(a); err != nil {
+			return 0, err
+		}
 	}
 	n, err := m.allocRelease(ctx, app)
 	if err != nil {
@@ -98,7 +109,12 @@ func (m *Manager) Deploy(ctx context.Context, app string, r io.Reader, emit func
 	if err := m.putRelease(ctx, rel); err != nil {
 		return fail(err, nil)
 	}
-	if err := m.rollout(ctx, rel, e); err != nil {
+	if canary > 0 {
+		err = m.rolloutCanary(ctx, rel, canary, e)
+	} else {
+		err = m.rollout(ctx, rel, e)
+	}
+	if err != nil {
 		return fail(err, LogTail(err))
 	}
 	return n, nil

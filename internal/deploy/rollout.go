@@ -48,52 +48,91 @@ func (m *Manager) rollout(ctx context.Context, rel *releaseRecord, e *emitter) e
 	if err != nil {
 		return err
 	}
+	// A deploy starts (and so checks) the web instances of an app that
+	// sleeps while idle; they go back to sleep once idle.
+	a.Asleep = false
+	fresh, started, err := m.launch(ctx, a, rel, nil, processTypes(rel), e)
+	if err != nil {
+		return err
+	}
+	if err := m.swap(ctx, rel, fresh, e); err != nil {
+		m.stopAll(started)
+		return err
+	}
+	return nil
+}
+
+// launch starts the instances of rel's process types procs that have (the
+// instances of rel already running) lacks, and waits until they are
+// healthy. It returns have and the new ones, and the new ones alone; on
+// failure it stops the new ones.
+func (m *Manager) launch(ctx context.Context, a appRecord, rel *releaseRecord, have []*instance, procs []string, e *emitter) (all, started []*instance, err error) {
 	var counts []string
-	for _, p := range processTypes(rel) {
+	for _, p := range procs {
 		counts = append(counts, fmt.Sprintf("%d %s", desired(a, rel, p), p))
 	}
 	if len(counts) == 0 {
 		counts = []string{"static files"}
 	}
 	e.emit(api.EventStart, "Starting v%d: %s", rel.Number, strings.Join(counts, ", "))
-
-	var fresh []*instance
-	for _, p := range processTypes(rel) {
-		for i := 1; i <= desired(a, rel, p); i++ {
+	for _, p := range procs {
+		used := map[int]bool{}
+		for _, in := range have {
+			if in.process == p {
+				used[in.index] = true
+			}
+		}
+		for i := 1; len(used) < desired(a, rel, p); i++ {
+			if used[i] {
+				continue
+			}
 			in, err := m.startInstance(ctx, a, rel, p, i)
 			if err != nil {
-				m.stopAll(fresh)
-				return err
+				m.stopAll(started)
+				return nil, nil, err
 			}
-			fresh = append(fresh, in)
+			used[i] = true
+			started = append(started, in)
 		}
 	}
-	if err := m.waitReady(ctx, fresh, e); err != nil {
-		m.stopAll(fresh)
-		return err
+	if err := m.waitReady(ctx, started, e); err != nil {
+		m.stopAll(started)
+		return nil, nil, err
 	}
+	return append(append([]*instance(nil), have...), started...), started, nil
+}
 
+// swap makes rel, whose instances fresh are healthy, the app's current
+// release, then drains and stops the instances of the previous release and
+// of a canary other than rel. It does not stop fresh when it fails.
+func (m *Manager) swap(ctx context.Context, rel *releaseRecord, fresh []*instance, e *emitter) error {
 	// The swap: one compare-and-set of the app record. From here on the
 	// release is acknowledged and survives a crash of the engine.
-	prev := a.Release
+	var prev, canary int
 	hosts := m.hosts(rel)
 	staticDir := m.staticDir(rel)
-	if _, err := modifyApp(ctx, m, rel.App, func(a *appRecord, exists bool) error {
+	a, err := modifyApp(ctx, m, rel.App, func(a *appRecord, exists bool) error {
 		if !exists {
 			return fmt.Errorf("%w: app %s was destroyed during the deploy", api.ErrConflict, rel.App)
 		}
+		prev, canary = a.Release, a.Canary
 		a.Release, a.Hosts, a.StaticDir = rel.Number, hosts, staticDir
 		a.Static, a.Cache = m.staticDirs(rel), manifestOf(rel).Cache
 		_, a.Web = rel.Processes["web"]
+		a.Wake, a.Asleep = wakes(*a, rel), false
+		a.Canary, a.CanaryWeight = 0, 0
 		a.Updated = time.Now().UTC()
 		return nil
-	}); err != nil {
-		m.stopAll(fresh)
+	})
+	if err != nil {
 		return err
 	}
 	m.setReleaseStatus(ctx, rel.App, rel.Number, api.ReleaseActive, "")
 	if prev != 0 && prev != rel.Number {
 		m.setReleaseStatus(ctx, rel.App, prev, api.ReleaseRetired, "")
+	}
+	if canary != 0 && canary != rel.Number {
+		m.setReleaseStatus(ctx, rel.App, canary, api.ReleaseRetired, "canary ended by a deploy")
 	}
 	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	err = m.cfg.Routes.WaitRouted(wctx, rel.App, rel.Number)
@@ -110,6 +149,13 @@ func (m *Manager) rollout(ctx context.Context, rel *releaseRecord, e *emitter) e
 	m.mu.Lock()
 	old := m.running[rel.App]
 	m.running[rel.App] = fresh
+	for _, in := range m.canaries[rel.App] {
+		if in.release != rel.Number {
+			old = append(old, in)
+		}
+	}
+	delete(m.canaries, rel.App)
+	m.setAwake(rel.App, a.Wake)
 	m.mu.Unlock()
 	if len(old) > 0 {
 		e.emit(api.EventDrain, "Draining %d instance(s) of v%d", len(old), old[0].release)

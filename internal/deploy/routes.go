@@ -21,6 +21,14 @@ type Route struct {
 	StaticDir string
 	Static    map[string]string    // URL prefix -> directory served by the gateway
 	Cache     []manifest.CacheRule // the manifest's cache rules
+	Wakeable  bool                 // sleeps while idle: a request starts it (Manager.Wake)
+	Release   int                  // the current release, which Backends run
+
+	// Canary holds the ready web instances of a release on trial, which
+	// gets CanaryWeight basis points (1/100 %) of new clients.
+	Canary        []string
+	CanaryRelease int
+	CanaryWeight  int
 }
 
 // Router builds the route table from the store: the apps bucket says which
@@ -34,9 +42,10 @@ type Router struct {
 
 	updates chan update
 
-	mu      sync.Mutex     // guards routed, changed
-	routed  map[string]int // app -> release the applied table serves
-	changed chan struct{}  // closed (and replaced) after each applied table
+	mu       sync.Mutex     // guards routed, canaries, changed
+	routed   map[string]int // app -> release the applied table serves
+	canaries map[string]int // app -> canary release the applied table serves
+	changed  chan struct{}  // closed (and replaced) after each applied table
 }
 
 type update struct {
@@ -150,6 +159,7 @@ func (r *Router) Run(ctx context.Context) error {
 func (r *Router) publish(apps map[string]appRecord, inst map[string]map[string]instanceRecord) {
 	routes := make([]Route, 0, len(apps))
 	routed := make(map[string]int, len(apps))
+	canaries := make(map[string]int)
 	names := make([]string, 0, len(apps))
 	for name := range apps {
 		names = append(names, name)
@@ -160,14 +170,17 @@ func (r *Router) publish(apps map[string]appRecord, inst map[string]map[string]i
 		if a.Release == 0 {
 			continue
 		}
-		var cur, other []string
+		var cur, other, canary []string
 		for _, rec := range inst[name] {
 			if !rec.Ready || rec.Addr == "" {
 				continue
 			}
-			if rec.Release == a.Release {
+			switch rec.Release {
+			case a.Release:
 				cur = append(cur, rec.Addr)
-			} else {
+			case a.Canary:
+				canary = append(canary, rec.Addr)
+			default:
 				other = append(other, rec.Addr)
 			}
 		}
@@ -176,27 +189,34 @@ func (r *Router) publish(apps map[string]appRecord, inst map[string]map[string]i
 			backends = other
 		}
 		sort.Strings(backends)
+		sort.Strings(canary)
 		if len(cur) > 0 || !a.Web {
 			routed[name] = a.Release
 		}
-		routes = append(routes, Route{App: name, Hosts: a.Hosts, Backends: backends, StaticDir: a.StaticDir,
-			Static: a.Static, Cache: a.Cache})
+		rt := Route{App: name, Hosts: a.Hosts, Backends: backends, StaticDir: a.StaticDir,
+			Static: a.Static, Cache: a.Cache, Wakeable: a.Wake && a.Web, Release: a.Release}
+		if a.Canary != 0 && len(canary) > 0 {
+			rt.Canary, rt.CanaryRelease, rt.CanaryWeight = canary, a.Canary, a.CanaryWeight
+			canaries[name] = a.Canary
+		}
+		routes = append(routes, rt)
 	}
 	r.set(routes)
 	r.mu.Lock()
-	r.routed = routed
+	r.routed, r.canaries = routed, canaries
 	close(r.changed)
 	r.changed = make(chan struct{})
 	r.mu.Unlock()
 }
 
-// WaitRouted blocks until the applied table serves release of app.
+// WaitRouted blocks until the applied table serves release of app, as its
+// current release or as its canary.
 func (r *Router) WaitRouted(ctx context.Context, app string, release int) error {
 	for {
 		r.mu.Lock()
-		got, ch := r.routed[app], r.changed
+		got, canary, ch := r.routed[app], r.canaries[app], r.changed
 		r.mu.Unlock()
-		if got == release {
+		if got == release || canary == release {
 			return nil
 		}
 		select {

@@ -63,6 +63,13 @@ type Config struct {
 	// gateway.DefaultMaxBodyBytes, negative = no bound.
 	MaxBodyBytes int64
 
+	// IdleTimeout is how long an app whose manifest says web min 0 may go
+	// without a request before its web instances stop; 0 = 5m.
+	IdleTimeout time.Duration
+	// WakeTimeout bounds the wait of a request for such an app to start;
+	// 0 = gateway.DefaultWakeTimeout.
+	WakeTimeout time.Duration
+
 	// HTTPS, when set, is where the gateway also serves apps over TLS
 	// (HTTP/2 and HTTP/1.1), with certificates from TLSDir and/or ACME.
 	HTTPS string
@@ -185,10 +192,12 @@ func run(ctx context.Context, cfg Config, with func(ctx context.Context, m *depl
 
 	cache := newGatewayCache(log.With("part", "cache"))
 	met := newEngineMetrics(log.With("part", "metrics"), cfg.Statsd)
+	var mgr *deploy.Manager
 	gwOpts := gateway.Options{Logger: log.With("part", "gateway"), Internal: h.internal, Cache: cache, Observe: met.m.Observe, MaxBodyBytes: cfg.MaxBodyBytes}
 	if cfg.AccessLog {
 		gwOpts.AccessLog = log.With("part", "access")
 	}
+	gwOpts.Waker, gwOpts.WakeTimeout = waker{&mgr}, cfg.WakeTimeout
 	gw := gateway.New(gwOpts)
 	h.releases = append(h.releases, func(app string, _ int, m *manifest.Manifest) {
 		if m != nil {
@@ -197,7 +206,6 @@ func run(ctx context.Context, cfg Config, with func(ctx context.Context, m *depl
 	})
 	h.destroys = append(h.destroys, func(app string) { gw.SetRateLimit(app, gateway.RateLimit{}) })
 	logs := &logSink{l: parts.logs}
-	var mgr *deploy.Manager
 	sup := supervisor.New(supervisor.Options{
 		Logger: log.With("part", "supervisor"),
 		RunDir: runDir,
@@ -230,6 +238,9 @@ func run(ctx context.Context, cfg Config, with func(ctx context.Context, m *depl
 		OnRelease:  h.onRelease,
 		OnDestroy:  h.onDestroy,
 		Logger:     log.With("part", "deploy"),
+
+		Activity:    gw,
+		IdleTimeout: cfg.IdleTimeout,
 	})
 	h.appToken = mgr.AppForToken
 	apiHandler := api.NewServer(&apiEngine{Manager: mgr, logs: parts.logs}, api.ServerOptions{
@@ -292,6 +303,7 @@ func run(ctx context.Context, cfg Config, with func(ctx context.Context, m *depl
 			log.Error("restore apps", "err", err)
 		}
 	}()
+	go mgr.SleepIdle(ctx)
 	if cfg.Ready != nil {
 		cfg.Ready(httpLn.Addr().String(), apiLn.Addr().String())
 	}
@@ -362,7 +374,8 @@ func openParts(ctx context.Context, st *store.Store) (*parts, error) {
 func gatewayRoutes(routes []deploy.Route) []gateway.Route {
 	out := make([]gateway.Route, len(routes))
 	for i, r := range routes {
-		out[i] = gateway.Route{App: r.App, Hosts: r.Hosts, Backends: r.Backends, StaticDir: r.StaticDir, Static: r.Static}
+		out[i] = gateway.Route{App: r.App, Hosts: r.Hosts, Backends: r.Backends, StaticDir: r.StaticDir, Static: r.Static,
+			Wakeable: r.Wakeable, Release: r.Release, Canary: r.Canary, CanaryRelease: r.CanaryRelease, CanaryWeight: r.CanaryWeight}
 		for _, c := range r.Cache {
 			out[i].Cache = append(out[i].Cache, gateway.CacheRule{Path: c.Path, TTL: c.TTL, Cache: c.Cache})
 		}

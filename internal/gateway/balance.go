@@ -30,31 +30,40 @@ func (b *backend) down(now int64) bool { return b.downUntil.Load() > now }
 
 func (b *backend) markDown() { b.downUntil.Store(monoNow() + int64(downFor)) }
 
-// pick returns the backend with the fewest requests in flight, preferring
-// backends that are not marked down and skipping those in exclude. Ties go to
-// the first one found from a rotating start, so equal load spreads. It returns
-// nil when every backend is excluded.
-func (rt *route) pick(exclude []*backend) *backend {
-	n := uint32(len(rt.backends))
+// pick returns a backend of rt for a request, from the canary's backends
+// when canary is set and the route still has a canary.
+func (rt *route) pick(canary bool, exclude []*backend) *backend {
+	if canary && rt.canary != nil {
+		return pickFrom(rt.canary.backends, &rt.canary.next, exclude)
+	}
+	return pickFrom(rt.backends, &rt.next, exclude)
+}
+
+// pickFrom returns the backend of list with the fewest requests in flight,
+// preferring backends that are not marked down and skipping those in
+// exclude. Ties go to the first one found from a rotating start (next), so
+// equal load spreads. It returns nil when every backend is excluded.
+func pickFrom(list []*backend, next *atomic.Uint32, exclude []*backend) *backend {
+	n := uint32(len(list))
 	if n == 0 {
 		return nil
 	}
 	if n == 1 {
-		b := rt.backends[0]
+		b := list[0]
 		if contains(exclude, b) {
 			return nil
 		}
 		return b
 	}
 	now := monoNow()
-	start := rt.next.Add(1)
+	start := next.Add(1)
 	var (
 		best     *backend
 		bestLoad int64
 		bestDown bool
 	)
 	for i := uint32(0); i < n; i++ {
-		b := rt.backends[(start+i)%n]
+		b := list[(start+i)%n]
 		if contains(exclude, b) {
 			continue
 		}

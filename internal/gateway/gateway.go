@@ -66,6 +66,15 @@ type Options struct {
 	// DefaultMaxBodyBytes; if negative, no bound (bodies without a
 	// Content-Length are still buffered, up to DefaultMaxBodyBytes).
 	MaxBodyBytes int64
+
+	// Waker starts apps whose route is Wakeable when a request finds them
+	// without backends; the request waits for it. If nil, such requests
+	// get a 503 like any app without running instances.
+	Waker Waker
+
+	// WakeTimeout bounds the wait of a request for its app to start. If 0,
+	// DefaultWakeTimeout.
+	WakeTimeout time.Duration
 }
 
 // DefaultMaxBodyBytes is the request body bound when Options.MaxBodyBytes
@@ -107,12 +116,16 @@ type Gateway struct {
 	proxy *httputil.ReverseProxy
 	table atomic.Pointer[table]
 
-	// mu guards backends, statics and caches, and serializes SetRoutes.
-	// Request handling never takes it.
+	// mu guards backends, statics, caches and apps, and serializes
+	// SetRoutes. Request handling never takes it.
 	mu       sync.Mutex
 	backends map[string]*backend // by address, reused across tables
 	statics  map[string]*staticSite
-	caches   map[string]appCache // by app
+	caches   map[string]appCache  // by app
+	apps     map[string]*appState // by app, reused across tables
+
+	waker       Waker // nil = sleeping apps are not started
+	wakeTimeout time.Duration
 
 	cache    Cache // nil = no cache
 	compress compressors
@@ -148,13 +161,19 @@ func New(opts Options) *Gateway {
 		backends: make(map[string]*backend),
 		statics:  make(map[string]*staticSite),
 		caches:   make(map[string]appCache),
+		apps:     make(map[string]*appState),
 		cache:    opts.Cache,
+		waker:    opts.Waker,
 		observe:  opts.Observe,
 		access:   opts.AccessLog,
 		maxBody:  opts.MaxBodyBytes,
 	}
 	if g.maxBody == 0 {
 		g.maxBody = DefaultMaxBodyBytes
+	}
+	g.wakeTimeout = opts.WakeTimeout
+	if g.wakeTimeout <= 0 {
+		g.wakeTimeout = DefaultWakeTimeout
 	}
 	g.ids.init()
 	g.proxy = &httputil.ReverseProxy{
@@ -185,9 +204,10 @@ type stateKey struct{}
 // proxyState follows one proxied request through the ReverseProxy and its
 // transport. It is used by one request at a time.
 type proxyState struct {
-	app   string
-	route *route // the route the request was matched to
-	tried [maxAttempts]*backend
+	app    string
+	route  *route // the route the request was matched to
+	canary bool   // the request goes to the route's canary backends
+	tried  [maxAttempts]*backend
 
 	bodyErr error // the client's request body failed to arrive
 }
@@ -227,13 +247,19 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if g.limited(w, r, rt.app) {
 		return
 	}
-	if len(rt.backends) == 0 && rt.static != nil {
+	rt.state.touch()
+	if len(rt.backends) == 0 && rt.static != nil && !rt.wakeable {
 		rt.static.serve(w, r, r.URL.Path, false)
 		return
 	}
 	for i := range rt.mounts {
 		m := &rt.mounts[i]
-		if name, ok := m.match(r.URL.Path); ok && m.site.serve(w, r, name, m.fallback && len(rt.backends) > 0) {
+		if name, ok := m.match(r.URL.Path); ok && m.site.serve(w, r, name, m.fallback && (len(rt.backends) > 0 || rt.wakeable)) {
+			return
+		}
+	}
+	if len(rt.backends) == 0 && rt.wakeable && g.waker != nil {
+		if rt = g.wake(w, r, rt); rt == nil {
 			return
 		}
 	}
@@ -250,16 +276,20 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.ContentLength < 0 && r.Body != nil && r.Body != http.NoBody && !g.bufferBody(w, r) {
 		return
 	}
+	canary := rt.canary != nil && rt.canary.choose(w, r)
 	if rt.handler != nil {
+		if canary {
+			r = r.WithContext(context.WithValue(r.Context(), canaryKey{}, true))
+		}
 		rt.handler.ServeHTTP(w, r) // the cache: a hit never reaches the proxy
 		return
 	}
-	g.forward(w, r, rt)
+	g.forward(w, r, rt, canary)
 }
 
-// forward proxies r to one of rt's backends.
-func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, rt *route) {
-	st := &proxyState{app: rt.app, route: rt}
+// forward proxies r to one of rt's backends, or of its canary's.
+func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, rt *route, canary bool) {
+	st := &proxyState{app: rt.app, route: rt, canary: canary}
 	r = r.WithContext(context.WithValue(r.Context(), stateKey{}, st))
 	g.proxy.ServeHTTP(w, r)
 }
@@ -278,7 +308,7 @@ func (p *appProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeText(w, http.StatusServiceUnavailable, "pier: app "+strconv.Quote(p.app)+" has no running web instances")
 		return
 	}
-	p.g.forward(w, r, rt)
+	p.g.forward(w, r, rt, r.Context().Value(canaryKey{}) != nil)
 }
 
 // bufferBody reads a request body of unknown length (chunked) before it

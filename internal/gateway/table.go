@@ -36,6 +36,23 @@ type Route struct {
 	// Cache holds the app's cache rules (the manifest's cache: list), first
 	// match first. They apply when Options.Cache is set.
 	Cache []CacheRule
+
+	// Wakeable marks an app that sleeps while idle: a request that finds
+	// no Backends asks Options.Waker to start it and waits, instead of
+	// getting a 503.
+	Wakeable bool
+
+	// Release is the number of the release Backends run. It names the
+	// stable group in the canary cookie.
+	Release int
+
+	// Canary holds the addresses of ready instances of a release under
+	// trial (CanaryRelease), which gets CanaryWeight basis points (1/100
+	// of a percent) of the app's new clients; each client stays in its
+	// group through the CanaryCookie. Empty or a zero weight = no canary.
+	Canary        []string
+	CanaryRelease int
+	CanaryWeight  int
 }
 
 // CacheRule sets how the cache treats the paths it matches.
@@ -62,6 +79,9 @@ type route struct {
 	mounts   []mount      // Static, longest prefix first
 	handler  http.Handler // the cache in front of the proxy; nil = the proxy alone
 	next     atomic.Uint32
+	state    *appState    // per app, shared by every table that lists it
+	wakeable bool         // sleeps while idle: Options.Waker starts it
+	canary   *canarySplit // nil = no canary
 }
 
 // lookup returns the route serving host (already normalized), or nil.
@@ -126,25 +146,20 @@ func (g *Gateway) SetRoutes(routes []Route) {
 	used := make(map[*backend]bool)
 	usedStatic := make(map[string]bool)
 	usedCache := make(map[string]bool)
+	usedApps := make(map[string]bool)
 	var conflicts []string
 	var invalid []string
 	for i := range routes {
 		r := &routes[i]
-		rt := &route{app: r.App}
-		for _, addr := range r.Backends {
-			b := g.backends[addr]
-			if b == nil {
-				b = &backend{addr: addr}
-				g.backends[addr] = b
-			}
-			if contains(rt.backends, b) {
-				continue // listed twice
-			}
-			if !b.inTable {
-				b.downUntil.Store(0) // a fresh instance may reuse an old address
-			}
-			used[b] = true
-			rt.backends = append(rt.backends, b)
+		rt := &route{app: r.App, wakeable: r.Wakeable}
+		if rt.state = g.apps[r.App]; rt.state == nil {
+			rt.state = &appState{}
+			g.apps[r.App] = rt.state
+		}
+		usedApps[r.App] = true
+		rt.backends = g.backendList(r.Backends, used)
+		if canary := g.backendList(r.Canary, used); len(canary) > 0 && r.CanaryWeight > 0 {
+			rt.canary = newCanarySplit(canary, min(r.CanaryWeight, 10000), r.CanaryRelease, r.Release)
 		}
 		if r.StaticDir != "" {
 			rt.static = g.staticSite(r.StaticDir, usedStatic)
@@ -199,6 +214,11 @@ func (g *Gateway) SetRoutes(routes []Route) {
 			delete(g.caches, app)
 		}
 	}
+	for app := range g.apps {
+		if !usedApps[app] {
+			delete(g.apps, app)
+		}
+	}
 	g.table.Store(t)
 
 	if len(conflicts) > 0 {
@@ -208,6 +228,28 @@ func (g *Gateway) SetRoutes(routes []Route) {
 	if len(invalid) > 0 {
 		g.log.Warn("gateway: invalid hosts ignored", "count", len(invalid), "examples", firstFew(invalid))
 	}
+}
+
+// backendList returns the backends at addrs, reused by address across
+// tables, and marks them used. Called with g.mu held.
+func (g *Gateway) backendList(addrs []string, used map[*backend]bool) []*backend {
+	var list []*backend
+	for _, addr := range addrs {
+		b := g.backends[addr]
+		if b == nil {
+			b = &backend{addr: addr}
+			g.backends[addr] = b
+		}
+		if contains(list, b) {
+			continue // listed twice
+		}
+		if !b.inTable && !used[b] {
+			b.downUntil.Store(0) // a fresh instance may reuse an old address
+		}
+		used[b] = true
+		list = append(list, b)
+	}
+	return list
 }
 
 // staticSite returns the site serving dir, reused across tables. Called

@@ -59,7 +59,7 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 				break
 			}
 		}
-		b := rt.pick(st.tried[:n])
+		b := rt.pick(st.canary, st.tried[:n])
 		if b == nil {
 			break
 		}
