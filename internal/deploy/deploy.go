@@ -61,9 +61,10 @@ type Config struct {
 	Routes     RouteWaiter
 	// EnsureUser returns the UNIX user an app runs as (nil: as the engine).
 	EnsureUser func(ctx context.Context, app string) (*supervisor.User, error)
-	// ServiceEnv is the environment every process of app gets from the
+	// ServiceEnv is the environment every process of app (running release,
+	// "v3") gets from the
 	// engine's services (PIER_API, SENTRY_DSN, ...), given the app's token.
-	ServiceEnv func(app, token string) map[string]string
+	ServiceEnv func(app, token, release string) map[string]string
 
 	// OnRelease, when set, learns each app's current release and manifest:
 	// after every swap and for every app restored at start. Services that
@@ -125,7 +126,7 @@ func New(ctx context.Context, cfg Config) *Manager {
 		cfg.OnDestroy = func(string) {}
 	}
 	if cfg.ServiceEnv == nil {
-		cfg.ServiceEnv = func(string, string) map[string]string { return nil }
+		cfg.ServiceEnv = func(string, string, string) map[string]string { return nil }
 	}
 	log := cfg.Logger
 	if log == nil {

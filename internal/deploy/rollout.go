@@ -290,7 +290,7 @@ func (m *Manager) spec(a appRecord, rel *releaseRecord, process, label string, p
 	for k, v := range rel.Env {
 		env[k] = v
 	}
-	for k, v := range m.cfg.ServiceEnv(rel.App, a.Token) {
+	for k, v := range m.cfg.ServiceEnv(rel.App, a.Token, fmt.Sprintf("v%d", rel.Number)) {
 		env[k] = v
 	}
 	env["PIER_APP"] = rel.App

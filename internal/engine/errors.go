@@ -31,7 +31,15 @@ func startErrors(ctx context.Context, h *hub) error {
 	h.api.HandlePublic("/api/{project}/envelope/", ingest)
 	h.api.HandlePublic("/api/{project}/store/", ingest)
 	t.Routes(func(pattern string, handler http.Handler) { h.api.Handle(pattern, handler) })
-	h.env = append(h.env, func(app, _ string) map[string]string { return t.Env(app) })
+	h.env = append(h.env, func(app, _, release string) map[string]string {
+		env := t.Env(app)
+		if env != nil {
+			// SDKs tag events with it, so grouping knows the release
+			// even while two run side by side during a rollout.
+			env["SENTRY_RELEASE"] = release
+		}
+		return env
+	})
 	h.output = append(h.output, func(l supervisor.Line) {
 		t.Output(errortrack.Line{Time: l.Time, App: l.App, Release: l.Release, Process: l.Process,
 			Instance: l.Instance, Stream: l.Stream, Text: l.Text})

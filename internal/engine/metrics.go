@@ -73,7 +73,7 @@ func (e *engineMetrics) start(ctx context.Context, h *hub) error {
 	}()
 	h.stops = append(h.stops, func() { stop(); <-done })
 	statsdAddr := reachable(conn.LocalAddr())
-	h.env = append(h.env, func(string, string) map[string]string {
+	h.env = append(h.env, func(string, string, string) map[string]string {
 		return map[string]string{"STATSD_ADDR": statsdAddr}
 	})
 

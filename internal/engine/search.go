@@ -49,7 +49,7 @@ func startSearch(ctx context.Context, h *hub) error {
 	if err != nil {
 		return fmt.Errorf("search: %w", err)
 	}
-	h.env = append(h.env, func(app, token string) map[string]string {
+	h.env = append(h.env, func(app, token, _ string) map[string]string {
 		u := *base
 		u.User = url.UserPassword(app, token)
 		return map[string]string{"ELASTICSEARCH_URL": u.String()}

@@ -30,7 +30,7 @@ type hub struct {
 	api      apiMux         // routes on the API listener, behind its token check
 	internal *http.ServeMux // routes under /_pier/ on every gateway host; no auth applied
 
-	env      []func(app, token string) map[string]string
+	env      []func(app, token, release string) map[string]string
 	output   []func(supervisor.Line)
 	releases []func(app string, release int, m *manifest.Manifest)
 	destroys []func(app string)
@@ -64,10 +64,10 @@ func startServices(ctx context.Context, h *hub) error {
 	return nil
 }
 
-func (h *hub) serviceEnv(app, token string) map[string]string {
+func (h *hub) serviceEnv(app, token, release string) map[string]string {
 	env := map[string]string{"PIER_API": h.apiURL, "PIER_TOKEN": token}
 	for _, f := range h.env {
-		maps.Copy(env, f(app, token))
+		maps.Copy(env, f(app, token, release))
 	}
 	return env
 }

@@ -66,7 +66,7 @@ func startTasks(ctx context.Context, h *hub) error {
 	}()
 	h.stops = append(h.stops, func() { stop(); <-done })
 	beanstalkdAddr := reachable(ln.Addr())
-	h.env = append(h.env, func(string, string) map[string]string {
+	h.env = append(h.env, func(string, string, string) map[string]string {
 		return map[string]string{"BEANSTALKD_ADDR": beanstalkdAddr}
 	})
 	h.releases = append(h.releases, func(app string, _ int, m *manifest.Manifest) {

@@ -110,9 +110,9 @@ func TestLifecycle(t *testing.T) {
 		t.Errorf("rollback v2 did not bring its config back: %q", body)
 	}
 
-	out, _, code := e.pier(dir, "run", app, "--", "sh", "-c", "echo run:$PIER_APP:$GREETING:$PORT; exit 7")
-	if code != 7 || !strings.Contains(out, "run:hello-python:bonjour:") {
-		t.Errorf("pier run: exit %d, output %q; want 7 and the app's environment", code, out)
+	out, _, code := e.pier(dir, "run", app, "--", "sh", "-c", "echo run:$PIER_APP:$GREETING:$PIER_RELEASE:$SENTRY_RELEASE:$PORT; exit 7")
+	if code != 7 || !strings.Contains(out, "run:hello-python:bonjour:v4:v4:") {
+		t.Errorf("pier run: exit %d, output %q; want 7 and the app's environment (release v4 for pier and Sentry)", code, out)
 	}
 
 	// Logs follow: a request made after `pier logs -f` started shows up.
