@@ -108,6 +108,11 @@ func NewServer(eng Engine, opts ServerOptions) *Server {
 	s.mux.HandleFunc("GET /v1/apps/{app}/logs", s.logs)
 	s.mux.HandleFunc("POST /v1/apps/{app}/run", s.run)
 	s.mux.HandleFunc("DELETE /v1/apps/{app}", s.destroy)
+	s.mux.HandleFunc("GET /v1/domains", s.listDomains)
+	s.mux.HandleFunc("GET /v1/apps/{app}/domains", s.listDomains)
+	s.mux.HandleFunc("POST /v1/apps/{app}/domains", s.addDomains)
+	s.mux.HandleFunc("POST /v1/apps/{app}/domains/remove", s.removeDomains)
+	s.mux.HandleFunc("DELETE /v1/apps/{app}/domains/{host}", s.removeDomain)
 	return s
 }
 

@@ -165,6 +165,7 @@ $PIER_HOME/token ($PIER_HOME defaults to ~/.pier), which "pier up" writes.`,
 	root.AddCommand(a.tasksCmd())
 	root.AddCommand(a.metricsCmd(), a.topCmd())
 	root.AddCommand(a.drainsCmd())
+	root.AddCommand(a.domainsCmd())
 	return root
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -37,6 +38,7 @@ type Route struct {
 // node reaches all of them.
 type Router struct {
 	apps, instances *store.Bucket
+	domains         *store.Bucket // hosts attached through the API; nil = none
 	set             func([]Route)
 	log             *slog.Logger
 
@@ -50,6 +52,7 @@ type Router struct {
 
 type update struct {
 	instance bool
+	domain   bool // an entry of the domains bucket
 	entry    store.Entry
 }
 
@@ -66,31 +69,52 @@ func NewRouter(apps, instances *store.Bucket, set func([]Route), log *slog.Logge
 	}
 }
 
+// WithDomains makes the router add the domains attached through the API
+// (see DomainStore) to their apps' hosts. Call it before Run.
+func (r *Router) WithDomains(domains *store.Bucket) *Router {
+	r.domains = domains
+	return r
+}
+
 // Run watches the store until ctx ends. It returns once the first table,
 // built from the current contents of both buckets, has been applied.
 func (r *Router) Run(ctx context.Context) error {
-	ready := make(chan struct{}, 2)
-	watch := func(b *store.Bucket, instance bool) error {
+	ready := make(chan struct{}, 3)
+	watch := func(b *store.Bucket, instance, domain bool) error {
 		return b.Watch(ctx, "", func(e store.Entry) {
 			if e.Key == "" {
 				ready <- struct{}{}
 				return
 			}
 			select {
-			case r.updates <- update{instance: instance, entry: e}:
+			case r.updates <- update{instance: instance, domain: domain, entry: e}:
 			case <-ctx.Done():
 			}
 		})
 	}
-	if err := watch(r.apps, false); err != nil {
+	if err := watch(r.apps, false, false); err != nil {
 		return err
 	}
-	if err := watch(r.instances, true); err != nil {
+	if err := watch(r.instances, true, false); err != nil {
 		return err
 	}
+	watches := 2
+	if r.domains != nil {
+		if err := watch(r.domains, false, true); err != nil {
+			return err
+		}
+		watches++
+	}
+	domains := newDomainHosts()
 	apps := map[string]appRecord{}
 	inst := map[string]map[string]instanceRecord{} // app -> key -> record
 	apply := func(u update) {
+		if u.domain {
+			if err := domains.apply(u.entry); err != nil {
+				r.log.Warn("bad domains record", "key", u.entry.Key, "err", err)
+			}
+			return
+		}
 		if u.instance {
 			app, _, _ := strings.Cut(u.entry.Key, ".")
 			if u.entry.Deleted {
@@ -120,7 +144,7 @@ func (r *Router) Run(ctx context.Context) error {
 		apps[u.entry.Key] = rec
 	}
 	// Initial values: everything the buckets hold before the end markers.
-	for got := 0; got < 2; {
+	for got := 0; got < watches; {
 		select {
 		case u := <-r.updates:
 			apply(u)
@@ -133,7 +157,7 @@ func (r *Router) Run(ctx context.Context) error {
 	for len(r.updates) > 0 {
 		apply(<-r.updates)
 	}
-	r.publish(apps, inst)
+	r.publish(apps, inst, domains.hosts())
 	go func() {
 		for {
 			select {
@@ -145,7 +169,7 @@ func (r *Router) Run(ctx context.Context) error {
 				for n := len(r.updates); n > 0; n-- {
 					apply(<-r.updates)
 				}
-				r.publish(apps, inst)
+				r.publish(apps, inst, domains.hosts())
 			}
 		}
 	}()
@@ -156,7 +180,10 @@ func (r *Router) Run(ctx context.Context) error {
 // has no ready instance yet keeps the ready instances of its other releases,
 // so a table never goes empty between a swap and the instance records that
 // the swap waited for.
-func (r *Router) publish(apps map[string]appRecord, inst map[string]map[string]instanceRecord) {
+//
+// extra holds each app's domains attached through the API, served beside
+// the hosts of its record.
+func (r *Router) publish(apps map[string]appRecord, inst map[string]map[string]instanceRecord, extra map[string][]string) {
 	routes := make([]Route, 0, len(apps))
 	routed := make(map[string]int, len(apps))
 	canaries := make(map[string]int)
@@ -193,7 +220,11 @@ func (r *Router) publish(apps map[string]appRecord, inst map[string]map[string]i
 		if len(cur) > 0 || !a.Web {
 			routed[name] = a.Release
 		}
-		rt := Route{App: name, Hosts: a.Hosts, Backends: backends, StaticDir: a.StaticDir,
+		hosts := a.Hosts
+		if more := extra[name]; len(more) > 0 {
+			hosts = append(slices.Clip(a.Hosts), more...)
+		}
+		rt := Route{App: name, Hosts: hosts, Backends: backends, StaticDir: a.StaticDir,
 			Static: a.Static, Cache: a.Cache, Wakeable: a.Wake && a.Web, Release: a.Release}
 		if a.Canary != 0 && len(canary) > 0 {
 			rt.Canary, rt.CanaryRelease, rt.CanaryWeight = canary, a.Canary, a.CanaryWeight

@@ -218,7 +218,13 @@ func run(ctx context.Context, cfg Config, with func(ctx context.Context, m *depl
 	met.sup = sup
 	router := deploy.NewRouter(parts.apps, parts.instances, func(routes []deploy.Route) {
 		gw.SetRoutes(gatewayRoutes(routes))
-	}, log.With("part", "router"))
+	}, log.With("part", "router")).WithDomains(parts.domains)
+	domains := deploy.NewDomainStore(parts.domains, parts.apps)
+	h.destroys = append(h.destroys, func(app string) {
+		if err := domains.RemoveApp(ctx, app); err != nil {
+			log.Warn("detaching the domains of a destroyed app", "app", app, "err", err)
+		}
+	})
 
 	mgr = deploy.New(ctx, deploy.Config{
 		Home:       appsHome(cfg.Home, log),
@@ -243,7 +249,7 @@ func run(ctx context.Context, cfg Config, with func(ctx context.Context, m *depl
 		IdleTimeout: cfg.IdleTimeout,
 	})
 	h.appToken = mgr.AppForToken
-	apiHandler := api.NewServer(&apiEngine{Manager: mgr, logs: parts.logs}, api.ServerOptions{
+	apiHandler := api.NewServer(&apiEngine{Manager: mgr, DomainStore: domains, logs: parts.logs}, api.ServerOptions{
 		Token: token, Version: Version, Logger: log.With("part", "api"), AppToken: mgr.AppForToken,
 	})
 	h.api = apiHandler
@@ -343,6 +349,7 @@ func serve(s *http.Server, ln net.Listener) error {
 // parts are the store handles the engine hands to its parts.
 type parts struct {
 	apps, releases, instances *store.Bucket
+	domains                   *store.Bucket // hosts attached through the API
 	bundles                   *store.Objects
 	events                    *store.Stream
 	logs                      *logStore // opened by run, after openParts
@@ -358,6 +365,9 @@ func openParts(ctx context.Context, st *store.Store) (*parts, error) {
 		return nil, err
 	}
 	if p.instances, err = st.Bucket(ctx, "instances", 1); err != nil {
+		return nil, err
+	}
+	if p.domains, err = st.Bucket(ctx, "domains", 1); err != nil {
 		return nil, err
 	}
 	if p.bundles, err = st.Objects(ctx, "bundles"); err != nil {
@@ -458,8 +468,11 @@ func apiPort(a net.Addr) int {
 // apiEngine adapts the deploy manager and the log stream to the API.
 type apiEngine struct {
 	*deploy.Manager
+	*deploy.DomainStore
 	logs *logStore
 }
+
+var _ api.DomainEngine = (*apiEngine)(nil)
 
 func (e *apiEngine) Run(ctx context.Context, app string, argv []string, out func(stream, text string)) (int, error) {
 	return e.Manager.Run(ctx, app, argv, runOutput(out))

@@ -45,6 +45,16 @@ func checkEnvName(s string) string {
 	return ""
 }
 
+// CheckDomain lower-cases a host name or "*.suffix" wildcard as the
+// manifest's domains: list does, or says what is wrong with it.
+func CheckDomain(s string) (string, error) {
+	host, msg := checkDomain(s)
+	if msg != "" {
+		return "", fmt.Errorf("invalid domain %q: %s", s, msg)
+	}
+	return host, nil
+}
+
 // checkDomain lower-cases a host name or "*.suffix" wildcard and returns what
 // is wrong with it, if anything.
 func checkDomain(s string) (host, msg string) {

@@ -1,0 +1,3 @@
+module minisites
+
+go 1.22
