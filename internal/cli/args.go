@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"pier/internal/api"
 	"pier/internal/manifest"
 )
 
@@ -121,6 +122,20 @@ func (a *cli) appName(flag string) (string, error) {
 		return "", errNoApp
 	}
 	return m.Name, nil
+}
+
+// appClient resolves the app a command is about (as appName) and the
+// client to reach the engine with: the first steps of most commands.
+func (a *cli) appClient(flag string) (string, *api.Client, error) {
+	name, err := a.appName(flag)
+	if err != nil {
+		return "", nil, err
+	}
+	c, err := a.client()
+	if err != nil {
+		return "", nil, err
+	}
+	return name, c, nil
 }
 
 // processRE is what a process type may look like.

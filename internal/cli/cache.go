@@ -59,11 +59,7 @@ with Authorization: Bearer $PIER_TOKEN and {"urls":[...],"prefixes":[...],"tags"
 			if len(p.URLs) == 0 && len(p.Prefixes) == 0 && len(p.Tags) == 0 && !p.All {
 				return usagef("say what to purge: URLs, --prefix, --tag or --all")
 			}
-			name, err := a.appName(app)
-			if err != nil {
-				return err
-			}
-			c, err := a.client()
+			name, c, err := a.appClient(app)
 			if err != nil {
 				return err
 			}

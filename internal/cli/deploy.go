@@ -204,11 +204,7 @@ sending every client back to the current release and stopping the canary.`,
 				}
 				release = n
 			}
-			name, err := a.appName(app)
-			if err != nil {
-				return err
-			}
-			c, err := a.client()
+			name, c, err := a.appClient(app)
 			if err != nil {
 				return err
 			}
@@ -241,11 +237,7 @@ drained of in-flight requests and stopped.`,
   pier promote --app blog`,
 		Args: maxArgs(0),
 		RunE: a.wrap(func(cmd *cobra.Command, args []string) error {
-			name, err := a.appName(app)
-			if err != nil {
-				return err
-			}
-			c, err := a.client()
+			name, c, err := a.appClient(app)
 			if err != nil {
 				return err
 			}
@@ -283,11 +275,7 @@ a deploy.`,
 		Short:   "Print the app's config vars as KEY=value",
 		Args:    maxArgs(0),
 		RunE: a.wrap(func(cmd *cobra.Command, args []string) error {
-			name, err := a.appName(app)
-			if err != nil {
-				return err
-			}
-			c, err := a.client()
+			name, c, err := a.appClient(app)
 			if err != nil {
 				return err
 			}
@@ -337,11 +325,7 @@ a deploy.`,
 }
 
 func (a *cli) changeEnv(ctx context.Context, appFlag string, change api.EnvChange) error {
-	name, err := a.appName(appFlag)
-	if err != nil {
-		return err
-	}
-	c, err := a.client()
+	name, c, err := a.appClient(appFlag)
 	if err != nil {
 		return err
 	}

@@ -30,11 +30,7 @@ engine's store and survive restarts.`,
   pier drains remove 3f9a2c1b7d0e`,
 		Args: maxArgs(0),
 		RunE: a.wrap(func(cmd *cobra.Command, args []string) error {
-			name, err := a.appName(app)
-			if err != nil {
-				return err
-			}
-			c, err := a.client()
+			name, c, err := a.appClient(app)
 			if err != nil {
 				return err
 			}
@@ -66,11 +62,7 @@ engine's store and survive restarts.`,
 		Example: "  pier drains add syslog+tcp://logs.example.com:514\n  pier drains add https://logs.example.com/ingest",
 		Args:    exactArgs(1, "the drain's URL: syslog+tcp://host:port, syslog+tls://host:port or https://..."),
 		RunE: a.wrap(func(cmd *cobra.Command, args []string) error {
-			name, err := a.appName(app)
-			if err != nil {
-				return err
-			}
-			c, err := a.client()
+			name, c, err := a.appClient(app)
 			if err != nil {
 				return err
 			}
@@ -88,11 +80,7 @@ engine's store and survive restarts.`,
 		Short:   "Stop sending the app's log lines to a drain",
 		Args:    exactArgs(1, "the drain's ID (see pier drains)"),
 		RunE: a.wrap(func(cmd *cobra.Command, args []string) error {
-			name, err := a.appName(app)
-			if err != nil {
-				return err
-			}
-			c, err := a.client()
+			name, c, err := a.appClient(app)
 			if err != nil {
 				return err
 			}

@@ -108,11 +108,7 @@ func (a *cli) releasesCmd() *cobra.Command {
 		Example: "  pier releases\n  pier releases --app blog --json",
 		Args:    maxArgs(0),
 		RunE: a.wrap(func(cmd *cobra.Command, args []string) error {
-			name, err := a.appName(app)
-			if err != nil {
-				return err
-			}
-			c, err := a.client()
+			name, c, err := a.appClient(app)
 			if err != nil {
 				return err
 			}
@@ -164,11 +160,7 @@ between restarts. "pier logs --process TYPE" usually says why.`,
 		Example: "  pier ps\n  pier ps --app blog --json",
 		Args:    maxArgs(0),
 		RunE: a.wrap(func(cmd *cobra.Command, args []string) error {
-			name, err := a.appName(app)
-			if err != nil {
-				return err
-			}
-			c, err := a.client()
+			name, c, err := a.appClient(app)
 			if err != nil {
 				return err
 			}
@@ -233,11 +225,7 @@ New instances start right away and take traffic once healthy.`,
 			if err != nil {
 				return err
 			}
-			name, err := a.appName(app)
-			if err != nil {
-				return err
-			}
-			c, err := a.client()
+			name, c, err := a.appClient(app)
 			if err != nil {
 				return err
 			}
@@ -273,11 +261,7 @@ time, app, release, process, instance, stream, text.`,
 			if opts.Lines < 0 {
 				return usagef("-n must be at least 0")
 			}
-			name, err := a.appName(app)
-			if err != nil {
-				return err
-			}
-			c, err := a.client()
+			name, c, err := a.appClient(app)
 			if err != nil {
 				return err
 			}

@@ -36,11 +36,7 @@ Apps reach their indexes through $ELASTICSEARCH_URL with any Elasticsearch
 client; this command uses the engine API and the admin token.`,
 		Example: "  pier search\n  pier search articles 'quick fox'\n  pier search articles 'title:\"search engine\" AND tags:go' --size 5 --json",
 		RunE: a.wrap(func(cmd *cobra.Command, args []string) error {
-			name, err := a.appName(app)
-			if err != nil {
-				return err
-			}
-			c, err := a.client()
+			name, c, err := a.appClient(app)
 			if err != nil {
 				return err
 			}
