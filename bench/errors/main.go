@@ -17,23 +17,20 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
+
+	"pier/bench/internal/pierbench"
 )
 
 func main() {
@@ -56,17 +53,18 @@ func run(runs, batch, total, conc, nIssues, fillIssues int) error {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	bin := filepath.Join(tmp, "pier")
-	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/pier").CombinedOutput(); err != nil {
-		return fmt.Errorf("build pier: %v\n%s", err, out)
-	}
-	e, err := start(bin, filepath.Join(tmp, "home"))
+	bin, err := pierbench.Build(tmp)
 	if err != nil {
 		return err
 	}
-	defer e.stop()
-	if out, err := e.pier("deploy", "examples/hello-python"); err != nil {
-		return fmt.Errorf("deploy: %v\n%s", err, out)
+	pe, err := pierbench.Start(bin, filepath.Join(tmp, "home"))
+	if err != nil {
+		return err
+	}
+	defer pe.Stop()
+	e := &engine{pe}
+	if _, err := e.Deploy("examples/hello-python", "hello-python"); err != nil {
+		return err
 	}
 	app := "hello-python"
 	if _, err := e.call("PUT", "/v1/apps/"+app+"/errors/config", `{"rate_per_second":1000000,"burst":1000000}`); err != nil {
@@ -82,7 +80,7 @@ func run(runs, batch, total, conc, nIssues, fillIssues int) error {
 	}
 	json.Unmarshal(body, &d)
 	key := strings.TrimPrefix(d.DSN[:strings.Index(d.DSN, "@")], "http://")
-	url := fmt.Sprintf("http://%s/_pier/errors/api/%d/envelope/", e.http, d.Project)
+	url := fmt.Sprintf("http://%s/_pier/errors/api/%d/envelope/", e.HTTP, d.Project)
 
 	fmt.Printf("pier error-tracking bench — %s, %d cores (noisy shared machine)\n", time.Now().Format(time.RFC3339), 2)
 	fmt.Printf("events: ~%d B envelopes (12-frame stack, breadcrumbs, tags, user) over %d issues, %d concurrent senders, through the gateway\n\n", len(envelope(0, 0)), nIssues, conc)
@@ -103,9 +101,9 @@ func run(runs, batch, total, conc, nIssues, fillIssues int) error {
 		rates = append(rates, rate)
 		fmt.Printf("run %d: %d events acknowledged in %.2fs, all grouped after %.2fs: %.0f events/s\n", r+1, batch, acked.Seconds(), took.Seconds(), rate)
 	}
-	fmt.Printf("ingested and grouped: median %.0f events/s\n\n", median(rates))
+	fmt.Printf("ingested and grouped: median %.0f events/s\n\n", pierbench.Median(rates))
 
-	idle := rssMiB(e.cmd.Process.Pid)
+	idle := e.RSSMiB()
 	fmt.Printf("engine RSS with %d events stored: %.1f MiB\n", sent, idle)
 	t0 := time.Now()
 	for sent < total {
@@ -122,18 +120,18 @@ func run(runs, batch, total, conc, nIssues, fillIssues int) error {
 	time.Sleep(2 * time.Second)
 	var rss []float64
 	for range 5 {
-		rss = append(rss, rssMiB(e.cmd.Process.Pid))
+		rss = append(rss, e.RSSMiB())
 		time.Sleep(200 * time.Millisecond)
 	}
 	var du int64
-	filepath.Walk(filepath.Join(e.home, "nats"), func(_ string, fi os.FileInfo, err error) error {
+	filepath.Walk(filepath.Join(e.Home, "nats"), func(_ string, fi os.FileInfo, err error) error {
 		if err == nil && !fi.IsDir() {
 			du += fi.Size()
 		}
 		return nil
 	})
 	fmt.Printf("engine RSS with %d events stored: median %.1f MiB (store on disk %.0f MiB; the stream keeps the latest 100 events per issue: %d issues hold up to %d)\n",
-		sent, median(rss), float64(du)/(1<<20), fillIssues, fillIssues*100)
+		sent, pierbench.Median(rss), float64(du)/(1<<20), fillIssues, fillIssues*100)
 	return nil
 }
 
@@ -191,54 +189,12 @@ func send(url, key string, from, n, conc, nIssues int) error {
 	return nil
 }
 
-type engine struct {
-	cmd             *exec.Cmd
-	home, api, http string
-	bin, token      string
-}
-
-func start(bin, home string) (*engine, error) {
-	os.MkdirAll(home, 0o755)
-	httpAddr, apiAddr := freeAddr(), freeAddr()
-	log, _ := os.Create(filepath.Join(home, "engine.log"))
-	args := []string{"up", "--home", home, "--http", httpAddr, "--api", apiAddr}
-	// Other services' listeners get free ports too, when this pier has them.
-	help, _ := exec.Command(bin, "up", "--help").CombinedOutput()
-	for _, flag := range []string{"--beanstalkd", "--statsd"} {
-		if bytes.Contains(help, []byte(flag+" ")) {
-			args = append(args, flag, freeAddr())
-		}
-	}
-	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = log, log
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	e := &engine{cmd: cmd, home: home, api: apiAddr, http: httpAddr, bin: bin}
-	for i := 0; i < 300; i++ {
-		if resp, err := http.Get("http://" + apiAddr + "/v1/health"); err == nil {
-			resp.Body.Close()
-			tok, _ := os.ReadFile(filepath.Join(home, "token"))
-			e.token = strings.TrimSpace(string(tok))
-			return e, nil
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	e.stop()
-	return nil, fmt.Errorf("engine did not start; see %s", filepath.Join(home, "engine.log"))
-}
-
-func (e *engine) pier(args ...string) ([]byte, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, e.bin, args...)
-	cmd.Env = append(os.Environ(), "PIER_API=http://"+e.api, "PIER_HOME="+e.home)
-	return cmd.CombinedOutput()
-}
+// engine adds the error-tracking API calls this bench makes.
+type engine struct{ *pierbench.Engine }
 
 func (e *engine) call(method, path, body string) ([]byte, error) {
-	req, _ := http.NewRequest(method, "http://"+e.api+path, strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+e.token)
+	req, _ := http.NewRequest(method, "http://"+e.API+path, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+e.Token)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return nil, err
@@ -273,41 +229,4 @@ func (e *engine) waitCounted(app string, n int) error {
 		time.Sleep(time.Duration(1+len(issues)/2000) * 100 * time.Millisecond)
 	}
 	return fmt.Errorf("events not all grouped within 10 minutes")
-}
-
-func (e *engine) stop() {
-	e.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { e.cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(30 * time.Second):
-		e.cmd.Process.Kill()
-	}
-}
-
-func freeAddr() string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-func rssMiB(pid int) float64 {
-	data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	for _, l := range strings.Split(string(data), "\n") {
-		if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmRSS:" {
-			kb, _ := strconv.ParseFloat(f[1], 64)
-			return kb / 1024
-		}
-	}
-	return 0
-}
-
-func median(f []float64) float64 {
-	s := append([]float64(nil), f...)
-	sort.Float64s(s)
-	return s[len(s)/2]
 }
