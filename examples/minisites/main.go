@@ -4,9 +4,11 @@
 //
 // A tenant's data is DATA_DIR/<host>.json when that file exists, else it is
 // made up deterministically from the host name, so 70,000 domains need no
-// 70,000 files. Attach the domains with pier domains add minisites -f FILE;
-// "app -hosts N" prints N tenant host names, "app -gen N -out DIR" writes N
-// tenant files.
+// 70,000 files. MAX_AGE (default 60) is the s-maxage pages are sent with,
+// for the gateway's cache; 0 sends none.
+//
+// "app -hosts N" prints N tenant host names, to attach with
+// pier domains add minisites -f -; "app -gen N -out DIR" writes N tenant files.
 package main
 
 import (
@@ -21,6 +23,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -51,7 +54,16 @@ func main() {
 }
 
 func serve() error {
-	s := &Sites{DataDir: os.Getenv("DATA_DIR"), MaxAge: 60}
+	// MAX_AGE=0 sends no Cache-Control: every page is rendered anew.
+	maxAge := 60
+	if v := os.Getenv("MAX_AGE"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return fmt.Errorf("MAX_AGE=%q: want a number of seconds", v)
+		}
+		maxAge = n
+	}
+	s := &Sites{DataDir: os.Getenv("DATA_DIR"), MaxAge: maxAge}
 	port := os.Getenv("PORT")
 	if port == "" {
 		port = "8080"
