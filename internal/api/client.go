@@ -380,6 +380,25 @@ func (c *Client) sendJSON(ctx context.Context, method, path string, body any) (*
 	return c.do(ctx, method, path, nil, bytes.NewReader(b), "application/json")
 }
 
+// Call sends one request to path (which may carry a query) and decodes the
+// JSON answer into out (nil: the answer is discarded). Commands for the
+// services' routes (tasks, errors, metrics) use it instead of a method each.
+func (c *Client) Call(ctx context.Context, method, path string, body io.Reader, contentType string, out any) error {
+	resp, err := c.do(ctx, method, path, nil, body, contentType)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if out == nil {
+		io.Copy(io.Discard, resp.Body)
+		return nil
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("reading the answer to %s %s: %w", method, path, err)
+	}
+	return nil
+}
+
 // do sends one request and returns the response when its status is 2xx;
 // otherwise it returns an *APIError (or *UnreachableError) and closes the body.
 func (c *Client) do(ctx context.Context, method, path string, q url.Values, body io.Reader, contentType string) (*http.Response, error) {

@@ -6,15 +6,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
 	"net/url"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
-
-	"pier/internal/api"
 )
 
 // The error tracker's API answers, as far as the CLI reads them (the full
@@ -338,41 +335,15 @@ func (a *cli) errorsAPI(ctx context.Context, method, path string, body, v any) e
 		return err
 	}
 	var rd io.Reader
+	contentType := ""
 	if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
 			return err
 		}
-		rd = bytes.NewReader(b)
+		rd, contentType = bytes.NewReader(b), "application/json"
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.BaseURL+path, rd)
-	if err != nil {
-		return err
-	}
-	if c.Token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.Token)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := c.HTTP.Do(req)
-	if err != nil {
-		return &api.UnreachableError{URL: c.BaseURL, Err: err}
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 32<<20))
-	if resp.StatusCode/100 != 2 {
-		var e api.Error
-		msg := strings.TrimSpace(string(raw))
-		if json.Unmarshal(raw, &e) == nil && e.Error != "" {
-			msg = e.Error
-		}
-		return &api.APIError{Status: resp.StatusCode, Message: msg}
-	}
-	if err := json.Unmarshal(raw, v); err != nil {
-		return fmt.Errorf("reading the answer to %s %s: %w", method, path, err)
-	}
-	return nil
+	return c.Call(ctx, method, path, rd, contentType, v)
 }
 
 // ago prints a time as "3m ago".

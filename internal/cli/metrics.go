@@ -2,20 +2,14 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"math"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
-
-	"pier/internal/api"
 )
 
 // metricsPoint is the part of a metrics point the CLI prints.
@@ -221,39 +215,5 @@ func (a *cli) metricsGet(ctx context.Context, path string, out any) error {
 	if err != nil {
 		return err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(c.BaseURL, "/")+path, nil)
-	if err != nil {
-		return err
-	}
-	if c.Token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.Token)
-	}
-	hc := c.HTTP
-	if hc == nil {
-		hc = http.DefaultClient
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		var op *net.OpError
-		if errors.As(err, &op) && op.Op == "dial" {
-			return &api.UnreachableError{URL: c.BaseURL, Err: err}
-		}
-		return err
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if resp.StatusCode/100 != 2 {
-		var e struct {
-			Error string `json:"error"`
-		}
-		json.Unmarshal(raw, &e)
-		if e.Error == "" {
-			e.Error = strings.TrimSpace(string(raw))
-		}
-		return &api.APIError{Status: resp.StatusCode, Message: e.Error}
-	}
-	if err := json.Unmarshal(raw, out); err != nil {
-		return fmt.Errorf("reading the engine's answer: %w", err)
-	}
-	return nil
+	return c.Call(ctx, http.MethodGet, path, nil, "", out)
 }

@@ -4,19 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
-
-	"pier/internal/api"
 )
 
 // The wire types of the tasks API (internal/tasks), as the CLI reads them.
@@ -288,43 +283,5 @@ func (a *cli) tasksCall(ctx context.Context, method, app, path string, body []by
 	if err != nil {
 		return err
 	}
-	u := strings.TrimRight(c.BaseURL, "/") + "/v1/apps/" + url.PathEscape(app) + "/tasks" + path
-	req, err := http.NewRequestWithContext(ctx, method, u, bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
-	}
-	if c.Token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.Token)
-	}
-	hc := c.HTTP
-	if hc == nil {
-		hc = http.DefaultClient
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		var op *net.OpError
-		if errors.As(err, &op) && op.Op == "dial" {
-			return &api.UnreachableError{URL: c.BaseURL, Err: err}
-		}
-		return err
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if resp.StatusCode/100 != 2 {
-		var e struct {
-			Error string `json:"error"`
-		}
-		json.Unmarshal(raw, &e)
-		if e.Error == "" {
-			e.Error = strings.TrimSpace(string(raw))
-		}
-		return &api.APIError{Status: resp.StatusCode, Message: e.Error}
-	}
-	if err := json.Unmarshal(raw, out); err != nil {
-		return fmt.Errorf("reading the engine's answer: %w", err)
-	}
-	return nil
+	return c.Call(ctx, method, "/v1/apps/"+url.PathEscape(app)+"/tasks"+path, bytes.NewReader(body), contentType, out)
 }
