@@ -6,11 +6,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -518,5 +520,30 @@ func TestKillOneOfTwo(t *testing.T) {
 	wg.Wait()
 	if n := failures.Load(); n != 0 {
 		t.Errorf("%d requests failed", n)
+	}
+}
+
+// TestRedialLoneInstance: an app with one instance that refuses a
+// connection (a burst overflowed its listen backlog, or it is restarting)
+// gets one more try after a pause instead of an immediate 502.
+func TestRedialLoneInstance(t *testing.T) {
+	addr := namedBackend(t, "lone")
+	var dials atomic.Int64
+	tr := NewTransport()
+	inner := tr.DialContext
+	tr.DialContext = func(ctx context.Context, network, a string) (net.Conn, error) {
+		if dials.Add(1) == 1 {
+			return nil, &net.OpError{Op: "dial", Net: network, Err: syscall.ECONNREFUSED}
+		}
+		return inner(ctx, network, a)
+	}
+	_, base, c := newTestGatewayWith(t, Options{Logger: testLogger(t), Transport: tr}, GuardOptions{BodyTimeout: time.Minute, SendTimeout: time.Minute},
+		Route{App: "app", Hosts: []string{"app.localhost"}, Backends: []string{addr}})
+	status, body, _ := get(t, c, base, "POST", "app.localhost", "/", strings.NewReader("payload"))
+	if status != 200 || !strings.Contains(body, "lone") {
+		t.Fatalf("got %d %q, want 200 from the only instance on the second dial", status, body)
+	}
+	if got := dials.Load(); got != 2 {
+		t.Errorf("dials: got %d, want 2", got)
 	}
 }

@@ -9,10 +9,16 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 )
 
 // maxAttempts bounds the backends one request is sent to.
 const maxAttempts = 3
+
+// redialPause is how long a request waits before trying an instance that
+// refused its connection again, when the app has no other instance to try:
+// a burst that overflowed a small listen backlog, or an instance restarting.
+const redialPause = 100 * time.Millisecond
 
 var (
 	errNoState     = errors.New("gateway: request carries no route state")
@@ -51,6 +57,7 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 
 	rt := st.route
 	err := error(errNoBackend)
+	lastDial, paused := false, false
 	for n := 0; n < maxAttempts; n++ {
 		if n > 0 {
 			// Another attempt: use the current table, the app may have
@@ -60,6 +67,15 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			}
 		}
 		b := rt.pick(st.canary, st.tried[:n])
+		if b == nil && lastDial && !paused {
+			paused = true
+			select {
+			case <-time.After(redialPause):
+			case <-req.Context().Done():
+				return nil, req.Context().Err()
+			}
+			b = rt.pick(st.canary, nil)
+		}
 		if b == nil {
 			break
 		}
@@ -84,6 +100,7 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		b.outstanding.Add(-1)
 		err = rerr
 		dial := isDialError(rerr)
+		lastDial = dial
 		if dial {
 			b.markDown()
 		}
