@@ -32,13 +32,7 @@ func (h *held) Ack(ctx context.Context) error {
 func (h *held) Nak(delay time.Duration) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(h.s.ctx), 10*time.Second)
 	defer cancel()
-	po := store.PutOptions{}
-	subj := subject(h.t.App, h.t.Queue, "r", h.t.ID)
-	if delay > 0 {
-		po.At, po.Target = time.Now().Add(delay), subj
-		subj = subject(h.t.App, h.t.Queue, "d", h.t.ID)
-	}
-	if _, err := h.s.q.Put(ctx, subj, h.t.Body, h.t.header(), po); err != nil {
+	if _, err := h.s.requeue(ctx, h.t, delay); err != nil {
 		return fmt.Errorf("tasks: release %d: %w", h.t.ID, err)
 	}
 	return h.Ack(ctx)

@@ -224,6 +224,7 @@ func (s *Service) push(ctx context.Context, q *queue, c QueueConfig, d *store.De
 			s.log.Warn("ack pushed task", "id", t.ID, "err", err)
 		}
 		q.rates.done.add(time.Now(), 1)
+		s.forgetJob(t.ID)
 		return
 	}
 	q.rates.failed.add(time.Now(), 1)

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"pier/internal/store"
@@ -63,6 +64,9 @@ type queue struct {
 	cons      *store.Consumer
 	pre       prefetch
 	rates     meters
+	// Since this engine started: tasks deleted by id (beanstalkd
+	// cmd-delete), and pauses (cmd-pause-tube).
+	deletes, pauses atomic.Int64
 
 	mu   sync.Mutex // guards conf
 	conf QueueConfig
@@ -146,8 +150,13 @@ func (s *Service) Pause(ctx context.Context, app, name string, d time.Duration) 
 	if d > 0 {
 		until = time.Now().Add(d)
 	}
-	_, err := s.setConfig(ctx, app, name, func(c *QueueConfig) { c.PausedUntil = until })
-	return err
+	if _, err := s.setConfig(ctx, app, name, func(c *QueueConfig) { c.PausedUntil = until }); err != nil {
+		return err
+	}
+	if q, err := s.queue(ctx, app, name); err == nil {
+		q.pauses.Add(1)
+	}
+	return nil
 }
 
 // QueueNames lists app's queues, sorted.
@@ -176,12 +185,15 @@ type QueueStats struct {
 	Waiting  int    `json:"waiting"`
 	// Per second over the last minute, as seen by this engine: enqueued,
 	// done (deleted, or pushed with a 2xx), failed (push errors).
-	EnqueueRate float64     `json:"enqueue_rate"`
-	DoneRate    float64     `json:"done_rate"`
-	FailRate    float64     `json:"fail_rate"`
-	Paused      bool        `json:"paused"`
-	PauseLeft   Duration    `json:"pause_left,omitempty"`
-	Config      QueueConfig `json:"config"`
+	EnqueueRate float64 `json:"enqueue_rate"`
+	DoneRate    float64 `json:"done_rate"`
+	FailRate    float64 `json:"fail_rate"`
+	// Since this engine started: tasks deleted by id, and pauses.
+	Deletes   int64       `json:"deletes"`
+	Pauses    int64       `json:"pauses"`
+	Paused    bool        `json:"paused"`
+	PauseLeft Duration    `json:"pause_left,omitempty"`
+	Config    QueueConfig `json:"config"`
 }
 
 // Stats returns a queue's figures.
@@ -192,7 +204,8 @@ func (s *Service) Stats(ctx context.Context, app, name string) (QueueStats, erro
 	}
 	now := time.Now()
 	st := QueueStats{Name: name, Config: q.config(),
-		EnqueueRate: q.rates.enqueued.rate(now), DoneRate: q.rates.done.rate(now), FailRate: q.rates.failed.rate(now)}
+		EnqueueRate: q.rates.enqueued.rate(now), DoneRate: q.rates.done.rate(now), FailRate: q.rates.failed.rate(now),
+		Deletes: q.deletes.Load(), Pauses: q.pauses.Load()}
 	counts, err := q.cons.Counts(ctx)
 	if err != nil {
 		return st, err
@@ -233,7 +246,7 @@ func (s *Service) Lookup(ctx context.Context, app string, id uint64) (Task, erro
 	if r != nil && r.task.App == app {
 		t := r.task
 		t.State = StateReserved
-		return t, nil
+		return s.withCounts(t), nil
 	}
 	m, err := s.q.Last(ctx, fmt.Sprintf("tasks.%s.*.*.%d", app, id))
 	if errors.Is(err, store.ErrNotFound) {
@@ -249,7 +262,7 @@ func (s *Service) Lookup(ctx context.Context, app string, id uint64) (Task, erro
 	if err != nil {
 		return Task{}, err
 	}
-	return taskFrom(m), nil
+	return s.withCounts(taskFrom(m)), nil
 }
 
 // Peek returns the first task of a queue in state (ready, delayed or
@@ -353,6 +366,7 @@ func (s *Service) kick(ctx context.Context, m store.Message) (bool, error) {
 	if _, err := s.q.Put(ctx, subject(t.App, t.Queue, "r", t.ID), t.Body, t.header(), store.PutOptions{}); err != nil {
 		return false, fmt.Errorf("tasks: kick %d: %w", t.ID, err)
 	}
+	s.countJob(t, func(c *jobCounts) { c.kicks++; c.buried = false })
 	return true, nil
 }
 
@@ -380,7 +394,20 @@ func (s *Service) DeleteStored(ctx context.Context, app string, id uint64) error
 	} else if err != nil {
 		return err
 	}
+	s.deleted(t)
 	return nil
+}
+
+// deleted records that t was deleted by id: its queue counts it, and its
+// counters go.
+func (s *Service) deleted(t Task) {
+	s.forgetJob(t.ID)
+	s.mu.Lock()
+	q := s.queues[queueKey(t.App, t.Queue)]
+	s.mu.Unlock()
+	if q != nil {
+		q.deletes.Add(1)
+	}
 }
 
 // Dead lists up to limit dead (buried) tasks of a queue, oldest first.
@@ -409,6 +436,7 @@ func (s *Service) DropApp(ctx context.Context, app string) error {
 		return err
 	}
 	s.stopPushers(app, nil)
+	s.forgetJobs(app, func(*jobCounts) bool { return true })
 	for _, n := range names {
 		if err := s.q.DeleteConsumer(ctx, app+"_"+n); err != nil {
 			return err
@@ -440,5 +468,9 @@ func (s *Service) DropDead(ctx context.Context, app, name string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	return n, s.q.Purge(ctx, subj)
+	if err := s.q.Purge(ctx, subj); err != nil {
+		return 0, err
+	}
+	s.forgetJobs(app, func(c *jobCounts) bool { return c.queue == name && c.buried })
+	return n, nil
 }

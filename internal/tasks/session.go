@@ -103,6 +103,9 @@ func (r *reservation) tick() {
 	}
 	r.mu.Unlock()
 	if r.finish() {
+		if r.owner != nil {
+			r.s.countJob(r.task, func(c *jobCounts) { c.timeouts++ })
+		}
 		if err := r.d.Nak(0); err != nil {
 			r.s.log.Warn("task ttr expired; hand back", "id", r.task.ID, "err", err)
 		}
@@ -285,6 +288,7 @@ func (se *Session) Delete(ctx context.Context, id uint64) error {
 		return err
 	}
 	se.s.count(r.task, true)
+	se.s.deleted(r.task)
 	return nil
 }
 
@@ -303,8 +307,11 @@ func (s *Service) count(t Task, ok bool) {
 	}
 }
 
-// Release hands a reserved task back, ready again after delay.
-func (se *Session) Release(ctx context.Context, id uint64, delay time.Duration) error {
+// Release hands a reserved task back with priority pri, ready again after
+// delay. Without a delay or a new priority it is a nak; otherwise the task
+// is stored again (delayed: a message schedule, like a delayed put), so
+// it counts, peeks and kicks as delayed, and the delivery is acknowledged.
+func (se *Session) Release(ctx context.Context, id uint64, pri uint32, delay time.Duration) error {
 	r, err := se.mine(id)
 	if err != nil {
 		return err
@@ -312,7 +319,17 @@ func (se *Session) Release(ctx context.Context, id uint64, delay time.Duration) 
 	if !r.finish() {
 		return ErrNotFound
 	}
-	return r.d.Nak(delay)
+	se.s.countJob(r.task, func(c *jobCounts) { c.releases++ })
+	if delay <= 0 && pri == r.task.Priority {
+		return r.d.Nak(0)
+	}
+	t := r.task
+	t.Priority = pri
+	if _, err := se.s.requeue(ctx, t, delay); err != nil {
+		r.d.Nak(delay)
+		return fmt.Errorf("tasks: release %d: %w", id, err)
+	}
+	return r.d.Ack(ctx)
 }
 
 // Bury moves a reserved task to its queue's buried (dead) set.
@@ -326,7 +343,11 @@ func (se *Session) Bury(ctx context.Context, id uint64, pri uint32) error {
 	}
 	t := r.task
 	t.Priority = pri
-	return se.s.bury(ctx, t, r.d)
+	if err := se.s.bury(ctx, t, r.d); err != nil {
+		return err
+	}
+	se.s.countJob(t, func(c *jobCounts) { c.buries++; c.buried = true })
+	return nil
 }
 
 // bury stores t in its queue's dead set, then acknowledges its delivery.

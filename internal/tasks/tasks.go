@@ -38,11 +38,15 @@
 //
 // JetStream delivers in stream order, so a queue is FIFO: beanstalkd
 // priorities are stored and reported (stats-job, peek) but do not reorder
-// ready tasks. A release or a push retry with a delay is a nak with delay
-// and counts as reserved, not delayed, in the queue figures. DEADLINE_SOON
-// is never sent. Figures per queue (ready, delayed, buried) are computed
-// from the stream when asked, which costs a walk of the queue's subjects;
-// rates and the reserved count are this engine's own.
+// ready tasks. A release with a delay (or a new priority) stores the task
+// again, as a delayed put does, and acknowledges the delivery; a push
+// retry with a delay is a nak with delay and counts as ready, not
+// delayed, in the queue figures. DEADLINE_SOON is never sent. Figures per
+// queue (ready, delayed, buried) are computed from the stream when asked,
+// which costs a walk of the queue's subjects; the urgent count walks the
+// first 10,000 ready tasks. Rates, the reserved count, the queue's delete
+// and pause counts and each task's timeouts, releases, buries and kicks
+// (stats-job) are this engine's own, since it started.
 //
 // # What assumes one engine per store
 //
@@ -147,9 +151,10 @@ type Service struct {
 	confs *store.Bucket
 	ids   idAllocator
 
-	mu       sync.Mutex              // guards queues, reserved
+	mu       sync.Mutex              // guards queues, reserved, counts
 	queues   map[string]*queue       // by "<app>/<queue>"
 	reserved map[uint64]*reservation // tasks reserved through this engine, by id
+	counts   map[uint64]*jobCounts   // event counters of tasks, by id
 	pushers  map[string]*pusher      // by "<app>/<queue>"; guarded by mu
 
 	ctx context.Context // the service's lifetime, set by Start
@@ -172,6 +177,7 @@ func New(ctx context.Context, opts Options) (*Service, error) {
 	return &Service{
 		opts: opts, log: opts.Logger, q: q, confs: confs,
 		queues: map[string]*queue{}, reserved: map[uint64]*reservation{},
+		counts:  map[uint64]*jobCounts{},
 		pushers: map[string]*pusher{},
 		ctx:     ctx,
 	}, nil
@@ -227,8 +233,14 @@ type Task struct {
 	State    string    `json:"state"` // ready, reserved, delayed, buried
 	Created  time.Time `json:"created"`
 	ETA      time.Time `json:"eta,omitzero"`
+	Delay    Duration  `json:"delay,omitempty"` // how long a delayed task was put off
 	Attempt  int       `json:"attempt,omitempty"`
 	Error    string    `json:"error,omitempty"` // why a dead task died
+	// Events seen by this engine since it started (beanstalkd stats-job).
+	Timeouts int `json:"timeouts,omitempty"`
+	Releases int `json:"releases,omitempty"`
+	Buries   int `json:"buries,omitempty"`
+	Kicks    int `json:"kicks,omitempty"`
 	seq      uint64
 }
 
@@ -257,6 +269,7 @@ const (
 	hdrName    = "Pier-Name"
 	hdrCreated = "Pier-Created" // unix nanoseconds
 	hdrETA     = "Pier-Eta"     // unix nanoseconds
+	hdrDelay   = "Pier-Delay"   // milliseconds a release put the task off
 	hdrError   = "Pier-Error"
 	hdrID      = "Pier-Id"
 )
@@ -360,9 +373,15 @@ func taskFrom(m store.Message) Task {
 	}
 	if ns, err := strconv.ParseInt(m.Header[hdrETA], 10, 64); err == nil {
 		t.ETA = time.Unix(0, ns)
+		t.Delay = Duration(t.ETA.Sub(t.Created))
+	}
+	if ms, err := strconv.ParseInt(m.Header[hdrDelay], 10, 64); err == nil {
+		t.Delay = Duration(time.Duration(ms) * time.Millisecond)
 	}
 	return t
 }
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
 // header re-encodes a task's attributes for a move to another subject.
 func (t Task) header() map[string]string {

@@ -107,7 +107,7 @@ func cmdDelete(c *conn, cmd command) error {
 
 // release <id> <pri> <delay> -> RELEASED | NOT_FOUND
 func cmdRelease(c *conn, cmd command) error {
-	if err := c.sess.Release(c.ctx, cmd.n[0], seconds(cmd.n[2])); err != nil {
+	if err := c.sess.Release(c.ctx, cmd.n[0], uint32(cmd.n[1]), seconds(cmd.n[2])); err != nil {
 		return err
 	}
 	c.reply(rReleased)
@@ -234,7 +234,7 @@ func cmdStatsJob(c *conn, cmd command) error {
 	age := int64(time.Since(t.Created).Seconds())
 	var delay, left int64
 	if t.State == tasks.StateDelayed && !t.ETA.IsZero() {
-		delay = int64(t.ETA.Sub(t.Created).Seconds())
+		delay = int64(time.Duration(t.Delay).Seconds())
 		left = int64(time.Until(t.ETA).Seconds())
 	}
 	if t.State == tasks.StateReserved {
@@ -246,7 +246,7 @@ func cmdStatsJob(c *conn, cmd command) error {
 	c.replyData("OK", yaml(
 		"id", t.ID, "tube", t.Queue, "state", t.State, "pri", t.Priority, "age", age,
 		"delay", delay, "ttr", int64(time.Duration(t.TTR).Seconds()), "time-left", max(left, 0),
-		"file", 0, "reserves", reserves, "timeouts", 0, "releases", 0, "buries", 0, "kicks", 0,
+		"file", 0, "reserves", reserves, "timeouts", t.Timeouts, "releases", t.Releases, "buries", t.Buries, "kicks", t.Kicks,
 	))
 	return nil
 }
@@ -272,6 +272,10 @@ func cmdStatsTube(c *conn, cmd command) error {
 	if err != nil {
 		return err
 	}
+	urgent, err := c.s.opts.Tasks.Urgent(c.ctx, c.app, q)
+	if err != nil {
+		return err
+	}
 	using := 0
 	if c.used == q {
 		using = 1
@@ -285,12 +289,12 @@ func cmdStatsTube(c *conn, cmd command) error {
 		pause = int64(time.Duration(st.PauseLeft).Seconds())
 	}
 	c.replyData("OK", yaml(
-		"name", q, "current-jobs-urgent", 0, "current-jobs-ready", st.Ready,
+		"name", q, "current-jobs-urgent", urgent, "current-jobs-ready", st.Ready,
 		"current-jobs-reserved", st.Reserved, "current-jobs-delayed", st.Delayed,
 		"current-jobs-buried", st.Buried,
 		"total-jobs", st.Ready+st.Reserved+st.Delayed+st.Buried,
 		"current-using", using, "current-watching", watching, "current-waiting", st.Waiting,
-		"cmd-delete", 0, "cmd-pause-tube", 0, "pause", pause, "pause-time-left", pause,
+		"cmd-delete", st.Deletes, "cmd-pause-tube", st.Pauses, "pause", pause, "pause-time-left", pause,
 	))
 	return nil
 }
@@ -302,11 +306,17 @@ func cmdStats(c *conn, cmd command) error {
 		return err
 	}
 	var sum tasks.QueueStats
+	urgent := 0
 	for _, n := range names {
 		st, err := c.s.opts.Tasks.Stats(c.ctx, c.app, n)
 		if err != nil {
 			return err
 		}
+		u, err := c.s.opts.Tasks.Urgent(c.ctx, c.app, n)
+		if err != nil {
+			return err
+		}
+		urgent += u
 		sum.Ready += st.Ready
 		sum.Reserved += st.Reserved
 		sum.Delayed += st.Delayed
@@ -314,7 +324,7 @@ func cmdStats(c *conn, cmd command) error {
 		sum.Waiting += st.Waiting
 	}
 	c.replyData("OK", yaml(
-		"current-jobs-urgent", 0, "current-jobs-ready", sum.Ready,
+		"current-jobs-urgent", urgent, "current-jobs-ready", sum.Ready,
 		"current-jobs-reserved", sum.Reserved, "current-jobs-delayed", sum.Delayed,
 		"current-jobs-buried", sum.Buried, "current-tubes", len(names),
 		"current-connections", c.s.connCount(), "current-waiting", sum.Waiting,
