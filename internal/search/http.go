@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -169,6 +170,8 @@ func init() {
 		{[]string{"_bulk"}, m{"POST": (*handler).bulk, "PUT": (*handler).bulk}},
 		{[]string{"_search"}, m{"GET": (*handler).search, "POST": (*handler).search}},
 		{[]string{"_count"}, m{"GET": (*handler).count, "POST": (*handler).count}},
+		{[]string{"_all", "_search"}, m{"GET": (*handler).search, "POST": (*handler).search}},
+		{[]string{"_all", "_count"}, m{"GET": (*handler).count, "POST": (*handler).count}},
 		{[]string{"_refresh"}, m{"GET": (*handler).refresh, "POST": (*handler).refresh}},
 		{[]string{"_mapping"}, m{"GET": (*handler).getMapping}},
 		{[]string{"_cat", "indices"}, m{"GET": (*handler).catIndices}},
@@ -435,38 +438,43 @@ func (h *handler) refresh(c *call) error {
 	return nil
 }
 
-// searchIndex picks the one index a search or count runs on.
-func (h *handler) searchIndex(c *call) (*Index, bool, error) {
+// searchIndexes opens the indexes a search or count runs on: those the
+// path names ("a,b", "logs-*"), or all of the app's for "/_search".
+func (h *handler) searchIndexes(c *call) ([]*Index, error) {
 	expr := "_all"
 	if len(c.parts) == 2 {
 		expr = c.parts[0]
 	}
 	names, err := h.resolve(c, expr)
 	if err != nil {
-		return nil, false, err
+		return nil, err
 	}
-	switch len(names) {
-	case 0:
-		return nil, false, nil
-	case 1:
-		ix, err := h.svc.Index(c.r.Context(), c.app, names[0], false)
-		return ix, err == nil, err
+	var ixs []*Index
+	for _, name := range names {
+		if slices.ContainsFunc(ixs, func(ix *Index) bool { return ix.Name == name }) {
+			continue // "a,a*" names a twice
+		}
+		ix, err := h.svc.Index(c.r.Context(), c.app, name, false)
+		if err != nil {
+			return nil, err
+		}
+		ixs = append(ixs, ix)
 	}
-	return nil, false, unsupported("searching several indexes at once ([%s] matches %s)", expr, strings.Join(names, ", "))
+	return ixs, nil
 }
 
 func (h *handler) search(c *call) error {
-	ix, ok, err := h.searchIndex(c)
+	ixs, err := h.searchIndexes(c)
 	if err != nil {
 		return err
 	}
-	if !ok {
+	if len(ixs) == 0 {
 		c.send(http.StatusOK, map[string]any{"took": 0, "timed_out": false,
 			"_shards": map[string]any{"total": 0, "successful": 0, "skipped": 0, "failed": 0},
 			"hits":    map[string]any{"total": map[string]any{"value": 0, "relation": "eq"}, "max_score": nil, "hits": []any{}}})
 		return nil
 	}
-	out, err := ix.Search(c.r.Context(), c.body, c.params)
+	out, err := SearchIndexes(c.r.Context(), ixs, c.body, c.params)
 	if err != nil {
 		return err
 	}
@@ -475,17 +483,19 @@ func (h *handler) search(c *call) error {
 }
 
 func (h *handler) count(c *call) error {
-	ix, ok, err := h.searchIndex(c)
+	ixs, err := h.searchIndexes(c)
 	if err != nil {
 		return err
 	}
-	var n uint64
-	if ok {
-		if n, err = ix.Count(c.r.Context(), c.body, c.params); err != nil {
+	var total uint64
+	for _, ix := range ixs {
+		n, err := ix.Count(c.r.Context(), c.body, c.params)
+		if err != nil {
 			return err
 		}
+		total += n
 	}
-	c.send(http.StatusOK, map[string]any{"count": n, "_shards": map[string]any{"total": 1, "successful": 1, "skipped": 0, "failed": 0}})
+	c.send(http.StatusOK, map[string]any{"count": total, "_shards": map[string]any{"total": len(ixs), "successful": len(ixs), "skipped": 0, "failed": 0}})
 	return nil
 }
 

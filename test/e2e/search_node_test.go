@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -136,6 +137,14 @@ func TestSearchNodeClient(t *testing.T) {
 	}
 	if got.Count.Count != 5 || got.CountNovels.Count != 3 {
 		t.Errorf("count %d (want 5), novels %d (want 3)", got.Count.Count, got.CountNovels.Count)
+	}
+
+	// several indexes in one search: each hit names its own index
+	for name, res := range map[string]esNodeHits{"books,films": got.Multi, "all": got.All} {
+		ids := res.ids()
+		if res.Hits.Total.Value != 4 || !slices.Contains(ids, "films/f1") || !slices.Contains(ids, "books/3") {
+			t.Errorf("search %s: total %d, hits %v, want the 3 books and films/f1", name, res.Hits.Total.Value, ids)
+		}
 	}
 
 	if u := got.Unsupported; u == nil || u.Name != "ResponseError" || u.Status != 400 || u.Type != "unsupported_operation_exception" {

@@ -59,6 +59,11 @@ out.aggs = await client.search({
 out.count = await client.count({ index: 'books' })
 out.countNovels = await client.count({ index: 'books', query: { term: { genre: 'novel' } } })
 
+// a second index, then one search over both and one over all
+await client.index({ index: 'films', id: 'f1', document: { title: 'The Sea Beast', genre: 'animation' }, refresh: true })
+out.multi = await client.search({ index: ['books', 'films'], query: { match: { title: 'sea' } }, size: 10 })
+out.all = await client.search({ query: { match: { title: 'sea' } }, size: 10 })
+
 // an unsupported query: the client raises a ResponseError with ES's shape
 try {
   await client.search({ index: 'books', query: { more_like_this: { like: 'sea' } } })
