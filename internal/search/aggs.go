@@ -26,6 +26,9 @@ type agg struct {
 	p     *Property
 	// ranges and histogram buckets, in the order of the answer
 	ranges []aggRange
+	// metric accumulates avg, sum, min, max and value_count; nil for the
+	// other kinds
+	metric *metric
 }
 
 type aggRange struct {
@@ -38,7 +41,7 @@ type aggRange struct {
 }
 
 // metricAggs are Elasticsearch aggregations pier leaves out.
-var metricAggs = []string{"avg", "sum", "min", "max", "stats", "extended_stats", "value_count",
+var metricAggs = []string{"stats", "extended_stats",
 	"cardinality", "percentiles", "percentile_ranks", "top_hits", "histogram", "filter", "filters",
 	"nested", "reverse_nested", "significant_terms", "composite", "date_range", "geo_distance",
 	"missing", "global", "sampler", "auto_date_histogram", "multi_terms", "rare_terms", "ip_range",
@@ -69,7 +72,7 @@ func (t *translator) parseAggs(ctx context.Context, ix *Index, v any, q query.Qu
 			case k == "aggs" || k == "aggregations":
 				return nil, unsupported("sub-aggregations (in [%s])", name)
 			case k == "meta":
-			case k == "terms" || k == "range" || k == "date_histogram":
+			case k == "terms" || k == "range" || k == "date_histogram" || slices.Contains(metricKinds, k):
 				if a.kind != "" {
 					return nil, parsingError("found two aggregation type definitions in [%s]: [%s] and [%s]", name, a.kind, k)
 				}
@@ -78,7 +81,7 @@ func (t *translator) parseAggs(ctx context.Context, ix *Index, v any, q query.Qu
 					return nil, parsingError("[%s] aggregation [%s] must be an object", k, name)
 				}
 			case slices.Contains(metricAggs, k):
-				return nil, unsupported("aggregation type [%s] (in [%s]; pier has terms, range and date_histogram)", k, name)
+				return nil, unsupported("aggregation type [%s] (in [%s]; pier has terms, range, date_histogram, avg, sum, min, max and value_count)", k, name)
 			default:
 				return nil, parsingError("unknown aggregation type [%s] in [%s]", k, name)
 			}
@@ -99,6 +102,13 @@ func (t *translator) parseAggs(ctx context.Context, ix *Index, v any, q query.Qu
 		}
 		if a.p.kind() == kindText {
 			return nil, illegalArgument("Text fields are not optimised for operations that require per-document field data like aggregations and sorting, so these operations are disabled by default. Please use a keyword field instead. (field [%s])", field)
+		}
+		if slices.Contains(metricKinds, a.kind) {
+			if err := a.checkMetric(body); err != nil {
+				return nil, err
+			}
+			out = append(out, a)
+			continue
 		}
 		var fr *bleve.FacetRequest
 		var err error
@@ -387,6 +397,9 @@ func parseFixed(s string) (time.Duration, error) {
 
 // result turns the facet back into Elasticsearch's aggregation answer.
 func (a *agg) result(fr *search.FacetResult) map[string]any {
+	if a.isMetric() {
+		return a.metric.result(a.kind)
+	}
 	switch a.kind {
 	case "terms":
 		buckets := []any{}

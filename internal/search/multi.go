@@ -64,6 +64,13 @@ func SearchIndexes(ctx context.Context, ixs []*Index, body []byte, params url.Va
 			h.Index = ix.Name
 		}
 		byName[ix.Name] = ix
+		into := r.aggs
+		if first != nil {
+			into = first.aggs
+		}
+		if err := collectMetrics(ctx, ix, r.query, into); err != nil {
+			return nil, err
+		}
 		if merged == nil {
 			first, order, merged = r, req.Sort, res
 			continue

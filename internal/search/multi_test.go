@@ -107,3 +107,54 @@ func TestSearchSeveralIndexes(t *testing.T) {
 		t.Errorf("date_histogram over two indexes: %d %v", code, out)
 	}
 }
+
+func TestMetricAggregations(t *testing.T) {
+	s := loadMulti(t)
+	aggs := obj(
+		"avg_n", obj("avg", obj("field", "n")),
+		"sum_n", obj("sum", obj("field", "n")),
+		"min_n", obj("min", obj("field", "n")),
+		"max_n", obj("max", obj("field", "n")),
+		"kinds", obj("value_count", obj("field", "kind")))
+	value := func(out map[string]any, name string) any {
+		return out["aggregations"].(map[string]any)[name].(map[string]any)["value"]
+	}
+	tests := []struct {
+		path  string
+		query map[string]any
+		want  map[string]any
+	}{
+		{"/news/_search", nil, obj("avg_n", 3.0, "sum_n", 9.0, "min_n", 1.0, "max_n", 5.0, "kinds", 3.0)},
+		{"/news,blog/_search", nil, obj("avg_n", 3.0, "sum_n", 15.0, "min_n", 1.0, "max_n", 5.0, "kinds", 5.0)},
+		{"/news,blog/_search", obj("match", obj("title", "sea")), obj("avg_n", 4.0, "sum_n", 12.0, "min_n", 3.0, "max_n", 5.0, "kinds", 3.0)},
+		// nothing matches: sum 0, the others null, as in Elasticsearch
+		{"/news/_search", obj("term", obj("kind", "none")), obj("avg_n", nil, "sum_n", 0.0, "min_n", nil, "max_n", nil, "kinds", 0.0)},
+	}
+	for _, tt := range tests {
+		body := obj("size", 0, "aggs", aggs)
+		if tt.query != nil {
+			body["query"] = tt.query
+		}
+		out := s.must(200, "POST", tt.path, body)
+		for name, want := range tt.want {
+			if got := value(out, name); got != want {
+				t.Errorf("%s %v: %s = %v, want %v", tt.path, tt.query, name, got, want)
+			}
+		}
+	}
+
+	for _, tt := range []struct {
+		aggs    map[string]any
+		errType string
+	}{
+		{obj("a", obj("avg", obj("field", "kind"))), "illegal_argument_exception"},
+		{obj("a", obj("sum", obj("field", "n", "missing", 0))), "unsupported_operation_exception"},
+		{obj("a", obj("stats", obj("field", "n"))), "unsupported_operation_exception"},
+		{obj("a", obj("max", obj("field", "nope"))), "query_shard_exception"},
+	} {
+		code, out := s.do("POST", "/news/_search", obj("aggs", tt.aggs))
+		if code != 400 || errType(out) != tt.errType {
+			t.Errorf("%v: %d %s, want 400 %s", tt.aggs, code, errType(out), tt.errType)
+		}
+	}
+}

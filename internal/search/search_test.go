@@ -372,7 +372,7 @@ func TestBadRequests(t *testing.T) {
 		{"unknown query", "POST", "/articles/_search", obj("query", obj("matchh", obj("title", "x"))), 400, typeParsing, "unknown query [matchh]"},
 		{"two queries in one", "POST", "/articles/_search", obj("query", obj("match", obj("title", "x"), "term", obj("tags", "y"))), 400, typeParsing, "malformed"},
 		{"unsupported query", "POST", "/articles/_search", obj("query", obj("nested", obj("path", "a"))), 400, typeUnsupported, "query [nested]"},
-		{"unsupported agg", "POST", "/articles/_search", obj("aggs", obj("p", obj("avg", obj("field", "price")))), 400, typeUnsupported, "aggregation type [avg]"},
+		{"unsupported agg", "POST", "/articles/_search", obj("aggs", obj("p", obj("stats", obj("field", "price")))), 400, typeUnsupported, "aggregation type [stats]"},
 		{"sub aggs", "POST", "/articles/_search", obj("aggs", obj("t", obj("terms", obj("field", "tags"), "aggs", obj("x", obj("terms", obj("field", "tags")))))), 400, typeUnsupported, "sub-aggregations"},
 		{"unsupported search key", "POST", "/articles/_search", obj("suggest", obj()), 400, typeUnsupported, "[suggest]"},
 		{"bad fuzziness", "POST", "/articles/_search", obj("query", obj("match", obj("title", obj("query", "x", "fuzziness", "lots")))), 400, typeParsing, "fuzziness"},

@@ -45,6 +45,8 @@ type esNodeResult struct {
 					DocCount int    `json:"doc_count"`
 				} `json:"buckets"`
 			} `json:"genres"`
+			AvgPrice struct{ Value float64 } `json:"avg_price"`
+			MaxYear  struct{ Value float64 } `json:"max_year"`
 		} `json:"aggregations"`
 	} `json:"aggs"`
 	Count       struct{ Count int } `json:"count"`
@@ -134,6 +136,9 @@ func TestSearchNodeClient(t *testing.T) {
 	buckets := got.Aggs.Aggregations.Genres.Buckets
 	if len(buckets) != 2 || buckets[0].Key != "novel" || buckets[0].DocCount != 3 || buckets[1].Key != "essay" || buckets[1].DocCount != 2 {
 		t.Errorf("genres: %+v, want novel 3, essay 2", buckets)
+	}
+	if a := got.Aggs.Aggregations; a.AvgPrice.Value != 13 || a.MaxYear.Value != 2022 {
+		t.Errorf("avg price %v (want 13), max year %v (want 2022)", a.AvgPrice.Value, a.MaxYear.Value)
 	}
 	if got.Count.Count != 5 || got.CountNovels.Count != 3 {
 		t.Errorf("count %d (want 5), novels %d (want 3)", got.Count.Count, got.CountNovels.Count)

@@ -53,7 +53,7 @@ out.search = await client.search({
 out.aggs = await client.search({
   index: 'books',
   size: 0,
-  aggs: { genres: { terms: { field: 'genre' } } }
+  aggs: { genres: { terms: { field: 'genre' } }, avg_price: { avg: { field: 'price' } }, max_year: { max: { field: 'year' } } }
 })
 
 out.count = await client.count({ index: 'books' })
