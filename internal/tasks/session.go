@@ -170,11 +170,28 @@ func (se *Session) Reserve(ctx context.Context, queues []string, timeout time.Du
 		if !deadline.IsZero() {
 			wait = min(wait, deadline.Sub(now))
 		}
+		soon, holding := se.soon()
+		if holding && soon > 0 {
+			wait = min(wait, max(soon, 10*time.Millisecond))
+		}
 		live := qs[:0:0]
 		for _, q := range qs {
 			if !q.paused(now) {
 				live = append(live, q)
 			}
+		}
+		if holding && soon <= 0 {
+			// As beanstalkd: a ready task still wins over the warning.
+			if len(live) > 0 {
+				d, err := se.s.fetchAny(live, 0)
+				if err != nil {
+					return Task{}, err
+				}
+				if d != nil {
+					return se.hold(d), nil
+				}
+			}
+			return Task{}, ErrDeadlineSoon
 		}
 		if len(live) == 0 {
 			if wait <= 0 {
@@ -201,6 +218,31 @@ func (se *Session) Reserve(ctx context.Context, queues []string, timeout time.Du
 			return Task{}, ErrTimeout
 		}
 	}
+}
+
+// deadlineMargin is beanstalkd's safety margin: a reserve with nothing
+// ready answers DEADLINE_SOON when a task the connection holds has less
+// than this left of its TTR.
+const deadlineMargin = time.Second
+
+// soon returns how long until one of the session's reservations comes
+// within deadlineMargin of its deadline (zero or less: it has), and false
+// when the session holds none.
+func (se *Session) soon() (time.Duration, bool) {
+	se.mu.Lock()
+	held := make([]*reservation, 0, len(se.reserved))
+	for _, r := range se.reserved {
+		held = append(held, r)
+	}
+	se.mu.Unlock()
+	if len(held) == 0 {
+		return 0, false
+	}
+	first := time.Duration(1<<63 - 1)
+	for _, r := range held {
+		first = min(first, r.timeLeft()-deadlineMargin)
+	}
+	return first, true
 }
 
 // hold records a delivery as this session's reservation.

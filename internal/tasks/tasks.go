@@ -41,7 +41,7 @@
 // ready tasks. A release with a delay (or a new priority) stores the task
 // again, as a delayed put does, and acknowledges the delivery; a push
 // retry with a delay is a nak with delay and counts as ready, not
-// delayed, in the queue figures. DEADLINE_SOON is never sent. Figures per
+// delayed, in the queue figures. Figures per
 // queue (ready, delayed, buried) are computed from the stream when asked,
 // which costs a walk of the queue's subjects; the urgent count walks the
 // first 10,000 ready tasks. Rates, the reserved count, the queue's delete
@@ -85,6 +85,10 @@ var (
 	ErrBadQueue  = errors.New("tasks: invalid queue name")
 	ErrDuplicate = errors.New("tasks: a task with this name was enqueued recently")
 	ErrTooBig    = errors.New("tasks: task body too big")
+	// ErrDeadlineSoon: a reserve found nothing ready while a task the
+	// session holds has under a second of its TTR left (beanstalkd's
+	// DEADLINE_SOON).
+	ErrDeadlineSoon = errors.New("tasks: a reserved task's time to run is about to end")
 )
 
 // DuplicateError is returned by Enqueue for a name already used inside the

@@ -68,7 +68,7 @@ func cmdUse(c *conn, cmd command) error {
 }
 
 // reserve | reserve-with-timeout <seconds>
-// -> RESERVED <id> <bytes>\r\n<data>\r\n | TIMED_OUT
+// -> RESERVED <id> <bytes>\r\n<data>\r\n | TIMED_OUT | DEADLINE_SOON
 func cmdReserve(c *conn, cmd command) error {
 	timeout := time.Duration(-1)
 	if cmd.verb == "reserve-with-timeout" {
@@ -78,6 +78,9 @@ func cmdReserve(c *conn, cmd command) error {
 	t, err := c.sess.Reserve(c.ctx, c.watched, timeout)
 	if errors.Is(err, tasks.ErrTimeout) {
 		return protoError(rTimedOut)
+	}
+	if errors.Is(err, tasks.ErrDeadlineSoon) {
+		return protoError(rDeadlineSoon)
 	}
 	if err != nil {
 		return err

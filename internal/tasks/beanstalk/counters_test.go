@@ -122,3 +122,45 @@ func TestJobAndTubeCounters(t *testing.T) {
 		return err == nil && st["timeouts"] == "1" && st["state"] == "ready"
 	})
 }
+
+func TestDeadlineSoon(t *testing.T) {
+	c := dial(t, startServer(t, map[string]string{"blog.secret": "blog"}))
+	ts := bs.NewTubeSet(c, "default")
+	x, err := c.Put([]byte("x"), 0, 0, 3*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id, _, err := ts.Reserve(5 * time.Second); err != nil || id != x {
+		t.Fatalf("reserve: %d %v", id, err)
+	}
+	// Nothing else is ready: the wait ends when x has under a second left.
+	_, _, err = ts.Reserve(20 * time.Second)
+	wantErr(t, "reserve while x runs out", err, bs.ErrDeadline)
+	_, _, err = ts.Reserve(0)
+	wantErr(t, "reserve-with-timeout 0 while x runs out", err, bs.ErrDeadline)
+	// A ready job wins over the warning.
+	y, err := c.Put([]byte("y"), 0, 0, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _, err := ts.Reserve(0)
+	if err != nil || (id != y && id != x) {
+		t.Fatalf("reserve with a job ready: %d %v, want %d (or %d, its TTR over)", id, err, y, x)
+	}
+	if err := c.Delete(id); err != nil {
+		t.Fatal(err)
+	}
+	other := x
+	if id == x {
+		other = y
+	} else {
+		waitFor(t, "x ready again after its TTR", 20*time.Second, func() bool {
+			st, err := c.StatsJob(x)
+			return err == nil && st["state"] == "ready"
+		})
+	}
+	// Holding nothing that runs out, the connection reserves as usual.
+	if rid, _, err := ts.Reserve(5 * time.Second); err != nil || rid != other {
+		t.Fatalf("reserve at the end: %d %v, want %d", rid, err, other)
+	}
+}

@@ -23,6 +23,7 @@ const (
 	rNotFound       = "NOT_FOUND"
 	rNotIgnored     = "NOT_IGNORED"
 	rTimedOut       = "TIMED_OUT"
+	rDeadlineSoon   = "DEADLINE_SOON"
 	rInternal       = "INTERNAL_ERROR"
 	rUnauthorized   = "UNAUTHORIZED"
 	rDeleted        = "DELETED"
