@@ -55,6 +55,10 @@ func (st *Stream) AppendNoWait(subject string, data []byte, header map[string]st
 	return nil
 }
 
+// readIdle is how long Read without Follow waits for the next stored
+// message before it takes the backlog as read.
+const readIdle = 3 * time.Second
+
 // ReadOptions select what Read delivers.
 type ReadOptions struct {
 	// Last delivers only the last N stored messages (0 = all stored).
@@ -84,6 +88,13 @@ func (st *Stream) Read(ctx context.Context, subject string, opts ReadOptions, fn
 		return fmt.Errorf("store: read %s: %w", subject, err)
 	}
 	pending := info.NumPending
+	// A stream bounded by size drops old messages the consumer may still
+	// count as pending, so the backlog also ends at the stream's newest
+	// message as it was now (the newest are the ones a bound keeps).
+	var lastSeq uint64
+	if si, err := st.st.Info(ctx); err == nil {
+		lastSeq = si.State.LastSeq
+	}
 	var ring []Message // the last opts.Last messages of the backlog
 	flush := func() error {
 		for _, m := range ring {
@@ -107,13 +118,27 @@ func (st *Stream) Read(ctx context.Context, subject string, opts ReadOptions, fn
 	if !backlog && !opts.Follow {
 		return nil
 	}
+	// Without Follow, a backlog that stops arriving (its last messages
+	// dropped by the stream's bound after they were counted) must not
+	// block: an idle iterator is stopped and what was read is delivered.
+	var idle *time.Timer
+	if !opts.Follow {
+		idle = time.AfterFunc(readIdle, it.Stop)
+		defer idle.Stop()
+	}
 	for {
 		msg, err := it.Next()
 		if err != nil {
 			if errors.Is(err, jetstream.ErrMsgIteratorClosed) || ctx.Err() != nil {
+				if backlog && ctx.Err() == nil {
+					return flush()
+				}
 				return nil
 			}
 			return fmt.Errorf("store: read %s: %w", subject, err)
+		}
+		if idle != nil {
+			idle.Reset(readIdle)
 		}
 		m := toMessage(msg)
 		meta, _ := msg.Metadata()
@@ -122,7 +147,7 @@ func (st *Stream) Read(ctx context.Context, subject string, opts ReadOptions, fn
 			if opts.Last > 0 && len(ring) > opts.Last {
 				ring = ring[len(ring)-opts.Last:]
 			}
-			if meta == nil || meta.NumPending == 0 {
+			if meta == nil || meta.NumPending == 0 || (lastSeq > 0 && meta.Sequence.Stream >= lastSeq) {
 				backlog = false
 				if err := flush(); err != nil {
 					return err
