@@ -27,6 +27,7 @@ echo
 echo "Open:"
 echo "  http://hello-python.localhost:8080/     the example app"
 echo "  curl -H 'Host: hello-python.localhost' http://127.0.0.1:8080/"
+echo "  $API/                the dashboard (log in with the token in $PIER_HOME/token)"
 echo
 echo "Then try: bin/pier apps · bin/pier ps --app hello-python · bin/pier logs -f --app hello-python"
 echo "Stop the engine: kill \$(cat $PIER_HOME/engine.pid)"
