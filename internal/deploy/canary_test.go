@@ -3,7 +3,6 @@ package deploy
 import (
 	"context"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,29 +17,14 @@ import (
 func TestRouterCanaryAndWake(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	st, err := store.Open(ctx, store.Options{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	apps, _ := st.Bucket(ctx, "apps", 1)
-	inst, _ := st.Bucket(ctx, "instances", 1)
-	var mu sync.Mutex
-	var last []Route
-	r := NewRouter(apps, inst, func(routes []Route) { mu.Lock(); last = routes; mu.Unlock() }, nil)
+	b := testBuckets(t, "apps", "instances")
+	apps, inst := b[0], b[1]
+	var log routeLog
+	r := NewRouter(apps, inst, log.set, nil)
 	if err := r.Run(ctx); err != nil {
 		t.Fatal(err)
 	}
-	route := func() Route {
-		mu.Lock()
-		defer mu.Unlock()
-		for _, rt := range last {
-			if rt.App == "blog" {
-				return rt
-			}
-		}
-		return Route{}
-	}
+	route := func() Route { return log.route("blog") }
 
 	store.PutJSON(ctx, apps, "blog", appRecord{Name: "blog", Release: 1, Web: true, Hosts: []string{"blog.localhost"}, Canary: 2, CanaryWeight: 1000})
 	store.PutJSON(ctx, inst, "blog.local.1.web.1", instanceRecord{App: "blog", Release: 1, Addr: "127.0.0.1:1001", Ready: true})

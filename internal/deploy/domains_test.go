@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,14 +17,8 @@ import (
 func TestDomainStore(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	st, err := store.Open(ctx, store.Options{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	apps, _ := st.Bucket(ctx, "apps", 1)
-	inst, _ := st.Bucket(ctx, "instances", 1)
-	doms, _ := st.Bucket(ctx, "domains", 1)
+	b := testBuckets(t, "apps", "instances", "domains")
+	apps, inst, doms := b[0], b[1], b[2]
 	store.PutJSON(ctx, apps, "shop", appRecord{Name: "shop", Release: 1, Web: true, Hosts: []string{"shop.localhost"}})
 	store.PutJSON(ctx, apps, "blog", appRecord{Name: "blog", Release: 1, Web: true, Hosts: []string{"blog.localhost", "blog.example.com"}})
 	d := NewDomainStore(doms, apps)
@@ -34,23 +27,14 @@ func TestDomainStore(t *testing.T) {
 	if _, err := d.AddDomains(ctx, "shop", []string{"A.example.com", "b.example.com."}); err != nil {
 		t.Fatal(err)
 	}
-	var mu sync.Mutex
-	var last []Route
-	r := NewRouter(apps, inst, func(routes []Route) {
-		mu.Lock()
-		last = routes
-		mu.Unlock()
-	}, nil).WithDomains(doms)
+	var log routeLog
+	r := NewRouter(apps, inst, log.set, nil).WithDomains(doms)
 	if err := r.Run(ctx); err != nil {
 		t.Fatal(err)
 	}
 	hosts := func(app string) []string {
-		mu.Lock()
-		defer mu.Unlock()
-		for _, rt := range last {
-			if rt.App == app {
-				return slices.Sorted(slices.Values(rt.Hosts))
-			}
+		if h := log.route(app).Hosts; h != nil {
+			return slices.Sorted(slices.Values(h))
 		}
 		return nil
 	}
@@ -127,13 +111,8 @@ func TestDomainStoreBatch(t *testing.T) {
 		t.Skip("slow")
 	}
 	ctx := context.Background()
-	st, err := store.Open(ctx, store.Options{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	apps, _ := st.Bucket(ctx, "apps", 1)
-	doms, _ := st.Bucket(ctx, "domains", 1)
+	b := testBuckets(t, "apps", "domains")
+	apps, doms := b[0], b[1]
 	store.PutJSON(ctx, apps, "sites", appRecord{Name: "sites"})
 	d := NewDomainStore(doms, apps)
 	hosts := make([]string, 20000)

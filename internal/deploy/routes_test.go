@@ -3,7 +3,6 @@ package deploy
 import (
 	"context"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,21 +14,10 @@ import (
 func TestRouter(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	st, err := store.Open(ctx, store.Options{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	apps, _ := st.Bucket(ctx, "apps", 1)
-	inst, _ := st.Bucket(ctx, "instances", 1)
-
-	var mu sync.Mutex
-	var last []Route
-	r := NewRouter(apps, inst, func(routes []Route) {
-		mu.Lock()
-		last = routes
-		mu.Unlock()
-	}, nil)
+	b := testBuckets(t, "apps", "instances")
+	apps, inst := b[0], b[1]
+	var log routeLog
+	r := NewRouter(apps, inst, log.set, nil)
 	// State from before the router starts is in its first table.
 	store.PutJSON(ctx, apps, "blog", appRecord{Name: "blog", Release: 1, Web: true, Hosts: []string{"blog.localhost"}})
 	store.PutJSON(ctx, inst, "blog.local.1.web.1", instanceRecord{App: "blog", Release: 1, Addr: "127.0.0.1:1001", Ready: true})
@@ -37,16 +25,7 @@ func TestRouter(t *testing.T) {
 	if err := r.Run(ctx); err != nil {
 		t.Fatal(err)
 	}
-	backends := func(app string) []string {
-		mu.Lock()
-		defer mu.Unlock()
-		for _, rt := range last {
-			if rt.App == app {
-				return rt.Backends
-			}
-		}
-		return nil
-	}
+	backends := func(app string) []string { return log.route(app).Backends }
 	wait := func(what string, cond func() bool) {
 		t.Helper()
 		deadline := time.Now().Add(10 * time.Second)
@@ -95,11 +74,7 @@ func TestRouter(t *testing.T) {
 	store.PutJSON(ctx, inst, "blog.local.2.web.2", instanceRecord{App: "blog", Release: 2, Addr: "127.0.0.1:2002", Ready: false})
 	wait("the unready instance removed", func() bool { return len(backends("blog")) == 1 })
 	apps.Delete(ctx, "blog")
-	wait("the app removed", func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return len(last) == 0
-	})
+	wait("the app removed", func() bool { return log.count() == 0 })
 }
 
 func TestShellJoin(t *testing.T) {
