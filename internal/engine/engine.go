@@ -177,7 +177,7 @@ func run(ctx context.Context, cfg Config, with func(ctx context.Context, m *depl
 	defer cancel()
 
 	apiURL := "http://" + reachable(apiLn.Addr())
-	httpPort := apiPort(httpLn.Addr())
+	httpPort := portOf(httpLn.Addr())
 	h := &hub{
 		log:        log,
 		store:      st,
@@ -459,7 +459,8 @@ func reachable(a net.Addr) string {
 	return net.JoinHostPort(host, port)
 }
 
-func apiPort(a net.Addr) int {
+// portOf is the port a listener listens on.
+func portOf(a net.Addr) int {
 	_, port, _ := net.SplitHostPort(a.String())
 	n, _ := strconv.Atoi(port)
 	return n
