@@ -197,16 +197,21 @@ func (m *Manager) retire(ctx context.Context, old []*instance) {
 	for _, in := range old {
 		m.forget(ctx, in)
 	}
-	deadline := time.Now().Add(m.cfg.DrainTimeout)
-	// A request that read the old route table just before the swap may not
-	// have counted itself yet: give it a moment.
-	time.Sleep(50 * time.Millisecond)
+	var web []*instance
 	for _, in := range old {
-		if in.addr == "" {
-			continue
+		if in.addr != "" {
+			web = append(web, in)
 		}
-		for m.cfg.Gateway.Outstanding(in.addr) > 0 && time.Now().Before(deadline) && ctx.Err() == nil {
-			time.Sleep(20 * time.Millisecond)
+	}
+	if len(web) > 0 {
+		deadline := time.Now().Add(m.cfg.DrainTimeout)
+		// A request that read the old route table just before the swap may
+		// not have counted itself yet: give it a moment.
+		time.Sleep(50 * time.Millisecond)
+		for _, in := range web {
+			for m.cfg.Gateway.Outstanding(in.addr) > 0 && time.Now().Before(deadline) && ctx.Err() == nil {
+				time.Sleep(20 * time.Millisecond)
+			}
 		}
 	}
 	m.stopAll(old)
