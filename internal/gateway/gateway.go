@@ -51,10 +51,10 @@ type Options struct {
 	// Cache, when set, is put in front of every app's proxy.
 	Cache Cache
 
-	// Observe, when set, is told about every request answered for an app:
-	// final status, response body bytes, time taken. It runs on the
-	// request's goroutine after the response: it must be quick.
-	Observe func(app string, status int, bytes int64, d time.Duration)
+	// Observe, when set, is told about every request answered for an app
+	// (see ObserveFunc). It runs on the request's goroutine after the
+	// response: it must be quick.
+	Observe ObserveFunc
 
 	// AccessLog, when set, gets one Info line per request answered for an
 	// app: app, method, host, path, status, bytes, duration, cache result
@@ -132,10 +132,10 @@ type Gateway struct {
 
 	internal http.Handler // serves InternalPrefix on every host; nil = none
 
-	observe func(app string, status int, bytes int64, d time.Duration) // nil = none
-	access  *slog.Logger                                               // nil = no access log
-	maxBody int64                                                      // < 0 = no bound
-	limits  atomic.Pointer[limitTable]                                 // nil or empty = no limits
+	observe ObserveFunc                // nil = none
+	access  *slog.Logger               // nil = no access log
+	maxBody int64                      // < 0 = no bound
+	limits  atomic.Pointer[limitTable] // nil or empty = no limits
 	ids     requestIDs
 }
 

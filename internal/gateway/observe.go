@@ -10,6 +10,46 @@ import (
 	"time"
 )
 
+// ObserveFunc is told about one request answered for an app: its final
+// status, the response body bytes, the time taken, and what the response
+// cache did with it: one of the Cache* results, or "" when no cache was in
+// front of the app (or the request never reached it).
+type ObserveFunc func(app string, status int, bytes int64, d time.Duration, cache string)
+
+// The cache results an ObserveFunc is given: the X-Cache values the cache
+// sets (see httpcache). Canonical constants, so a hook can compare them
+// without allocating.
+const (
+	CacheHit         = "HIT"         // fresh, from the cache
+	CacheMiss        = "MISS"        // from the app, maybe stored
+	CacheStale       = "STALE"       // served stale (app down or revalidating)
+	CacheRevalidated = "REVALIDATED" // from the cache after the app's 304
+	CacheBypass      = "BYPASS"      // not eligible for the cache
+)
+
+// cacheResult is the response's cache result: X-Cache as the cache set it,
+// reduced to the known values so an app's own X-Cache header, passed
+// through when no cache sits in front, reads as "" and not as a result.
+func cacheResult(h http.Header) string {
+	v := h["X-Cache"]
+	if len(v) == 0 {
+		return ""
+	}
+	switch v[0] {
+	case CacheHit:
+		return CacheHit
+	case CacheMiss:
+		return CacheMiss
+	case CacheStale:
+		return CacheStale
+	case CacheRevalidated:
+		return CacheRevalidated
+	case CacheBypass:
+		return CacheBypass
+	}
+	return ""
+}
+
 // observedWriter records the final status and the body bytes of a response
 // for Options.Observe. Pooled: observing costs no allocation per request.
 type observedWriter struct {
@@ -34,14 +74,11 @@ func (o *observedWriter) done(g *Gateway, app string, r *http.Request, id string
 		status = http.StatusOK // nothing written: net/http answers 200
 	}
 	d := time.Since(start)
+	cache := cacheResult(o.ResponseWriter.Header())
 	if g.observe != nil {
-		g.observe(app, status, o.bytes, d)
+		g.observe(app, status, o.bytes, d, cache)
 	}
 	if g.access != nil {
-		cache := ""
-		if v := o.ResponseWriter.Header()["X-Cache"]; len(v) > 0 {
-			cache = v[0]
-		}
 		g.access.LogAttrs(r.Context(), slog.LevelInfo, "request",
 			slog.String("app", app),
 			slog.String("method", r.Method),

@@ -7,61 +7,106 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"pier/internal/httpcache"
 )
 
-// TestObserve checks what the observer hook is told for proxied answers.
+// TestObserve checks what the observer hook is told for proxied answers,
+// with the real cache in front of the app and without one.
 func TestObserve(t *testing.T) {
 	type seen struct {
 		app    string
 		status int
 		bytes  int64
+		cache  string
 	}
-	var mu sync.Mutex
-	var got []seen
-	g := New(Options{Logger: testLogger(t), Observe: func(app string, status int, bytes int64, d time.Duration) {
-		mu.Lock()
-		got = append(got, seen{app, status, bytes})
-		mu.Unlock()
-	}})
 	backend := startBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/missing" {
+		switch r.URL.Path {
+		case "/own":
+			// An app's own X-Cache (its own cache layer, say) is not
+			// pier's cache result.
+			w.Header().Set("X-Cache", "HIT from upstream")
+		case "/missing":
 			w.WriteHeader(http.StatusNotFound)
 			io.WriteString(w, "no")
 			return
+		case "/cached":
+			w.Header().Set("Cache-Control", "max-age=600")
 		}
-		w.Header().Set("Link", "</a.css>; rel=preload")
-		w.WriteHeader(http.StatusEarlyHints)
+		if r.URL.Path == "/hints" {
+			// A 1xx is not the final status. (ReverseProxy clears the
+			// response's headers after one, the cache's X-Cache with
+			// them: only the no-cache case asks for hints.)
+			w.Header().Set("Link", "</a.css>; rel=preload")
+			w.WriteHeader(http.StatusEarlyHints)
+		}
 		io.WriteString(w, "hello world")
 	}))
-	g.SetRoutes([]Route{{App: "blog", Hosts: []string{"blog.localhost"}, Backends: []string{backend}}})
-	srv := httptest.NewServer(g)
-	defer srv.Close()
-	for _, path := range []string{"/", "/missing"} {
-		req, _ := http.NewRequest("GET", srv.URL+path, nil)
-		req.Host = "blog.localhost"
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-	}
-	req, _ := http.NewRequest("GET", srv.URL+"/", nil)
-	req.Host = "unknown.localhost"
-	if resp, err := http.DefaultClient.Do(req); err == nil {
-		resp.Body.Close()
-	}
-	// The hook runs after the response reached the client: wait for it.
-	waitFor(t, "two observations", func() bool { mu.Lock(); defer mu.Unlock(); return len(got) >= 2 })
-	mu.Lock()
-	defer mu.Unlock()
-	want := []seen{{"blog", 200, 11}, {"blog", 404, 2}}
-	if len(got) != len(want) {
-		t.Fatalf("observed %+v, want %+v", got, want)
-	}
-	for i := range want {
-		if got[i] != want[i] {
-			t.Errorf("request %d: observed %+v, want %+v", i, got[i], want[i])
-		}
+	type request struct{ method, path string }
+	for _, tc := range []struct {
+		name  string
+		cache Cache
+		reqs  []request
+		want  []seen
+	}{
+		{
+			name: "no cache",
+			reqs: []request{{"GET", "/hints"}, {"GET", "/missing"}, {"GET", "/cached"}, {"GET", "/own"}},
+			want: []seen{{"blog", 200, 11, ""}, {"blog", 404, 2, ""}, {"blog", 200, 11, ""}, {"blog", 200, 11, ""}},
+		},
+		{
+			name:  "cache",
+			cache: testCache{httpcache.New(httpcache.Options{Logger: testLogger(t)})},
+			reqs: []request{
+				{"GET", "/cached"}, {"GET", "/cached"}, {"POST", "/cached"},
+				{"GET", "/missing"}, {"GET", "/own"},
+			},
+			want: []seen{
+				{"blog", 200, 11, CacheMiss}, {"blog", 200, 11, CacheHit},
+				{"blog", 200, 11, CacheBypass}, {"blog", 404, 2, CacheMiss},
+				{"blog", 200, 11, CacheMiss},
+			},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var mu sync.Mutex
+			var got []seen
+			g := New(Options{Logger: testLogger(t), Cache: tc.cache, Observe: func(app string, status int, bytes int64, d time.Duration, cache string) {
+				mu.Lock()
+				got = append(got, seen{app, status, bytes, cache})
+				mu.Unlock()
+			}})
+			g.SetRoutes([]Route{{App: "blog", Hosts: []string{"blog.localhost"}, Backends: []string{backend}}})
+			srv := httptest.NewServer(g)
+			defer srv.Close()
+			for i, rq := range tc.reqs {
+				req, _ := http.NewRequest(rq.method, srv.URL+rq.path, nil)
+				req.Host = "blog.localhost"
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				// The hook runs after the response reached the client:
+				// wait for it, so observations come in request order.
+				waitFor(t, "an observation", func() bool { mu.Lock(); defer mu.Unlock(); return len(got) > i })
+			}
+			req, _ := http.NewRequest("GET", srv.URL+"/", nil)
+			req.Host = "unknown.localhost"
+			if resp, err := http.DefaultClient.Do(req); err == nil {
+				resp.Body.Close()
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if len(got) != len(tc.want) {
+				t.Fatalf("observed %+v, want %+v", got, tc.want)
+			}
+			for i := range tc.want {
+				if got[i] != tc.want[i] {
+					t.Errorf("request %d: observed %+v, want %+v", i, got[i], tc.want[i])
+				}
+			}
+		})
 	}
 }

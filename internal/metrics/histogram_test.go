@@ -98,8 +98,8 @@ func TestDeltaAndEmpty(t *testing.T) {
 
 func TestObserveDoesNotAllocate(t *testing.T) {
 	m := New(Options{})
-	m.Observe("blog", 200, 10, time.Millisecond)
-	if n := testing.AllocsPerRun(1000, func() { m.Observe("blog", 200, 512, 3*time.Millisecond) }); n != 0 {
+	m.Observe("blog", 200, 10, time.Millisecond, "")
+	if n := testing.AllocsPerRun(1000, func() { m.Observe("blog", 200, 512, 3*time.Millisecond, "HIT") }); n != 0 {
 		t.Fatalf("Observe allocates %v times per call", n)
 	}
 }
@@ -107,11 +107,11 @@ func TestObserveDoesNotAllocate(t *testing.T) {
 func BenchmarkObserve(b *testing.B) {
 	m := New(Options{})
 	for i := range 20 {
-		m.Observe("app"+string(rune('a'+i)), 200, 1, 0)
+		m.Observe("app"+string(rune('a'+i)), 200, 1, 0, "")
 	}
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			m.Observe("appk", 200, 512, 3*time.Millisecond)
+			m.Observe("appk", 200, 512, 3*time.Millisecond, "MISS")
 		}
 	})
 }

@@ -71,7 +71,8 @@ type seriesKey struct{ app, process string }
 // httpStats are one app's gateway counters. The atomics only grow; the
 // collector keeps the values it last read (prev*) to take deltas.
 type httpStats struct {
-	status [6]atomic.Uint64 // index 0: outside 100-599; 1..5: 1xx..5xx
+	status [6]atomic.Uint64        // index 0: outside 100-599; 1..5: 1xx..5xx
+	cache  [numCache]atomic.Uint64 // by cacheIndex
 	bytes  atomic.Uint64
 	lat    Histogram
 	prom   [len(promBounds) + 1]atomic.Uint64 // per classic bucket, last = +Inf
@@ -148,9 +149,10 @@ func (m *Metrics) Start(ctx context.Context) {
 }
 
 // Observe records one request the gateway answered for app: its status,
-// the response bytes and how long it took. It is the gateway's hook: no
-// lock, no allocation once the app has been seen.
-func (m *Metrics) Observe(app string, status int, bytes int64, d time.Duration) {
+// the response bytes, how long it took and the cache's result (X-Cache:
+// HIT, MISS, STALE, REVALIDATED, BYPASS, or "" when no cache answered). It
+// is the gateway's hook: no lock, no allocation once the app has been seen.
+func (m *Metrics) Observe(app string, status int, bytes int64, d time.Duration, cache string) {
 	s := (*m.apps.Load())[app]
 	if s == nil {
 		s = m.addApp(app)
@@ -160,6 +162,7 @@ func (m *Metrics) Observe(app string, status int, bytes int64, d time.Duration) 
 		class = status / 100
 	}
 	s.status[class].Add(1)
+	s.cache[cacheIndex(cache)].Add(1)
 	if bytes > 0 {
 		s.bytes.Add(uint64(bytes))
 	}

@@ -19,9 +19,9 @@ func TestHistoryDownsamples(t *testing.T) {
 	for i := 0; i < 25*360; i++ {
 		now = now.Add(Step)
 		// 6 requests a window: one at 100 ms, five at 10 ms; one 500.
-		m.Observe("blog", 500, 100, 100*time.Millisecond)
+		m.Observe("blog", 500, 100, 100*time.Millisecond, "MISS")
 		for range 5 {
-			m.Observe("blog", 200, 100, 10*time.Millisecond)
+			m.Observe("blog", 200, 100, 10*time.Millisecond, "HIT")
 		}
 		m.Collect(now)
 	}

@@ -13,9 +13,9 @@ import (
 // parser (Debian's python3-prometheus-client) and checks a few samples.
 func TestPrometheusParses(t *testing.T) {
 	m := New(Options{})
-	m.Observe("blog", 200, 1000, 3*time.Millisecond)
-	m.Observe("blog", 503, 10, 2*time.Second)
-	m.Observe(`we"ird\app`, 200, 1, time.Millisecond)
+	m.Observe("blog", 200, 1000, 3*time.Millisecond, "HIT")
+	m.Observe("blog", 503, 10, 2*time.Second, "MISS")
+	m.Observe(`we"ird\app`, 200, 1, time.Millisecond, "")
 	m.statsd.add("blog", Sample{Name: "orders.placed", Kind: KindCounter, Value: 3, Rate: 1, Tags: []string{"canary", "env:prod"}})
 	m.statsd.add("blog", Sample{Name: "db.query", Kind: KindTimer, Value: 12, Rate: 1})
 	m.statsd.add("blog", Sample{Name: "queue", Kind: KindGauge, Value: 4, Rate: 1})

@@ -36,7 +36,7 @@ func main() {
 		for i := range *apps {
 			app := "app" + strconv.Itoa(i)
 			for r := range 50 {
-				m.Observe(app, 200+(r%7)*50, 1500, time.Duration(r+1)*time.Millisecond)
+				m.Observe(app, 200+(r%7)*50, 1500, time.Duration(r+1)*time.Millisecond, [...]string{"HIT", "MISS", ""}[r%3])
 			}
 			for s := range 10 {
 				kind := "c"
