@@ -219,6 +219,10 @@ func (s *Server) destroy(w http.ResponseWriter, r *http.Request) {
 func (s *Server) deploy(w http.ResponseWriter, r *http.Request) {
 	app := r.PathValue("app")
 	r.Body = http.MaxBytesReader(w, r.Body, 1<<30)
+	if to := r.URL.Query().Get("to"); to != "" {
+		s.deployTo(w, r, app, to)
+		return
+	}
 	if v := r.URL.Query().Get("canary"); v != "" {
 		percent, err := strconv.ParseFloat(strings.TrimSuffix(v, "%"), 64)
 		if err != nil || !(percent > 0 && percent < 100) {
@@ -241,6 +245,10 @@ func (s *Server) deploy(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) promote(w http.ResponseWriter, r *http.Request) {
+	if from := r.URL.Query().Get("from"); from != "" {
+		s.promoteFrom(w, r, r.PathValue("app"), from)
+		return
+	}
 	ce, ok := s.eng.(CanaryEngine)
 	if !ok {
 		sendError(w, http.StatusNotImplemented, "this engine does not do canary deploys")

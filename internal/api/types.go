@@ -21,6 +21,10 @@ type App struct {
 	// percent of new clients; 0 = none.
 	Canary      int     `json:"canary,omitempty"`
 	CanaryShare float64 `json:"canary_share,omitempty"`
+	// Staging names the app's staging copy (pier deploy --to staging), if
+	// it has one; StagingOf, on a staging copy, names its production app.
+	Staging   string `json:"staging,omitempty"`
+	StagingOf string `json:"staging_of,omitempty"`
 }
 
 // Release statuses.

@@ -49,6 +49,9 @@ func (m *Manager) rolloutCanary(ctx context.Context, rel *releaseRecord, weight 
 		return fmt.Errorf("%w: v%d has no web process to send a share of traffic to", api.ErrBadRequest, rel.Number)
 	}
 	a.Asleep = false
+	if err := m.checkHosts(ctx, a, rel); err != nil {
+		return err
+	}
 	fresh, _, err := m.launch(ctx, a, rel, nil, []string{"web"}, e)
 	if err != nil {
 		return err
@@ -112,7 +115,11 @@ func (m *Manager) Promote(ctx context.Context, app string, emit func(api.Event))
 	have := m.canaries[app]
 	m.mu.Unlock()
 	a.Asleep = false
-	fresh, started, err := m.launch(ctx, a, &rel, have, processTypes(&rel), e)
+	err = m.checkHosts(ctx, a, &rel)
+	var fresh, started []*instance
+	if err == nil {
+		fresh, started, err = m.launch(ctx, a, &rel, have, processTypes(&rel), e)
+	}
 	if err == nil {
 		if err = m.swap(ctx, &rel, fresh, e); err != nil {
 			m.stopAll(started)

@@ -54,6 +54,10 @@ type Config struct {
 	Instances *store.Bucket  // instance records, watched by the router
 	Bundles   *store.Objects // bundles by sha256
 	Events    *store.Stream  // deploy events, subjects events.<app>
+	// Domains is the bucket of domains attached through the API (see
+	// DomainStore), checked with the apps' hosts so that a deploy never
+	// takes a host another app has. Nil: only the apps' hosts are checked.
+	Domains *store.Bucket
 
 	Builder    Builder
 	Supervisor Supervisor

@@ -79,25 +79,17 @@ func (d *DomainStore) AddDomains(ctx context.Context, app string, hosts []string
 	if err != nil {
 		return ch, err
 	}
-	claimed, err := d.manifestHosts(ctx, app)
+	claims, err := loadClaims(ctx, d.apps, d.domains, app)
 	if err != nil {
 		return ch, err
 	}
-	shards, err := d.shards(ctx)
-	if err != nil {
-		return ch, err
+	var all []string
+	for _, hs := range byShard {
+		all = append(all, hs...)
 	}
-	var conflicts []string
-	for key, hs := range byShard {
-		for _, h := range hs {
-			if owner := shards[key][h]; owner != "" && owner != app {
-				conflicts = append(conflicts, h+" (app "+owner+")")
-			} else if owner := claimed[h]; owner != "" {
-				conflicts = append(conflicts, h+" (manifest of app "+owner+")")
-			}
-		}
-	}
-	if len(conflicts) > 0 {
+	// Another app's host, attached or from its manifest, or one a wildcard
+	// of another app covers, or a wildcard covering one of theirs.
+	if conflicts := overlaps(app, all, claims); len(conflicts) > 0 {
 		return ch, fmt.Errorf("%w: %d of the hosts belong to other apps: %s", api.ErrConflict, len(conflicts), sample(conflicts))
 	}
 	// A writer that claims one of the hosts between the check above and
@@ -220,31 +212,6 @@ func (d *DomainStore) app(ctx context.Context, name string) (appRecord, error) {
 		return a, fmt.Errorf("%w: no app named %q", api.ErrNotFound, name)
 	}
 	return a, err
-}
-
-// manifestHosts maps the hosts other apps than app are served at through
-// their manifests (and default hosts) to those apps.
-func (d *DomainStore) manifestHosts(ctx context.Context, app string) (map[string]string, error) {
-	names, err := d.apps.Keys(ctx, "")
-	if err != nil {
-		return nil, err
-	}
-	out := map[string]string{}
-	for _, name := range names {
-		if name == app {
-			continue
-		}
-		a, err := d.app(ctx, name)
-		if errors.Is(err, api.ErrNotFound) {
-			continue
-		} else if err != nil {
-			return nil, err
-		}
-		for _, h := range a.Hosts {
-			out[strings.ToLower(h)] = name
-		}
-	}
-	return out, nil
 }
 
 // shards reads the whole domains bucket: shard key -> host -> app.

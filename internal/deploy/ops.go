@@ -395,6 +395,11 @@ func (m *Manager) Destroy(ctx context.Context, app string) error {
 	if _, err := m.getApp(ctx, app); err != nil {
 		return err
 	}
+	// Its staging copy goes with it, first: if that fails, nothing of the
+	// app itself is gone.
+	if err := m.destroyStaging(ctx, app); err != nil {
+		return err
+	}
 	// The app record goes first: the router drops its hosts at once.
 	if err := m.cfg.Apps.Delete(ctx, app); err != nil {
 		return err
@@ -455,6 +460,7 @@ func (m *Manager) App(ctx context.Context, name string) (api.App, error) {
 		}
 	}
 	out := m.toAPI(a, relp)
+	out.Staging = m.stagingOf(ctx, name)
 	out.Instances = m.PS(name)
 	out.Status = status(a, out.Instances)
 	return out, nil

@@ -47,6 +47,11 @@ type appRecord struct {
 	// basis points (1/100 of a percent) of new clients; 0 = none.
 	Canary       int `json:"canary,omitempty"`
 	CanaryWeight int `json:"canary_weight,omitempty"`
+
+	// StagingOf, on the staging copy of an app (see staging.go), names the
+	// production app. A staging copy is served at its own name only, never
+	// at the domains of its manifest, which belong to production.
+	StagingOf string `json:"staging_of,omitempty"`
 }
 
 // releaseRecord is an immutable release as stored in the releases bucket.
@@ -138,12 +143,16 @@ func (m *Manager) toAPI(a appRecord, rel *releaseRecord) api.App {
 		Created: a.Created,
 		Updated: a.Updated,
 		Canary:  a.Canary,
+
+		StagingOf: a.StagingOf,
 	}
 	if a.Canary != 0 {
 		out.CanaryShare = float64(a.CanaryWeight) / 100
 	}
 	if rel != nil && rel.Manifest != nil {
-		out.Domains = rel.Manifest.Domains
+		if a.StagingOf == "" {
+			out.Domains = rel.Manifest.Domains
+		}
 		for _, p := range processTypes(rel) {
 			out.Scale[p] = desired(a, rel, p)
 		}

@@ -51,6 +51,9 @@ func (m *Manager) rollout(ctx context.Context, rel *releaseRecord, e *emitter) e
 	// A deploy starts (and so checks) the web instances of an app that
 	// sleeps while idle; they go back to sleep once idle.
 	a.Asleep = false
+	if err := m.checkHosts(ctx, a, rel); err != nil {
+		return err
+	}
 	fresh, started, err := m.launch(ctx, a, rel, nil, processTypes(rel), e)
 	if err != nil {
 		return err
@@ -109,14 +112,13 @@ func (m *Manager) swap(ctx context.Context, rel *releaseRecord, fresh []*instanc
 	// The swap: one compare-and-set of the app record. From here on the
 	// release is acknowledged and survives a crash of the engine.
 	var prev, canary int
-	hosts := m.hosts(rel)
 	staticDir := m.staticDir(rel)
 	a, err := modifyApp(ctx, m, rel.App, func(a *appRecord, exists bool) error {
 		if !exists {
 			return fmt.Errorf("%w: app %s was destroyed during the deploy", api.ErrConflict, rel.App)
 		}
 		prev, canary = a.Release, a.Canary
-		a.Release, a.Hosts, a.StaticDir = rel.Number, hosts, staticDir
+		a.Release, a.Hosts, a.StaticDir = rel.Number, m.hostsOf(*a, rel), staticDir
 		a.Static, a.Cache = m.staticDirs(rel), manifestOf(rel).Cache
 		_, a.Web = rel.Processes["web"]
 		a.Wake, a.Asleep = wakes(*a, rel), false

@@ -235,6 +235,7 @@ func run(ctx context.Context, cfg Config, with func(ctx context.Context, m *depl
 		Instances:  parts.instances,
 		Bundles:    parts.bundles,
 		Events:     parts.events,
+		Domains:    parts.domains,
 		Builder:    &build.Builder{Logger: log.With("part", "build")},
 		Supervisor: sup,
 		Gateway:    gw,
