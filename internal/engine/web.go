@@ -72,11 +72,17 @@ func (e *webEngine) Events(ctx context.Context, app string, last int, fn func(ap
 // webMetrics adapts the metrics service to the dashboard's charts.
 type webMetrics struct{ m *metrics.Metrics }
 
+// Summary leaves latency and error rate out (nil: "—" on the overview)
+// for an app that answered no request in the last minute.
 func (w webMetrics) Summary() []web.Summary {
 	all := w.m.Summary()
 	out := make([]web.Summary, len(all))
 	for i, s := range all {
-		out[i] = web.Summary{App: s.App, RPS: s.RPS, P99: float64(s.P99), ErrorRate: s.ErrorRate}
+		out[i] = web.Summary{App: s.App, RPS: s.RPS}
+		if s.RPS > 0 {
+			p99, er := float64(s.P99), s.ErrorRate
+			out[i].P99, out[i].ErrorRate = &p99, &er
+		}
 	}
 	return out
 }
@@ -192,6 +198,10 @@ func (w webErrors) Issue(ctx context.Context, app, id string) (web.IssueDetail, 
 	return out, err
 }
 
+func (w webErrors) SetStatus(ctx context.Context, app, id, action string) error {
+	return w.l.call(ctx, "POST", "/v1/apps/"+url.PathEscape(app)+"/errors/"+url.PathEscape(id)+"/"+url.PathEscape(action), nil)
+}
+
 type webTasks struct{ l *localAPI }
 
 func (w webTasks) Queues(ctx context.Context, app string) ([]web.Queue, error) {
@@ -212,4 +222,12 @@ func (w webTasks) Retry(ctx context.Context, app, queue, id string) error {
 
 func (w webTasks) Drop(ctx context.Context, app, queue, id string) error {
 	return w.l.call(ctx, "DELETE", "/v1/apps/"+url.PathEscape(app)+"/tasks/"+url.PathEscape(queue)+"/dead/"+url.PathEscape(id), nil)
+}
+
+func (w webTasks) Pause(ctx context.Context, app, queue string) error {
+	return w.l.call(ctx, "POST", "/v1/apps/"+url.PathEscape(app)+"/tasks/"+url.PathEscape(queue)+"/pause", nil)
+}
+
+func (w webTasks) Resume(ctx context.Context, app, queue string) error {
+	return w.l.call(ctx, "POST", "/v1/apps/"+url.PathEscape(app)+"/tasks/"+url.PathEscape(queue)+"/resume", nil)
 }

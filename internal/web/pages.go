@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"pier/internal/api"
@@ -74,7 +75,49 @@ var funcs = template.FuncMap{
 		return out
 	},
 	"str": func(b []byte) string { return string(b) },
+	// ms and ratio show a figure the metrics service may not have.
+	"ms": func(p *float64) string {
+		if p == nil {
+			return "—"
+		}
+		return strconv.FormatFloat(*p, 'f', 1, 64) + " ms"
+	},
+	"ratio": func(p *float64) string {
+		if p == nil {
+			return "—"
+		}
+		return strconv.FormatFloat(*p*100, 'f', 1, 64) + "%"
+	},
+	"issueItem": func(app, csrf, back string, is Issue) issueItem {
+		return issueItem{App: app, CSRF: csrf, Back: back, Issue: is}
+	},
+	"issueActions": issueActions,
+	"title": func(s string) string {
+		if s == "" {
+			return s
+		}
+		return strings.ToUpper(s[:1]) + s[1:]
+	},
 }
+
+// issueItem is what an issue's line and its buttons need.
+type issueItem struct {
+	App, CSRF string
+	Back      string // "issue": the buttons bring the browser back to the issue page
+	Issue     Issue
+}
+
+// issueActions are the status changes an issue in status offers.
+func issueActions(status string) []string {
+	if isOpen(status) {
+		return []string{"resolve", "ignore"}
+	}
+	return []string{"unresolve"}
+}
+
+// isOpen: an issue still to look at (the tracker's "unresolved"; an
+// empty status is a tracker that does not say).
+func isOpen(status string) bool { return status == "unresolved" || status == "" }
 
 // render writes a page (or one of its named templates, for fragments).
 func (s *Server) render(w http.ResponseWriter, status int, page string, data map[string]any) {
@@ -155,7 +198,7 @@ func (s *Server) appRows(ctx context.Context) ([]appRow, error) {
 			if is, err := s.opts.Errors.Issues(ctx, a.Name); err == nil {
 				n := 0
 				for _, x := range is {
-					if x.Status == "unresolved" || x.Status == "" {
+					if isOpen(x.Status) {
 						n++
 					}
 				}
@@ -226,6 +269,15 @@ func (s *Server) appPage(w http.ResponseWriter, r *http.Request) {
 			d["IssuesError"] = err.Error()
 		}
 		d["Issues"] = is
+		var open, closed []Issue
+		for _, x := range is {
+			if isOpen(x.Status) {
+				open = append(open, x)
+			} else {
+				closed = append(closed, x)
+			}
+		}
+		d["OpenIssues"], d["ClosedIssues"] = open, closed
 	}
 	if s.opts.Tasks != nil {
 		qs, err := s.opts.Tasks.Queues(ctx, name)
@@ -307,21 +359,67 @@ func (s *Server) rollback(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "release: want a release number", http.StatusBadRequest)
 		return
 	}
-	if _, err := s.opts.Engine.App(r.Context(), name); err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	// The rollout outlives this request; its progress reaches the deploy
-	// view through the events stream.
+	s.rollout(w, r, name, fmt.Sprintf("rollback to v%d", n), func(ctx context.Context, emit func(api.Event)) (int, error) {
+		return s.opts.Engine.Rollback(ctx, name, n, emit)
+	})
+}
+
+// rollout starts a release (rollback, config change) that outlives the
+// request and sends the browser to the deploy view, where its progress
+// arrives through the events stream. It waits for the first progress
+// event or the end, so that a refusal (unknown app, a deploy already
+// running, a bad config var) is answered here instead of only logged.
+func (s *Server) rollout(w http.ResponseWriter, r *http.Request, app, what string, op func(context.Context, func(api.Event)) (int, error)) {
+	started := make(chan struct{})
+	var once sync.Once
+	done := make(chan error, 1)
 	go func() {
 		ctx, cancel := context.WithTimeout(s.opts.Background, 15*time.Minute)
 		defer cancel()
-		if _, err := s.opts.Engine.Rollback(ctx, name, n, func(api.Event) {}); err != nil {
-			s.log.Warn("rollback from the dashboard", "app", name, "release", n, "err", err)
+		_, err := op(ctx, func(api.Event) { once.Do(func() { close(started) }) })
+		if err != nil {
+			s.log.Warn("from the dashboard", "app", app, "what", what, "err", err)
 		}
+		done <- err
 	}()
-	s.log.Info("rollback from the dashboard", "app", name, "release", n)
-	http.Redirect(w, r, "/apps/"+name+"/deploys", http.StatusSeeOther)
+	select {
+	case <-started:
+	case err := <-done:
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		// Ended without a release (no release yet to derive one from).
+		s.log.Info("from the dashboard", "app", app, "what", what)
+		http.Redirect(w, r, "/apps/"+app+"#releases", http.StatusSeeOther)
+		return
+	case <-r.Context().Done():
+		return
+	}
+	s.log.Info("from the dashboard", "app", app, "what", what)
+	http.Redirect(w, r, "/apps/"+app+"/deploys", http.StatusSeeOther)
+}
+
+// setEnv sets one config var (name, value) or, at /env/unset, unsets
+// one (name): a new release, as `pier env set` makes.
+func (s *Server) setEnv(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("app")
+	key := strings.TrimSpace(r.PostFormValue("name"))
+	if key == "" {
+		http.Error(w, "name: want a config var name such as LOG_LEVEL", http.StatusBadRequest)
+		return
+	}
+	var change api.EnvChange
+	what := "env unset " + key
+	if strings.HasSuffix(r.URL.Path, "/unset") {
+		change.Unset = []string{key}
+	} else {
+		change.Set = map[string]string{key: r.PostFormValue("value")}
+		what = "env set " + key
+	}
+	s.rollout(w, r, name, what, func(ctx context.Context, emit func(api.Event)) (int, error) {
+		return s.opts.Engine.SetEnv(ctx, name, change, emit)
+	})
 }
 
 func (s *Server) env(w http.ResponseWriter, r *http.Request) {
@@ -413,5 +511,51 @@ func (s *Server) deadTask(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
+	http.Redirect(w, r, "/apps/"+app+"#queues", http.StatusSeeOther)
+}
+
+func (s *Server) issueAction(w http.ResponseWriter, r *http.Request) {
+	if s.opts.Errors == nil {
+		http.Error(w, "error tracking is not available", http.StatusNotFound)
+		return
+	}
+	app, id, action := r.PathValue("app"), r.PathValue("id"), r.PathValue("action")
+	if action != "resolve" && action != "ignore" && action != "unresolve" {
+		http.Error(w, "want resolve, ignore or unresolve", http.StatusNotFound)
+		return
+	}
+	if err := s.opts.Errors.SetStatus(r.Context(), app, id, action); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.log.Info("issue from the dashboard", "app", app, "issue", id, "action", action)
+	back := "/apps/" + app + "#errors"
+	if r.PostFormValue("back") == "issue" {
+		back = "/apps/" + app + "/errors/" + id
+	}
+	http.Redirect(w, r, back, http.StatusSeeOther)
+}
+
+func (s *Server) queueAction(w http.ResponseWriter, r *http.Request) {
+	if s.opts.Tasks == nil {
+		http.Error(w, "task queues are not available", http.StatusNotFound)
+		return
+	}
+	app, queue := r.PathValue("app"), r.PathValue("queue")
+	var err error
+	switch r.PathValue("action") {
+	case "pause":
+		err = s.opts.Tasks.Pause(r.Context(), app, queue)
+	case "resume":
+		err = s.opts.Tasks.Resume(r.Context(), app, queue)
+	default:
+		http.Error(w, "want pause or resume", http.StatusNotFound)
+		return
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.log.Info("queue from the dashboard", "app", app, "queue", queue, "action", r.PathValue("action"))
 	http.Redirect(w, r, "/apps/"+app+"#queues", http.StatusSeeOther)
 }

@@ -12,7 +12,7 @@
 // Origin of the dashboard's own host.
 //
 // What it shows comes through small interfaces the package owns: Engine
-// (apps, releases, scale, rollback, config, logs and deploy events),
+// (apps, releases, scale, rollback, config vars, logs and deploy events),
 // and the optional Metrics, Errors and Tasks. A nil optional part leaves
 // its section labelled as not available rather than showing made-up data.
 package web
@@ -43,6 +43,9 @@ type Engine interface {
 	// and rolls it out, emitting progress as a deploy does.
 	Rollback(ctx context.Context, app string, release int, emit func(api.Event)) (int, error)
 	Env(ctx context.Context, app string) (map[string]string, error)
+	// SetEnv sets and unsets config vars: a new release, rolled out with
+	// progress emitted as a deploy does (like `pier env set`).
+	SetEnv(ctx context.Context, app string, change api.EnvChange, emit func(api.Event)) (int, error)
 	// Logs calls fn with the app's log lines (and new ones with q.Follow)
 	// until ctx ends or fn fails.
 	Logs(ctx context.Context, app string, q api.LogQuery, fn func(api.LogLine) error) error
@@ -60,12 +63,16 @@ type Metrics interface {
 	Series(app string, since time.Duration) Series
 }
 
-// Summary is an app's last minute at a glance.
+// Summary is an app's last minute at a glance. A nil figure is one the
+// metrics service does not have (no requests, no cache): the overview
+// shows "—" rather than a made-up 0.
 type Summary struct {
 	App       string
 	RPS       float64
-	P99       float64 // milliseconds
-	ErrorRate float64 // 5xx answers / all answers
+	P99       *float64 // milliseconds
+	ErrorRate *float64 // 5xx answers / all answers
+	// CacheHitRatio is the share of answers the gateway's cache gave.
+	CacheHitRatio *float64
 }
 
 // Series is an app's history, one slot per time step; the value slices
@@ -86,6 +93,9 @@ type Series struct {
 type Errors interface {
 	Issues(ctx context.Context, app string) ([]Issue, error)
 	Issue(ctx context.Context, app, id string) (IssueDetail, error)
+	// SetStatus resolves, ignores or reopens an issue; action is
+	// "resolve", "ignore" or "unresolve" (as `pier errors` has them).
+	SetStatus(ctx context.Context, app, id, action string) error
 }
 
 // Issue is a group of error events (JSON as the errors API has it).
@@ -145,6 +155,10 @@ type Tasks interface {
 	// Retry puts a dead task back to ready; Drop deletes it.
 	Retry(ctx context.Context, app, queue, id string) error
 	Drop(ctx context.Context, app, queue, id string) error
+	// Pause stops delivery from a queue until Resume (enqueues still
+	// land), as `pier tasks pause` does.
+	Pause(ctx context.Context, app, queue string) error
+	Resume(ctx context.Context, app, queue string) error
 }
 
 // Queue is one queue's figures.
@@ -245,11 +259,15 @@ func (s *Server) routes() {
 	s.mux.Handle("POST /apps/{app}/scale", s.authed(s.scale))
 	s.mux.Handle("POST /apps/{app}/rollback", s.authed(s.rollback))
 	s.mux.Handle("GET /apps/{app}/env", s.authed(s.env))
+	s.mux.Handle("POST /apps/{app}/env", s.authed(s.setEnv))
+	s.mux.Handle("POST /apps/{app}/env/unset", s.authed(s.setEnv))
 	s.mux.Handle("GET /apps/{app}/metrics.json", s.authed(s.metricsJSON))
 	s.mux.Handle("GET /apps/{app}/logs/stream", s.authed(s.logStream))
 	s.mux.Handle("GET /apps/{app}/deploys", s.authed(s.deploysPage))
 	s.mux.Handle("GET /apps/{app}/events/stream", s.authed(s.eventStream))
 	s.mux.Handle("GET /apps/{app}/errors/{id}", s.authed(s.issuePage))
+	s.mux.Handle("POST /apps/{app}/errors/{id}/{action}", s.authed(s.issueAction))
+	s.mux.Handle("POST /apps/{app}/tasks/{queue}/{action}", s.authed(s.queueAction))
 	s.mux.Handle("POST /apps/{app}/tasks/{queue}/dead/{id}/{action}", s.authed(s.deadTask))
 }
 

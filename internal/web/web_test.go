@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -28,9 +29,10 @@ const testToken = "0123456789abcdef0123456789abcdef"
 type storeEngine struct {
 	events, logs *store.Stream
 
-	mu     sync.Mutex // guards apps, scaled
-	apps   map[string]api.App
-	scaled []map[string]int
+	mu      sync.Mutex // guards apps, scaled, changes
+	apps    map[string]api.App
+	scaled  []map[string]int
+	changes []api.EnvChange
 }
 
 func (e *storeEngine) Apps(ctx context.Context) ([]api.App, error) {
@@ -75,6 +77,30 @@ func (e *storeEngine) Env(ctx context.Context, app string) (map[string]string, e
 	return map[string]string{"GREETING": "bonjour-secret"}, nil
 }
 
+// SetEnv refuses what deploy.Manager refuses before a release starts
+// (a name pier sets itself), else records the change and emits one event.
+func (e *storeEngine) SetEnv(ctx context.Context, app string, change api.EnvChange, emit func(api.Event)) (int, error) {
+	for k := range change.Set {
+		if strings.HasPrefix(k, "PIER_") {
+			return 0, fmt.Errorf("%w: %s is set by pier itself", api.ErrBadRequest, k)
+		}
+	}
+	if _, err := e.App(ctx, app); err != nil {
+		return 0, err
+	}
+	e.mu.Lock()
+	e.changes = append(e.changes, change)
+	e.mu.Unlock()
+	emit(api.Event{Time: time.Now(), App: app, Release: 3, Type: api.EventBuild, Message: "config change"})
+	return 3, nil
+}
+
+func (e *storeEngine) envChanges() []api.EnvChange {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return append([]api.EnvChange(nil), e.changes...)
+}
+
 func (e *storeEngine) Logs(ctx context.Context, app string, q api.LogQuery, fn func(api.LogLine) error) error {
 	return e.logs.Read(ctx, "logs."+app, store.ReadOptions{Last: q.Lines, Follow: q.Follow}, func(m store.Message) error {
 		return fn(api.LogLine{Time: m.Time, App: app, Instance: "web.1", Stream: "stdout", Text: string(m.Data)})
@@ -117,7 +143,10 @@ func (f *fixture) advance(d time.Duration) {
 	f.now = f.now.Add(d)
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t *testing.T) *fixture { return newFixtureWith(t, nil) }
+
+// newFixtureWith lets opts add to the dashboard's options.
+func newFixtureWith(t *testing.T, opts func(*Options)) *fixture {
 	t.Helper()
 	ctx := t.Context()
 	st, err := store.Open(ctx, store.Options{Dir: t.TempDir()})
@@ -138,7 +167,11 @@ func newFixture(t *testing.T) *fixture {
 		"blog": {Name: "blog", Release: 2, Status: "running", Scale: map[string]int{"web": 1, "worker": 1},
 			Instances: []api.Instance{{Instance: "web.1", Process: "web", Release: 2, State: "running", Ready: true}}},
 	}}
-	srv, err := New(Options{Token: testToken, Engine: f.eng, SessionTTL: time.Hour, Now: f.clock})
+	o := Options{Token: testToken, Engine: f.eng, SessionTTL: time.Hour, Now: f.clock}
+	if opts != nil {
+		opts(&o)
+	}
+	srv, err := New(o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -429,5 +462,216 @@ func TestStreamsFromTheStore(t *testing.T) {
 	lines := sseEvents(t, c, f.srv.URL+"/apps/blog/logs/stream", 2, func() { put(f.eng.logs, "logs.blog", "second line") })
 	if strings.Contains(lines[0], "<script>") || !strings.Contains(lines[0], "&lt;script&gt;") || !strings.Contains(lines[1], "second line") {
 		t.Errorf("log lines (must be escaped): %q", lines)
+	}
+}
+
+// memErrors and memTasks are the optional services in memory: the real
+// ones run in test/e2e (TestDashboardInBrowser); here the dashboard's
+// own part is tested, the forms, CSRF checks and what they call.
+type memErrors struct {
+	mu     sync.Mutex // guards issues
+	issues []Issue
+}
+
+func (m *memErrors) Issues(ctx context.Context, app string) ([]Issue, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Clone(m.issues), nil
+}
+
+func (m *memErrors) Issue(ctx context.Context, app, id string) (IssueDetail, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, is := range m.issues {
+		if is.ID == id {
+			return IssueDetail{Issue: is}, nil
+		}
+	}
+	return IssueDetail{}, fmt.Errorf("%w: no issue %s", api.ErrNotFound, id)
+}
+
+func (m *memErrors) SetStatus(ctx context.Context, app, id, action string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	to := map[string]string{"resolve": "resolved", "ignore": "ignored", "unresolve": "unresolved"}[action]
+	for i := range m.issues {
+		if m.issues[i].ID == id {
+			m.issues[i].Status = to
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: no issue %s", api.ErrNotFound, id)
+}
+
+type memTasks struct {
+	mu     sync.Mutex // guards queues
+	queues []Queue
+}
+
+func (m *memTasks) Queues(ctx context.Context, app string) ([]Queue, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Clone(m.queues), nil
+}
+
+func (m *memTasks) Dead(ctx context.Context, app, queue string, limit int) ([]DeadTask, error) {
+	return nil, nil
+}
+func (m *memTasks) Retry(ctx context.Context, app, queue, id string) error { return nil }
+func (m *memTasks) Drop(ctx context.Context, app, queue, id string) error  { return nil }
+func (m *memTasks) Pause(ctx context.Context, app, queue string) error     { return m.set(queue, true) }
+func (m *memTasks) Resume(ctx context.Context, app, queue string) error    { return m.set(queue, false) }
+
+func (m *memTasks) set(queue string, paused bool) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for i := range m.queues {
+		if m.queues[i].Name == queue {
+			m.queues[i].Paused = paused
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: no queue %s", api.ErrNotFound, queue)
+}
+
+type memMetrics struct{ sums []Summary }
+
+func (m memMetrics) Summary() []Summary                            { return m.sums }
+func (m memMetrics) Series(app string, since time.Duration) Series { return Series{} }
+
+func float(f float64) *float64 { return &f }
+
+// servicesFixture is newFixture's engine with the optional services.
+func servicesFixture(t *testing.T) (*fixture, *memErrors, *memTasks) {
+	errs := &memErrors{issues: []Issue{
+		{ID: "i1", Title: "PaymentError: card declined", Status: "unresolved", Count: 3},
+		{ID: "i2", Title: "KeyError: 'user'", Status: "resolved", Count: 1},
+	}}
+	tasks := &memTasks{queues: []Queue{{Name: "email", Ready: 2}}}
+	f := newFixtureWith(t, func(o *Options) {
+		o.Errors, o.Tasks = errs, tasks
+		o.Metrics = memMetrics{[]Summary{{App: "blog", RPS: 12.5, P99: float(48.25), ErrorRate: float(0.025)}}}
+	})
+	return f, errs, tasks
+}
+
+func (f *fixture) post(c *http.Client, path string, form url.Values) (int, string, string) {
+	f.t.Helper()
+	resp, err := c.PostForm(f.srv.URL+path, form)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	b := body(f.t, resp)
+	return resp.StatusCode, resp.Header.Get("Location"), b
+}
+
+func (f *fixture) page(c *http.Client, path string) string {
+	f.t.Helper()
+	resp, err := c.Get(f.srv.URL + path)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	b := body(f.t, resp)
+	if resp.StatusCode != 200 {
+		f.t.Fatalf("GET %s: %d %s", path, resp.StatusCode, b)
+	}
+	return b
+}
+
+func TestActions(t *testing.T) {
+	f, errs, tasks := servicesFixture(t)
+	c := f.client()
+	csrf := f.login(c)
+
+	page := f.page(c, "/apps/blog")
+	for _, want := range []string{
+		`aria-label="Pause queue email"`, `data-paused="false"`,
+		`aria-label="Resolve issue: PaymentError: card declined"`, `aria-label="Ignore issue: PaymentError: card declined"`,
+		`aria-label="Unset GREETING"`, `<label for="env-name">Config var</label>`, `<label for="env-value">Value</label>`,
+		`Resolved and ignored (1)`, `aria-label="Unresolve issue: KeyError: &#39;user&#39;"`,
+	} {
+		if !strings.Contains(page, want) {
+			t.Errorf("app page lacks %q", want)
+		}
+	}
+	if strings.Contains(page, "bonjour-secret") {
+		t.Error("app page shows a config value before it was asked for")
+	}
+
+	for _, tc := range []struct {
+		name, path string
+		form       url.Values
+		want       int
+		location   string
+	}{
+		{"pause without csrf", "/apps/blog/tasks/email/pause", url.Values{}, 403, ""},
+		{"pause", "/apps/blog/tasks/email/pause", url.Values{"csrf": {csrf}}, 303, "/apps/blog#queues"},
+		{"unknown queue action", "/apps/blog/tasks/email/flush", url.Values{"csrf": {csrf}}, 404, ""},
+		{"unknown queue", "/apps/blog/tasks/nope/resume", url.Values{"csrf": {csrf}}, 404, ""},
+		{"resolve without csrf", "/apps/blog/errors/i1/resolve", url.Values{"csrf": {"0"}}, 403, ""},
+		{"resolve", "/apps/blog/errors/i1/resolve", url.Values{"csrf": {csrf}}, 303, "/apps/blog#errors"},
+		{"unresolve from the issue page", "/apps/blog/errors/i2/unresolve", url.Values{"csrf": {csrf}, "back": {"issue"}}, 303, "/apps/blog/errors/i2"},
+		{"unknown issue action", "/apps/blog/errors/i1/delete", url.Values{"csrf": {csrf}}, 404, ""},
+		{"unknown issue", "/apps/blog/errors/i9/ignore", url.Values{"csrf": {csrf}}, 404, ""},
+		{"env set without csrf", "/apps/blog/env", url.Values{"name": {"A"}, "value": {"1"}}, 403, ""},
+		{"env set", "/apps/blog/env", url.Values{"csrf": {csrf}, "name": {"LOG_LEVEL"}, "value": {"debug"}}, 303, "/apps/blog/deploys"},
+		{"env set refused", "/apps/blog/env", url.Values{"csrf": {csrf}, "name": {"PIER_APP"}, "value": {"x"}}, 400, ""},
+		{"env set without a name", "/apps/blog/env", url.Values{"csrf": {csrf}, "name": {" "}}, 400, ""},
+		{"env set, unknown app", "/apps/nope/env", url.Values{"csrf": {csrf}, "name": {"A"}}, 404, ""},
+		{"env unset", "/apps/blog/env/unset", url.Values{"csrf": {csrf}, "name": {"GREETING"}}, 303, "/apps/blog/deploys"},
+	} {
+		code, loc, b := f.post(c, tc.path, tc.form)
+		if code != tc.want || loc != tc.location {
+			t.Errorf("%s: got %d to %q, want %d to %q (%s)", tc.name, code, loc, tc.want, tc.location, strings.TrimSpace(b))
+		}
+	}
+
+	if q, _ := tasks.Queues(t.Context(), "blog"); !q[0].Paused {
+		t.Error("email is not paused after the pause")
+	}
+	if is, _ := errs.Issues(t.Context(), "blog"); is[0].Status != "resolved" || is[1].Status != "unresolved" {
+		t.Errorf("issues after resolve/unresolve: %+v", is)
+	}
+	got := f.eng.envChanges()
+	if len(got) != 2 || got[0].Set["LOG_LEVEL"] != "debug" || len(got[1].Unset) != 1 || got[1].Unset[0] != "GREETING" {
+		t.Errorf("config changes: %+v, want set LOG_LEVEL=debug then unset GREETING", got)
+	}
+
+	page = f.page(c, "/apps/blog")
+	for _, want := range []string{`aria-label="Resume queue email"`, `data-paused="true"`, `Resolved and ignored (1)`,
+		`aria-label="Unresolve issue: PaymentError: card declined"`, `aria-label="Resolve issue: KeyError: &#39;user&#39;"`} {
+		if !strings.Contains(page, want) {
+			t.Errorf("app page after the actions lacks %q", want)
+		}
+	}
+	if issue := f.page(c, "/apps/blog/errors/i2"); !strings.Contains(issue, `name="back" value="issue"`) || !strings.Contains(issue, ">Resolve</button>") {
+		t.Errorf("issue page lacks its status buttons:\n%s", issue)
+	}
+}
+
+func TestOverviewAtAGlance(t *testing.T) {
+	f, _, _ := servicesFixture(t)
+	f.eng.mu.Lock()
+	f.eng.apps["idle"] = api.App{Name: "idle", Status: "idle"}
+	f.eng.mu.Unlock()
+	c := f.client()
+	f.login(c)
+	page := f.page(c, "/")
+	for _, tc := range []struct{ app, glance, want string }{
+		{"blog", "instances", "1/1"},
+		{"blog", "rps", "12.5"},
+		{"blog", "p99", "48.2 ms"},
+		{"blog", "error-rate", "2.5%"},
+		{"blog", "cache-hits", "—"}, // the metrics service did not say
+		{"blog", "issues", "1"},
+		{"idle", "rps", "0.0"},
+		{"idle", "p99", "—"},
+		{"idle", "error-rate", "—"},
+	} {
+		row := regexp.MustCompile(`(?s)<tr data-app="` + tc.app + `">.*?</tr>`).FindString(page)
+		cell := regexp.MustCompile(`data-glance="` + tc.glance + `">([^<]*)<`).FindStringSubmatch(row)
+		if cell == nil || cell[1] != tc.want {
+			t.Errorf("%s %s: got %v, want %q", tc.app, tc.glance, cell, tc.want)
+		}
 	}
 }
