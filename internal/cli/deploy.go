@@ -19,7 +19,7 @@ import (
 )
 
 func (a *cli) deployCmd() *cobra.Command {
-	var app, canary string
+	var app, canary, to string
 	cmd := &cobra.Command{
 		Use:   "deploy [DIR]",
 		Short: "Build and release the app in DIR (default: the current directory)",
@@ -33,13 +33,21 @@ release and gets that share of new clients (each client keeps its release
 through the pier_canary cookie) while the current release keeps the rest.
 pier promote makes the canary current; pier rollback ends it.
 
+With --to staging the release goes to the app's staging copy instead, an app
+of its own named APP-staging and served at APP-staging.<domain>, made on the
+first such deploy with the app's config vars (change them with
+pier env set --app APP-staging). Production's release and traffic are left
+alone; pier promote --from staging then releases the staged build to
+production.
+
 The app name is --app, else "name" in DIR/pier.yaml, else DIR's name
 (lower-cased, other characters turned into dashes). pier.yaml is checked
 before anything is uploaded.`,
 		Example: `  pier deploy
   pier deploy ./blog
   pier deploy ./site --app www
-  pier deploy --canary 10%`,
+  pier deploy --canary 10%
+  pier deploy --to staging`,
 		Args: maxArgs(1),
 		RunE: a.wrap(func(cmd *cobra.Command, args []string) error {
 			dir := "."
@@ -50,11 +58,15 @@ before anything is uploaded.`,
 			if err != nil {
 				return err
 			}
-			return a.deploy(cmd.Context(), dir, app, share)
+			if err := checkTo(to, share); err != nil {
+				return err
+			}
+			return a.deploy(cmd.Context(), dir, app, share, to)
 		}),
 	}
 	cmd.Flags().StringVar(&app, "app", "", "app name (default: pier.yaml's name, else the directory's)")
 	cmd.Flags().StringVar(&canary, "canary", "", "deploy as a canary that gets this share of new clients (e.g. 10%)")
+	cmd.Flags().StringVar(&to, "to", "", "deploy to the app's staging copy instead of production (only: staging)")
 	return cmd
 }
 
@@ -75,7 +87,7 @@ func parseShare(s string) (float64, error) {
 	return p, nil
 }
 
-func (a *cli) deploy(ctx context.Context, dir, appFlag string, canary float64) error {
+func (a *cli) deploy(ctx context.Context, dir, appFlag string, canary float64, to string) error {
 	st, err := os.Stat(dir)
 	if err != nil {
 		return err
@@ -93,6 +105,8 @@ func (a *cli) deploy(ctx context.Context, dir, appFlag string, canary float64) e
 	}
 	if canary > 0 {
 		fmt.Fprintf(a.stdout, "-----> Deploying %s from %s to %s as a canary for %g%% of clients\n", name, dir, c.BaseURL, canary)
+	} else if to != "" {
+		fmt.Fprintf(a.stdout, "-----> Deploying %s from %s to %s, its staging copy on %s\n", name, dir, api.StagingApp(name), c.BaseURL)
 	} else {
 		fmt.Fprintf(a.stdout, "-----> Deploying %s from %s to %s\n", name, dir, c.BaseURL)
 	}
@@ -107,8 +121,12 @@ func (a *cli) deploy(ctx context.Context, dir, appFlag string, canary float64) e
 		packed <- err
 	}()
 	var done *api.Event
+	shown := name
 	if canary > 0 {
 		done, err = c.DeployCanary(ctx, name, pr, canary, a.printEvent)
+	} else if to != "" {
+		shown = api.StagingApp(name)
+		done, err = c.DeployStaging(ctx, name, pr, a.printEvent)
 	} else {
 		done, err = c.Deploy(ctx, name, pr, a.printEvent)
 	}
@@ -118,9 +136,9 @@ func (a *cli) deploy(ctx context.Context, dir, appFlag string, canary float64) e
 		return fmt.Errorf("packing %s: %w", dir, perr)
 	}
 	if err != nil {
-		return deployFailed("deploy of "+name, err)
+		return deployFailed("deploy of "+shown, err)
 	}
-	a.printDone(context.WithoutCancel(ctx), c, name, done)
+	a.printDone(context.WithoutCancel(ctx), c, shown, done)
 	return nil
 }
 
@@ -226,23 +244,45 @@ sending every client back to the current release and stopping the canary.`,
 }
 
 func (a *cli) promoteCmd() *cobra.Command {
-	var app string
+	var app, from string
 	cmd := &cobra.Command{
-		Use:   "promote",
-		Short: "Make the app's canary its current release",
+		Use:   "promote [APP]",
+		Short: "Make the app's canary, or its staged release, its current release",
 		Long: `Promote ends a canary started with pier deploy --canary: the canary release
 gets all the traffic and its other processes start; the previous release is
-drained of in-flight requests and stopped.`,
+drained of in-flight requests and stopped.
+
+With --from staging it releases what the app's staging copy (pier deploy
+--to staging) runs: a new release of the app from the same bundle, built
+again with the app's own config vars, rolled out like a deploy (health checks
+before the switch, in-flight requests drained after it). The staging copy
+keeps running.`,
 		Example: `  pier promote
-  pier promote --app blog`,
-		Args: maxArgs(0),
+  pier promote --app blog
+  pier promote blog --from staging`,
+		Args: maxArgs(1),
 		RunE: a.wrap(func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				if app != "" && app != args[0] {
+					return usagef("promote %s --app %s: name the app once", args[0], app)
+				}
+				app = args[0]
+			}
+			if from != "" && from != api.Staging {
+				return usagef("--from %q: the only environment to promote from is %s", from, api.Staging)
+			}
 			name, c, err := a.appClient(app)
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(a.stdout, "-----> Promoting the canary of %s\n", name)
-			done, err := c.Promote(cmd.Context(), name, a.printEvent)
+			var done *api.Event
+			if from != "" {
+				fmt.Fprintf(a.stdout, "-----> Promoting %s, the staging copy, to %s\n", api.StagingApp(name), name)
+				done, err = c.PromoteFrom(cmd.Context(), name, from, a.printEvent)
+			} else {
+				fmt.Fprintf(a.stdout, "-----> Promoting the canary of %s\n", name)
+				done, err = c.Promote(cmd.Context(), name, a.printEvent)
+			}
 			if err != nil {
 				return deployFailed("promote of "+name, err)
 			}
@@ -251,7 +291,20 @@ drained of in-flight requests and stopped.`,
 		}),
 	}
 	cmd.Flags().StringVar(&app, "app", "", "app name (default: the name in ./pier.yaml)")
+	cmd.Flags().StringVar(&from, "from", "", "promote the release of the app's staging copy (only: staging) instead of its canary")
 	return cmd
+}
+
+// checkTo reads deploy --to: "" (production) or "staging", never with a
+// canary.
+func checkTo(to string, canary float64) error {
+	switch {
+	case to != "" && to != api.Staging:
+		return usagef("--to %q: the only environment besides production is %s (deploy without --to for production)", to, api.Staging)
+	case to != "" && canary > 0:
+		return usagef("--to staging and --canary do not go together: a staging copy takes no share of production's clients")
+	}
+	return nil
 }
 
 func (a *cli) envCmd() *cobra.Command {

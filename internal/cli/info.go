@@ -154,7 +154,8 @@ func (a *cli) psCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "ps",
 		Short: "List an app's running instances",
-		Long: `ps lists every instance of the app with its state. An instance in CRASH-LOOP
+		Long: `ps lists every instance of the app with its state, then those of its staging
+copy (pier deploy --to staging) if it has one. An instance in CRASH-LOOP
 keeps exiting soon after it starts; the supervisor waits longer and longer
 between restarts. "pier logs --process TYPE" usually says why.`,
 		Example: "  pier ps\n  pier ps --app blog --json",
@@ -172,6 +173,14 @@ between restarts. "pier logs --process TYPE" usually says why.`,
 				return a.printJSON(is)
 			}
 			a.printPS(name, is)
+			// The staging copy (pier deploy --to staging) is an app of its
+			// own; its instances are shown under the app's.
+			if info, err := c.App(cmd.Context(), name); err == nil && info.Staging != "" {
+				if sis, err := c.PS(cmd.Context(), info.Staging); err == nil {
+					fmt.Fprintf(a.stdout, "\nStaging copy %s:\n", info.Staging)
+					a.printPS(info.Staging, sis)
+				}
+			}
 			return nil
 		}),
 	}
