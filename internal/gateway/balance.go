@@ -20,6 +20,7 @@ type backend struct {
 	addr        string
 	outstanding atomic.Int64 // requests in flight, bodies and upgrades included
 	downUntil   atomic.Int64 // monoNow() until which the backend is considered down
+	pool        upPool       // idle keep-alive connections of the forwarder
 
 	// Guarded by Gateway.mu.
 	inTable     bool      // listed in the current table

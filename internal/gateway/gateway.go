@@ -132,6 +132,8 @@ type Gateway struct {
 
 	internal http.Handler // serves InternalPrefix on every host; nil = none
 
+	dial dialer // the forwarder's; nil = every request goes through proxy
+
 	observe ObserveFunc                // nil = none
 	access  *slog.Logger               // nil = no access log
 	maxBody int64                      // < 0 = no bound
@@ -176,6 +178,16 @@ func New(opts Options) *Gateway {
 		g.wakeTimeout = DefaultWakeTimeout
 	}
 	g.ids.init()
+	// The forwarder dials as the transport would; a RoundTripper of
+	// another kind keeps every request (it may be a test's fake).
+	switch t := opts.Transport.(type) {
+	case nil:
+		g.dial = defaultDialer()
+	case *http.Transport:
+		if g.dial = t.DialContext; g.dial == nil {
+			g.dial = defaultDialer()
+		}
+	}
 	g.proxy = &httputil.ReverseProxy{
 		Rewrite:        rewrite,
 		Transport:      &retryTransport{g: g, inner: inner},
@@ -287,8 +299,14 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	g.forward(w, r, rt, canary)
 }
 
-// forward proxies r to one of rt's backends, or of its canary's.
+// forward proxies r to one of rt's backends, or of its canary's: with the
+// gateway's own forwarder, or with ReverseProxy for a protocol switch
+// (websockets) and when Options.Transport is not an *http.Transport.
 func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, rt *route, canary bool) {
+	if g.dial != nil && len(r.Header["Upgrade"]) == 0 && r.Method != http.MethodConnect {
+		g.forwardFast(w, r, rt, canary)
+		return
+	}
 	st := &proxyState{app: rt.app, route: rt, canary: canary}
 	r = r.WithContext(context.WithValue(r.Context(), stateKey{}, st))
 	g.proxy.ServeHTTP(w, r)
@@ -393,8 +411,13 @@ func upgradeType(h http.Header) string {
 
 // proxyError answers a request no backend answered.
 func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, err error) {
+	g.proxyErrorState(w, r, stateFrom(r.Context()), err)
+}
+
+// proxyErrorState is proxyError with the request's state at hand.
+func (g *Gateway) proxyErrorState(w http.ResponseWriter, r *http.Request, st *proxyState, err error) {
 	app := ""
-	if st := stateFrom(r.Context()); st != nil {
+	if st != nil {
 		app = st.app
 		if st.bodyErr != nil && isTimeout(st.bodyErr) {
 			w.Header().Set("Connection", "close")

@@ -202,6 +202,7 @@ func (g *Gateway) SetRoutes(routes []Route) {
 			b.inTable, b.unusedSince = false, now
 		case b.outstanding.Load() == 0 && now.Sub(b.unusedSince) > unusedGrace:
 			delete(g.backends, addr)
+			b.pool.closeIdle()
 		}
 	}
 	for dir := range g.statics {
