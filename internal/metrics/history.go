@@ -31,18 +31,24 @@ type Point struct {
 	RSS       uint64    // bytes, summed over instances (max over the window when downsampled)
 	Restarts  uint32    // instance restarts during the window
 	Instances uint32    // instances at the end of the window
+	Cache     [5]uint32 // cache results: HIT, MISS, STALE, REVALIDATED, BYPASS
 }
 
+// timed is a point with the end of its window (Unix seconds).
+type timed interface{ time() int64 }
+
+func (p Point) time() int64 { return p.T }
+
 // ring keeps the newest cap(buf) points.
-type ring struct {
-	buf  []Point
+type ring[P timed] struct {
+	buf  []P
 	next int // where the next point goes
 	full bool
 }
 
-func newRing(n int) ring { return ring{buf: make([]Point, n)} }
+func newRing[P timed](n int) ring[P] { return ring[P]{buf: make([]P, n)} }
 
-func (r *ring) add(p Point) {
+func (r *ring[P]) add(p P) {
 	r.buf[r.next] = p
 	r.next++
 	if r.next == len(r.buf) {
@@ -51,7 +57,7 @@ func (r *ring) add(p Point) {
 }
 
 // since appends the points with T > t, oldest first.
-func (r *ring) since(t int64, out []Point) []Point {
+func (r *ring[P]) since(t int64, out []P) []P {
 	n := r.next
 	if r.full {
 		n = len(r.buf)
@@ -61,7 +67,7 @@ func (r *ring) since(t int64, out []Point) []Point {
 		if r.full {
 			i = (r.next + k) % len(r.buf)
 		}
-		if p := r.buf[i]; p.T > t {
+		if p := r.buf[i]; p.time() > t {
 			out = append(out, p)
 		}
 	}
@@ -69,9 +75,10 @@ func (r *ring) since(t int64, out []Point) []Point {
 }
 
 // last returns the newest point.
-func (r *ring) last() (Point, bool) {
+func (r *ring[P]) last() (P, bool) {
 	if !r.full && r.next == 0 {
-		return Point{}, false
+		var zero P
+		return zero, false
 	}
 	return r.buf[(r.next+len(r.buf)-1)%len(r.buf)], true
 }
@@ -80,7 +87,7 @@ func (r *ring) last() (Point, bool) {
 // last hour, 1 min points for 24 h, and the minute being built. Owned by
 // the collector goroutine (under Metrics.histMu for readers).
 type series struct {
-	fine, coarse ring
+	fine, coarse ring[Point]
 	minute       Dist  // latencies of the minute being built
 	acc          Point // sums of the minute being built
 	accKey       int64 // its minute (Unix seconds / 60), 0 = none
@@ -88,7 +95,7 @@ type series struct {
 }
 
 func newSeries() *series {
-	return &series{fine: newRing(fineCap), coarse: newRing(coarseCap)}
+	return &series{fine: newRing[Point](fineCap), coarse: newRing[Point](coarseCap)}
 }
 
 // add records a 10 s point (lat: its latencies, may be nil) and folds it
@@ -109,6 +116,9 @@ func (s *series) add(p Point, lat *Dist) {
 		a.Status[i] += p.Status[i]
 	}
 	a.Bytes += p.Bytes
+	for i := range a.Cache {
+		a.Cache[i] += p.Cache[i]
+	}
 	a.CPU += p.CPU
 	a.RSS = max(a.RSS, p.RSS)
 	a.Restarts += p.Restarts

@@ -40,6 +40,12 @@ type Options struct {
 	Processes func() []Process
 	// ProcRoot is where /proc is mounted. If "", /proc.
 	ProcRoot string
+	// Queues, when set, gives every task queue's depth and rates each
+	// window. nil = no queue figures.
+	Queues QueueSource
+	// Errors, when set, gives each app's error event count each window.
+	// nil = no error rates.
+	Errors ErrorSource
 	// MaxStatsdSeries bounds the statsd series kept per app; further new
 	// series are dropped and counted. If 0, 200.
 	MaxStatsdSeries int
@@ -51,6 +57,8 @@ type Metrics struct {
 	log       *slog.Logger
 	processes func() []Process
 	procRoot  string
+	queueSrc  QueueSource // nil = none
+	errorSrc  ErrorSource // nil = none
 
 	// apps maps an app to its gateway counters; replaced, never changed,
 	// under appsMu, so Observe reads it without a lock.
@@ -63,6 +71,7 @@ type Metrics struct {
 	histMu    sync.RWMutex
 	series    map[seriesKey]*series
 	instances map[string]*instState // by app/instance
+	src       sources               // queue and error history
 	lastTick  time.Time
 }
 
@@ -82,6 +91,7 @@ type httpStats struct {
 	cur        Dist
 	delta      Dist
 	prevStatus [6]uint64
+	prevCache  [numCache]uint64
 	prevBytes  uint64
 }
 
@@ -115,6 +125,9 @@ func New(opts Options) *Metrics {
 		log:       log,
 		processes: opts.Processes,
 		procRoot:  root,
+		queueSrc:  opts.Queues,
+		errorSrc:  opts.Errors,
+		src:       newSources(),
 		statsd:    newStatsdStore(maxSeries),
 		series:    make(map[seriesKey]*series),
 		instances: make(map[string]*instState),
@@ -207,6 +220,7 @@ func (m *Metrics) Forget(app string) {
 			delete(m.series, k)
 		}
 	}
+	m.src.forget(app)
 	m.histMu.Unlock()
 	m.statsd.forget(app)
 }
@@ -226,6 +240,7 @@ func (m *Metrics) Collect(now time.Time) {
 		}
 	}
 	usage := readProcGroups(m.procRoot, want)
+	queues, queuesOK, errEvents := m.readSources()
 	apps := *m.apps.Load()
 
 	m.histMu.Lock()
@@ -255,6 +270,11 @@ func (m *Metrics) Collect(now time.Time) {
 			if i > 0 {
 				p.Status[i-1] = d
 			}
+		}
+		for i := 1; i < numCache; i++ { // cacheNone is not kept per point
+			v := s.cache[i].Load()
+			p.Cache[i-1] = uint32(v - s.prevCache[i])
+			s.prevCache[i] = v
 		}
 		b := s.bytes.Load()
 		p.Bytes = b - s.prevBytes
@@ -313,5 +333,6 @@ func (m *Metrics) Collect(now time.Time) {
 			s.add(Point{T: now.Unix()}, nil)
 		}
 	}
+	m.src.collect(now.Unix(), queues, queuesOK, errEvents)
 	m.statsd.collect(now)
 }

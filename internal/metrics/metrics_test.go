@@ -36,6 +36,9 @@ func TestHistoryDownsamples(t *testing.T) {
 	if p.P50 < 9.9 || p.P50 > 10.1 || p.P99 < 99 || p.P99 > 101 {
 		t.Fatalf("last point quantiles p50 %v p99 %v", p.P50, p.P99)
 	}
+	if p.Cache != [5]uint32{5, 1, 0, 0, 0} || p.CacheHitRatio == nil || *p.CacheHitRatio != 5.0/6 {
+		t.Fatalf("last point cache %v, hit ratio %v; want 5 HIT, 1 MISS, 5/6", p.Cache, p.CacheHitRatio)
+	}
 	if !p.Time.Equal(now) {
 		t.Fatalf("last point at %v, want %v", p.Time, now)
 	}
@@ -45,8 +48,8 @@ func TestHistoryDownsamples(t *testing.T) {
 		t.Fatalf("24 h: step %d, %d points, want 60 s and 1440", day.Step, len(pts))
 	}
 	for _, p := range pts {
-		if p.Requests != 36 || p.Status[4] != 6 {
-			t.Fatalf("minute point %+v, want 36 requests", p)
+		if p.Requests != 36 || p.Status[4] != 6 || p.Cache != [5]uint32{30, 6, 0, 0, 0} {
+			t.Fatalf("minute point %+v, want 36 requests, 30 HIT, 6 MISS", p)
 		}
 		// 6 of 36 at 100 ms: p95 and p99 are 100 ms, p50 10 ms.
 		if p.P50 < 9.9 || p.P50 > 10.1 || p.P95 < 99 || p.P95 > 101 {
@@ -56,7 +59,8 @@ func TestHistoryDownsamples(t *testing.T) {
 	if first := pts[0].Time; first.Before(now.Add(-24 * time.Hour)) {
 		t.Fatalf("oldest minute %v is beyond 24 h of %v", first, now)
 	}
-	if s := m.Summary(); len(s) != 1 || s[0].RPS != 0.6 || s[0].ErrorRate < 0.16 || s[0].ErrorRate > 0.17 {
+	if s := m.Summary(); len(s) != 1 || s[0].RPS != 0.6 || s[0].ErrorRate < 0.16 || s[0].ErrorRate > 0.17 ||
+		s[0].CacheHitRatio == nil || *s[0].CacheHitRatio != 5.0/6 {
 		t.Fatalf("summary %+v", s)
 	}
 }

@@ -79,8 +79,21 @@ func (m *Metrics) WritePrometheus(w io.Writer) error {
 		sample(bw, "pier_http_request_duration_seconds_sum", labels("app", app), float64(s.lat.sum.Load())/1e6)
 		sample(bw, "pier_http_request_duration_seconds_count", labels("app", app), float64(cum))
 	}
+	family(bw, "pier_http_cache_requests_total", "counter", "Requests the gateway answered for an app, by cache result (none: no cache answered).")
+	for _, app := range names {
+		s := apps[app]
+		for i := range s.cache {
+			result := "none"
+			if i != cacheNone {
+				result = strings.ToLower(cacheNames[i])
+			}
+			sample(bw, "pier_http_cache_requests_total", labels("app", app, "result", result), float64(s.cache[i].Load()))
+		}
+	}
 
 	m.histMu.RLock()
+	queues := slices.Clone(m.src.lastQueues)
+	errTotal := maps.Clone(m.src.errTotal)
 	insts := slices.SortedFunc(maps.Values(m.instances), func(a, b *instState) int {
 		return strings.Compare(a.p.App+"/"+a.p.Instance, b.p.App+"/"+b.p.Instance)
 	})
@@ -105,6 +118,28 @@ func (m *Metrics) WritePrometheus(w io.Writer) error {
 	family(bw, "pier_process_restarts_total", "counter", "Times the supervisor restarted an instance.")
 	for _, r := range rows {
 		sample(bw, "pier_process_restarts_total", r.l, r.rst)
+	}
+	slices.SortFunc(queues, func(a, b QueueSample) int {
+		return strings.Compare(a.App+"\x00"+a.Queue, b.App+"\x00"+b.Queue)
+	})
+	family(bw, "pier_task_queue_tasks", "gauge", "Tasks in an app's queue, by state, at the last window.")
+	for _, q := range queues {
+		for _, st := range []struct {
+			state string
+			n     int
+		}{{"ready", q.Ready}, {"delayed", q.Delayed}, {"reserved", q.Reserved}, {"dead", q.Dead}} {
+			sample(bw, "pier_task_queue_tasks", labels("app", q.App, "queue", q.Queue, "state", st.state), float64(st.n))
+		}
+	}
+	family(bw, "pier_task_events_per_second", "gauge", "Tasks of an app's queue enqueued, done or failed per second over the tasks service's last minute.")
+	for _, q := range queues {
+		sample(bw, "pier_task_events_per_second", labels("app", q.App, "queue", q.Queue, "event", "enqueued"), q.Enqueued)
+		sample(bw, "pier_task_events_per_second", labels("app", q.App, "queue", q.Queue, "event", "done"), q.Done)
+		sample(bw, "pier_task_events_per_second", labels("app", q.App, "queue", q.Queue, "event", "failed"), q.Failed)
+	}
+	family(bw, "pier_error_events_total", "counter", "Error events the error tracker took for an app since the engine started.")
+	for _, app := range slices.Sorted(maps.Keys(errTotal)) {
+		sample(bw, "pier_error_events_total", labels("app", app), float64(errTotal[app]))
 	}
 	m.statsd.writePrometheus(bw)
 	return bw.Flush()
