@@ -5,22 +5,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"slices"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"pier/internal/api"
 )
-
-// table returns a tabwriter for aligned columns on w; Flush it.
-func table(w io.Writer) *tabwriter.Writer {
-	return tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-}
 
 // orDash prints 0 and "" as "-".
 func orDash[T comparable](v T) string {
