@@ -16,7 +16,12 @@ import (
 // Routes mounts the tracker's API (for the CLI and the dashboard) with
 // handle, which the engine points at its authenticated API mux:
 //
-//	GET  /v1/apps/{app}/errors?status=unresolved|resolved|ignored|all   [Issue], last seen first
+//	GET  /v1/apps/{app}/errors?status=unresolved|resolved|ignored|all&limit=N&cursor=C
+//	                                              [Issue], last seen first, a page of at most
+//	                                              limit (default 100, at most 1000); when more
+//	                                              follow, X-Next-Cursor (and Link rel="next")
+//	                                              gives the cursor of the next page
+//	GET  /v1/apps/{app}/errors/counts             Counts (issues by status, events counted)
 //	GET  /v1/apps/{app}/errors/{id}?events=N      IssueDetail (latest N events, default 1, at most 100)
 //	POST /v1/apps/{app}/errors/{id}/resolve       Issue   (also /ignore, /unresolve)
 //	GET  /v1/apps/{app}/errors/config             Config
@@ -26,6 +31,7 @@ import (
 func (t *Tracker) Routes(handle func(pattern string, h http.Handler)) {
 	handle("GET /v1/apps/{app}/errors", http.HandlerFunc(t.apiList))
 	handle("GET /v1/apps/{app}/errors/config", http.HandlerFunc(t.apiGetConfig))
+	handle("GET /v1/apps/{app}/errors/counts", http.HandlerFunc(t.apiCounts))
 	handle("PUT /v1/apps/{app}/errors/config", http.HandlerFunc(t.apiPutConfig))
 	handle("GET /v1/apps/{app}/errors/dsn", http.HandlerFunc(t.apiDSN))
 	handle("GET /v1/apps/{app}/errors/{id}", http.HandlerFunc(t.apiShow))
@@ -74,6 +80,12 @@ func (t *Tracker) knownApp(ctx context.Context, app string) error {
 	return nil
 }
 
+// Listing pages: ?limit= defaults to defaultPageSize, at most maxPageSize.
+const (
+	defaultPageSize = 100
+	maxPageSize     = 1000
+)
+
 func (t *Tracker) apiList(w http.ResponseWriter, r *http.Request) {
 	app := r.PathValue("app")
 	if err := t.knownApp(r.Context(), app); err != nil {
@@ -89,19 +101,47 @@ func (t *Tracker) apiList(w http.ResponseWriter, r *http.Request) {
 		t.reply(w, nil, &apiError{http.StatusBadRequest, "status: want unresolved, resolved, ignored or all"})
 		return
 	}
-	all, err := t.st.listIssues(r.Context(), app)
+	limit := defaultPageSize
+	if v := r.FormValue("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxPageSize {
+			t.reply(w, nil, &apiError{http.StatusBadRequest, fmt.Sprintf("limit: want a number from 1 to %d", maxPageSize)})
+			return
+		}
+		limit = n
+	}
+	var from *cursor
+	if v := r.FormValue("cursor"); v != "" {
+		c, err := parseCursor(v)
+		if err != nil {
+			t.reply(w, nil, &apiError{http.StatusBadRequest, err.Error()})
+			return
+		}
+		from = &c
+	}
+	out, next, err := t.st.listIssues(r.Context(), app, want, from, limit)
 	if err != nil {
 		t.reply(w, nil, err)
 		return
 	}
-	out := make([]Issue, 0, len(all))
-	for _, is := range all {
-		if want == "all" || is.Status == want {
-			is.UserKeys = nil
-			out = append(out, is)
-		}
+	for i := range out {
+		out[i].UserKeys = nil
+	}
+	if next != nil {
+		w.Header().Set("X-Next-Cursor", next.String())
+		q := url.Values{"status": {string(want)}, "limit": {strconv.Itoa(limit)}, "cursor": {next.String()}}
+		w.Header().Set("Link", fmt.Sprintf(`<%s?%s>; rel="next"`, r.URL.Path, q.Encode()))
 	}
 	t.reply(w, out, nil)
+}
+
+func (t *Tracker) apiCounts(w http.ResponseWriter, r *http.Request) {
+	app := r.PathValue("app")
+	if err := t.knownApp(r.Context(), app); err != nil {
+		t.reply(w, nil, err)
+		return
+	}
+	t.reply(w, t.st.idx.counts(app), nil)
 }
 
 func (t *Tracker) apiShow(w http.ResponseWriter, r *http.Request) {
@@ -169,7 +209,7 @@ func (t *Tracker) SetStatus(ctx context.Context, app, id string, to Status) (Iss
 		return Issue{}, &apiError{http.StatusNotFound, fmt.Sprintf("app %s has no issue %s", app, id)}
 	}
 	current := t.currentRelease(app)
-	return store.Modify(ctx, t.st.issues, issueKey(app, id), func(is *Issue, exists bool) error {
+	is, err := store.Modify(ctx, t.st.issues, issueKey(app, id), func(is *Issue, exists bool) error {
 		if !exists {
 			return &apiError{http.StatusNotFound, fmt.Sprintf("app %s has no issue %s", app, id)}
 		}
@@ -186,6 +226,19 @@ func (t *Tracker) SetStatus(ctx context.Context, app, id string, to Status) (Iss
 		}
 		return nil
 	})
+	if err != nil {
+		return is, err
+	}
+	// A listing right after must show the new status: put it in the index
+	// now rather than when the watch brings it (the revision read back
+	// keeps the watch's older updates from undoing it).
+	if e, err := t.st.issues.Get(ctx, issueKey(app, id)); err == nil {
+		var cur indexedIssue
+		if json.Unmarshal(e.Value, &cur) == nil {
+			t.st.idx.put(app, id, cur, e.Revision)
+		}
+	}
+	return is, nil
 }
 
 func (t *Tracker) apiGetConfig(w http.ResponseWriter, r *http.Request) {
@@ -231,8 +284,10 @@ func (c Config) validate() error {
 		return errors.New("alerts_per_hour: want 0 (default 20) to 3600")
 	case c.RatePerSecond < 0 || c.Burst < 0:
 		return errors.New("rate_per_second and burst: want 0 (default) or more")
-	case c.MaxIssues < 0 || c.RetentionDays < 0:
-		return errors.New("max_issues and retention_days: want 0 (default) or more")
+	case c.MaxIssues < 0:
+		return errors.New("max_issues: want 0 (default) or more")
+	case c.RetentionDays < 0 || c.RetentionDays > maxRetentionDays:
+		return fmt.Errorf("retention_days: want 0 (default) to %d", maxRetentionDays)
 	}
 	return nil
 }
@@ -265,39 +320,55 @@ func (t *Tracker) sweepLoop(ctx context.Context) {
 	}
 }
 
-// Sweep drops, for every app, the issues last seen longer ago than its
-// retention and those past its MaxIssues (least recently seen first),
-// with their events.
+// Sweep applies each app's retention (its Config, else the engine's
+// Options): its events stored longer ago than its retention age leave the
+// stream (the issues they were counted into keep their counts); issues
+// last seen longer ago than that, and those past its issue cap (least
+// recently seen first), go with their remaining events.
 func (t *Tracker) Sweep(ctx context.Context) error {
+	return t.sweepAt(ctx, time.Now())
+}
+
+// sweepAt is Sweep as of now.
+func (t *Tracker) sweepAt(ctx context.Context, now time.Time) error {
 	keys, err := t.st.projects.Keys(ctx, "app.*")
+	if err != nil {
+		return fmt.Errorf("errortrack: retention: list apps: %w", err)
+	}
+	var errs []error
+	for _, k := range keys {
+		app := k[len("app."):]
+		if err := t.sweepApp(ctx, app, now); err != nil {
+			errs = append(errs, fmt.Errorf("errortrack: retention of %s: %w", app, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (t *Tracker) sweepApp(ctx context.Context, app string, now time.Time) error {
+	cfg, err := t.st.appConfig(ctx, app)
 	if err != nil {
 		return err
 	}
-	now := time.Now()
-	for _, k := range keys {
-		app := k[len("app."):]
-		cfg, err := t.st.appConfig(ctx, app)
-		if err != nil {
-			return err
-		}
-		maxAge, maxIssues := t.opts.MaxAge, t.opts.MaxIssues
-		if cfg.RetentionDays > 0 {
-			maxAge = time.Duration(cfg.RetentionDays) * 24 * time.Hour
-		}
-		if cfg.MaxIssues > 0 {
-			maxIssues = cfg.MaxIssues
-		}
-		issues, err := t.st.listIssues(ctx, app) // last seen first
-		if err != nil {
-			return err
-		}
-		for i, is := range issues {
-			if i >= maxIssues || now.Sub(is.LastSeen) > maxAge {
-				if err := t.st.dropIssue(ctx, app, is.ID); err != nil {
-					return err
-				}
+	maxAge, maxIssues := t.retention(cfg)
+	for i, is := range t.st.idx.issuesOf(app) { // last seen first
+		if i >= maxIssues || now.Sub(is.lastSeen) > maxAge {
+			if err := t.st.dropIssue(ctx, app, is.id); err != nil {
+				return err
 			}
 		}
 	}
-	return nil
+	return t.st.events.PurgeBefore(ctx, "errors."+app+".>", now.Add(-maxAge))
+}
+
+// retention is how long an app's events are kept and how many issues.
+func (t *Tracker) retention(cfg Config) (time.Duration, int) {
+	maxAge, maxIssues := t.opts.MaxAge, t.opts.MaxIssues
+	if cfg.RetentionDays > 0 {
+		maxAge = time.Duration(cfg.RetentionDays) * 24 * time.Hour
+	}
+	if cfg.MaxIssues > 0 {
+		maxIssues = cfg.MaxIssues
+	}
+	return maxAge, maxIssues
 }

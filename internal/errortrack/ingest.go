@@ -162,10 +162,13 @@ func (t *Tracker) ingest(ctx context.Context, w http.ResponseWriter, r *http.Req
 	if err != nil {
 		return "", err
 	}
-	if ok, wait := t.limits.allow(p.App, len(events), cfg, now); !ok {
+	if scope, wait := t.limits.allow(p.App, len(events), cfg, now); scope != limitNone {
 		secs := strconv.Itoa(int(wait / time.Second))
 		w.Header().Set("Retry-After", secs)
-		w.Header().Set("X-Sentry-Rate-Limits", secs+":error;default;security:project")
+		w.Header().Set("X-Sentry-Rate-Limits", secs+":error;default;security:"+string(scope))
+		if scope == limitNode {
+			return "", refuse(http.StatusTooManyRequests, "this pier node takes no more events for now (its cap over all apps); retry in %ss", secs)
+		}
 		return "", refuse(http.StatusTooManyRequests, "app %s sends more than its event rate; retry in %ss", p.App, secs)
 	}
 	for _, ev := range events {

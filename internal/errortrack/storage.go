@@ -20,7 +20,7 @@ import (
 //
 //	stream ERRORS, subjects errors.<app>.<issue>: one message per event
 //	    (Event JSON); the latest EventsPerIssue per issue, none older
-//	    than MaxAge, at most MaxBytes in all
+//	    than the app's retention (Sweep), at most MaxBytes in all
 //	KV errors_issues   <app>.<issue> -> Issue
 //	KV errors_projects app.<app> -> Project, id.<n> -> app name, next -> last id
 //	KV errors_config   <app> -> Config
@@ -29,6 +29,7 @@ type storage struct {
 	issues   *store.Bucket
 	projects *store.Bucket
 	config   *store.Bucket
+	idx      *issueIndex // issues by app and last seen, from a watch of issues
 
 	mu     sync.Mutex      // guards byID
 	byID   map[int]Project // cache of projects by id; projects never change, only go
@@ -55,18 +56,28 @@ type Config struct {
 	// them the SDK gets 429 (0 = the engine's defaults).
 	RatePerSecond float64 `json:"rate_per_second,omitempty"`
 	Burst         int     `json:"burst,omitempty"`
-	// MaxIssues and RetentionDays bound what is kept: the issues last seen
-	// longest ago go first (0 = the engine's defaults).
+	// MaxIssues and RetentionDays bound what is kept: events stored more
+	// than RetentionDays ago leave (their issues keep counting them), and
+	// so do issues last seen that long ago and those past MaxIssues, least
+	// recently seen first (0 = the engine's defaults, Options.MaxIssues
+	// and Options.MaxAge). RetentionDays is at most maxRetentionDays.
 	MaxIssues     int `json:"max_issues,omitempty"`
 	RetentionDays int `json:"retention_days,omitempty"`
 }
+
+// maxRetentionDays is the longest retention an app may set; the events
+// stream's own age bound (the larger of it and Options.MaxAge) is a
+// ceiling that holds even when retention sweeps do not run.
+const maxRetentionDays = 365
 
 func openStorage(ctx context.Context, st *store.Store, o *Options) (*storage, error) {
 	s := &storage{byID: map[int]Project{}, byName: map[string]Project{}}
 	var err error
 	if s.events, err = st.Stream(ctx, store.StreamConfig{
 		Name: "ERRORS", Subjects: []string{"errors.>"},
-		MaxMsgsPerSubject: int64(o.EventsPerIssue), MaxAge: o.MaxAge, MaxBytes: o.MaxBytes,
+		// Each app's retention age is applied by Sweep; the stream's own
+		// age bound is only the ceiling no app may pass.
+		MaxMsgsPerSubject: int64(o.EventsPerIssue), MaxAge: max(o.MaxAge, maxRetentionDays*24*time.Hour), MaxBytes: o.MaxBytes,
 	}); err != nil {
 		return nil, err
 	}
@@ -78,6 +89,10 @@ func openStorage(ctx context.Context, st *store.Store, o *Options) (*storage, er
 	}
 	if s.config, err = st.Bucket(ctx, "errors_config", 1); err != nil {
 		return nil, err
+	}
+	s.idx = newIssueIndex()
+	if err := s.idx.watch(ctx, s.issues); err != nil {
+		return nil, fmt.Errorf("index issues: %w", err)
 	}
 	return s, nil
 }
@@ -176,25 +191,29 @@ func (s *storage) issue(ctx context.Context, app, id string) (Issue, error) {
 	return is, err
 }
 
-// listIssues returns app's issues, most recently seen first.
-func (s *storage) listIssues(ctx context.Context, app string) ([]Issue, error) {
-	keys, err := s.issues.Keys(ctx, app+".*")
-	if err != nil {
-		return nil, err
-	}
-	out := make([]Issue, 0, len(keys))
-	for _, k := range keys {
-		var is Issue
-		if _, err := store.GetJSON(ctx, s.issues, k, &is); err != nil {
-			if errors.Is(err, store.ErrNotFound) {
-				continue
-			}
-			return nil, err
+// listIssues returns a page of app's issues with status want ("all" for
+// any), most recently seen first, after from (nil: the first page), and
+// the next page's cursor (nil: that was the last). The index picks the
+// page; only its issues are read, fresh, from the bucket, so an issue
+// deleted or changed since the index saw it is skipped when it no longer
+// matches.
+func (s *storage) listIssues(ctx context.Context, app string, want Status, from *cursor, limit int) ([]Issue, *cursor, error) {
+	ids, next := s.idx.page(app, want, from, limit)
+	out := make([]Issue, 0, len(ids))
+	for _, id := range ids {
+		is, err := s.issue(ctx, app, id)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		if want != "all" && is.Status != want {
+			continue
 		}
 		out = append(out, is)
 	}
-	slices.SortFunc(out, func(a, b Issue) int { return b.LastSeen.Compare(a.LastSeen) })
-	return out, nil
+	return out, next, nil
 }
 
 // findIssue finds an issue by id alone, in any app.
@@ -202,6 +221,10 @@ func (s *storage) findIssue(ctx context.Context, id string) (Issue, error) {
 	if !validIssueID(id) {
 		return Issue{}, fmt.Errorf("issue %q: %w", id, store.ErrNotFound)
 	}
+	if app, ok := s.idx.app(id); ok {
+		return s.issue(ctx, app, id)
+	}
+	// Not indexed yet (the watch lags a write by moments): ask the bucket.
 	keys, err := s.issues.Keys(ctx, "*."+id)
 	if err != nil {
 		return Issue{}, err
@@ -263,7 +286,11 @@ func (s *storage) dropIssue(ctx context.Context, app, id string) error {
 	if err := s.events.Purge(ctx, eventSubject(app, id)); err != nil {
 		return err
 	}
-	return s.issues.Delete(ctx, issueKey(app, id))
+	if err := s.issues.Delete(ctx, issueKey(app, id)); err != nil {
+		return err
+	}
+	s.idx.remove(app, id, 0)
+	return nil
 }
 
 // dropApp deletes everything stored about app.
@@ -279,6 +306,7 @@ func (s *storage) dropApp(ctx context.Context, app string) error {
 		errs = append(errs, s.projects.Delete(ctx, "id."+strconv.Itoa(p.ID)))
 	}
 	errs = append(errs, s.projects.Delete(ctx, "app."+app), s.config.Delete(ctx, app))
+	s.idx.dropApp(app)
 	s.mu.Lock()
 	if p, ok := s.byName[app]; ok {
 		delete(s.byID, p.ID)

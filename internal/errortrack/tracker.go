@@ -33,8 +33,9 @@ type Options struct {
 	// EventsPerIssue is how many of an issue's latest events are kept in
 	// full (0 = 100).
 	EventsPerIssue int
-	// MaxAge drops events older than this (0 = 30 days), and is the
-	// default retention of issues.
+	// MaxAge is how long an app's events are kept, and its issues after
+	// they were last seen, unless its Config sets RetentionDays (0 = 30
+	// days). Sweep applies it.
 	MaxAge time.Duration
 	// MaxBytes caps the events stream on disk (0 = 4 GiB); the oldest
 	// events go first.
@@ -43,6 +44,12 @@ type Options struct {
 	// 500); an app's Config may change them.
 	RatePerSecond float64
 	Burst         int
+	// NodeRatePerSecond and NodeBurst cap the events of all apps together
+	// on this node, on top of each app's rate: when many apps flood at
+	// once, past the cap every SDK gets 429 (0 = 1000/s, burst 5000;
+	// negative NodeRatePerSecond = no cap).
+	NodeRatePerSecond float64
+	NodeBurst         int
 	// MaxIssues is the default cap on each app's issues (0 = 10000).
 	MaxIssues int
 	// SweepEvery is how often retention runs (0 = 10 minutes).
@@ -79,6 +86,12 @@ func (o *Options) defaults() error {
 	if o.Burst <= 0 {
 		o.Burst = 500
 	}
+	if o.NodeRatePerSecond == 0 {
+		o.NodeRatePerSecond = 1000
+	}
+	if o.NodeBurst <= 0 {
+		o.NodeBurst = 5000
+	}
 	if o.MaxIssues <= 0 {
 		o.MaxIssues = 10000
 	}
@@ -112,7 +125,7 @@ func New(opts Options) (*Tracker, error) {
 		return nil, err
 	}
 	t := &Tracker{opts: opts, log: opts.Logger, releases: map[string]int{}, crashes: make(chan *Event, 256)}
-	t.limits = newLimiters(opts.RatePerSecond, opts.Burst)
+	t.limits = newLimiters(opts.RatePerSecond, opts.Burst, opts.NodeRatePerSecond, opts.NodeBurst)
 	t.crash = newDetector(t.fileCrash)
 	return t, nil
 }
