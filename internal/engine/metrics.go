@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"crypto/subtle"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -10,23 +11,58 @@ import (
 	"strings"
 
 	"pier/internal/metrics"
+	"pier/internal/store"
 	"pier/internal/supervisor"
+	"pier/internal/tasks"
 )
 
 // engineMetrics plugs metrics (issue #6) into the engine. It exists before
-// the gateway, whose Observe hook it is, and learns the supervisor once
-// that is made.
+// the gateway, whose Observe hook it is, learns the supervisor once that
+// is made, and the tasks service and error tracker in start, after the
+// services started and before the collector does.
 type engineMetrics struct {
 	m      *metrics.Metrics
 	log    *slog.Logger
 	statsd string // where the statsd listener binds; "" = a free loopback port
 	sup    *supervisor.Supervisor
+
+	tasks *tasks.Service // nil = no queue figures
+	apps  *store.Bucket  // the apps, whose queues are listed
 }
 
 func newEngineMetrics(log *slog.Logger, statsdAddr string) *engineMetrics {
 	e := &engineMetrics{log: log, statsd: statsdAddr}
-	e.m = metrics.New(metrics.Options{Logger: log, Processes: e.processes})
+	e.m = metrics.New(metrics.Options{Logger: log, Processes: e.processes, Queues: e})
 	return e
+}
+
+// QueueSamples reads every app's queues from the tasks service: a store
+// round trip or three per queue, once per 10 s window.
+func (e *engineMetrics) QueueSamples(ctx context.Context) ([]metrics.QueueSample, error) {
+	if e.tasks == nil || e.apps == nil {
+		return nil, nil
+	}
+	apps, err := e.apps.Keys(ctx, "*")
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("list apps: %w", err)
+	}
+	var out []metrics.QueueSample
+	for _, app := range apps {
+		names, err := e.tasks.QueueNames(ctx, app)
+		if err != nil {
+			return nil, err
+		}
+		for _, name := range names {
+			st, err := e.tasks.Stats(ctx, app, name)
+			if err != nil {
+				return nil, fmt.Errorf("queue %s/%s: %w", app, name, err)
+			}
+			out = append(out, metrics.QueueSample{App: app, Queue: name,
+				Ready: st.Ready, Delayed: st.Delayed, Reserved: st.Reserved, Dead: st.Buried,
+				Enqueued: st.EnqueueRate, Done: st.DoneRate, Failed: st.FailRate})
+		}
+	}
+	return out, nil
 }
 
 // processes lists the supervisor's running instances for sampling.
@@ -48,6 +84,11 @@ func (e *engineMetrics) processes() []metrics.Process {
 // process), and mounts GET /v1/apps/{app}/metrics, GET /v1/metrics and the
 // Prometheus exposition at /metrics (admin token as a bearer token).
 func (e *engineMetrics) start(ctx context.Context, h *hub) error {
+	apps, err := h.store.Bucket(ctx, "apps", 5)
+	if err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	e.tasks, e.apps = h.tasks, apps
 	e.m.Start(ctx)
 	addr := e.statsd
 	if addr == "" {
@@ -77,10 +118,6 @@ func (e *engineMetrics) start(ctx context.Context, h *hub) error {
 		return map[string]string{"STATSD_ADDR": statsdAddr}
 	})
 
-	apps, err := h.store.Bucket(ctx, "apps", 5)
-	if err != nil {
-		return fmt.Errorf("metrics: %w", err)
-	}
 	exists := func(r *http.Request, app string) bool {
 		_, err := apps.Get(r.Context(), app)
 		return err == nil

@@ -9,6 +9,7 @@ import (
 	"pier/internal/manifest"
 	"pier/internal/store"
 	"pier/internal/supervisor"
+	"pier/internal/tasks"
 )
 
 // hub is what the engine's services (tasks, errors, metrics, search) plug
@@ -19,11 +20,12 @@ import (
 type hub struct {
 	log        *slog.Logger
 	store      *store.Store
-	home       string // $PIER_HOME
-	domain     string // apps are served at <app>.<domain>
-	gatewayURL string // the gateway, as apps and services on this node reach it
-	apiURL     string // the API, likewise
-	beanstalkd string // where the beanstalkd-protocol listener binds
+	home       string       // $PIER_HOME
+	domain     string       // apps are served at <app>.<domain>
+	gatewayURL string       // the gateway, as apps and services on this node reach it
+	apiURL     string       // the API, likewise
+	beanstalkd string       // where the beanstalkd-protocol listener binds
+	errors     errorsConfig // pier up's error-tracking settings
 	// appToken resolves an app's own token (PIER_TOKEN) to its name.
 	appToken func(ctx context.Context, token string) (app string, ok bool)
 
@@ -35,6 +37,8 @@ type hub struct {
 	releases []func(app string, release int, m *manifest.Manifest)
 	destroys []func(app string)
 	stops    []func() // run in reverse order when the engine stops
+
+	tasks *tasks.Service // set by startTasks; metrics reads queue figures from it
 }
 
 // apiMux is the part of the API server services mount routes on: Handle

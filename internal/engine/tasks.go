@@ -26,6 +26,7 @@ func startTasks(ctx context.Context, h *hub) error {
 	if err := svc.Start(ctx); err != nil {
 		return fmt.Errorf("tasks: %w", err)
 	}
+	h.tasks = svc
 	apps, err := h.store.Bucket(ctx, "apps", 5)
 	if err != nil {
 		return fmt.Errorf("tasks: %w", err)
