@@ -20,12 +20,11 @@ import (
 type hub struct {
 	log        *slog.Logger
 	store      *store.Store
-	home       string       // $PIER_HOME
-	domain     string       // apps are served at <app>.<domain>
-	gatewayURL string       // the gateway, as apps and services on this node reach it
-	apiURL     string       // the API, likewise
-	beanstalkd string       // where the beanstalkd-protocol listener binds
-	errors     errorsConfig // pier up's error-tracking settings
+	home       string // $PIER_HOME
+	domain     string // apps are served at <app>.<domain>
+	gatewayURL string // the gateway, as apps and services on this node reach it
+	apiURL     string // the API, likewise
+	beanstalkd string // where the beanstalkd-protocol listener binds
 	// appToken resolves an app's own token (PIER_TOKEN) to its name.
 	appToken func(ctx context.Context, token string) (app string, ok bool)
 
