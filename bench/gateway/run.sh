@@ -1,14 +1,27 @@
 #!/usr/bin/env bash
 # bench/gateway: pier's gateway side by side with nginx (reverse proxy with
 # proxy_cache) and varnish, in front of the same upstream process, driven by
-# the same wrk load in one run: a pass-through request (/hello, no-store) and
-# a cached hit (/cached, max-age=600). Reports the median req/s and p99 of
-# RUNS runs of DURATION seconds each, and the ratios pier/nginx and
-# pier/varnish. Everything listens on free loopback ports and is stopped by
-# PID at the end.
+# the same wrk load in one run. Rows:
+#   pass-through          /hello, no-store: every request reaches the app
+#   cached hit (13 B)     /cached, max-age=600
+#   cached hit (20 KB)    /cached20k, max-age=600
+#   render 20 ms, no cache  /render: the app takes 20 ms, no-store
+#   render 20 ms, cached    /render/cached: the same, max-age=600
+#   1 domain / 100k domains /hello with a random Host among 1 or 100,000
+#                         names: pier with the names attached (pier domains
+#                         add), nginx with them as server_name of one server
+#                         block (and a default server answering 404); varnish
+#                         has no host routing of its own, so it has no row
+# then the examples/minisites rows (bench/gateway/minisites.sh, 70,000
+# domains, with and without the cache; MINISITES=0 skips them).
+# Reports the median req/s and p99 of RUNS runs of DURATION seconds each,
+# and the ratios pier/nginx and pier/varnish. Everything listens on free
+# loopback ports, every wrk run is bounded in time, and every process is
+# stopped by PID at the end.
 #
-#   bench/gateway/run.sh                  # RUNS=3 DURATION=5 THREADS=2 CONNS=64
+#   bench/gateway/run.sh                  # RUNS=3 DURATION=5 THREADS=2 CONNS=64 DOMAINS=100000
 #   RUNS=5 DURATION=10 bench/gateway/run.sh
+#   RUNS=1 DURATION=5 MINISITES=0 bench/gateway/run.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export PATH="/usr/local/go/bin:$PATH"
@@ -16,6 +29,8 @@ RUNS=${RUNS:-3}
 DURATION=${DURATION:-5}
 THREADS=${THREADS:-2}
 CONNS=${CONNS:-64}
+DOMAINS=${DOMAINS:-100000}
+MINISITES=${MINISITES:-1}
 
 need=()
 for p in nginx varnish wrk; do dpkg -s "$p" >/dev/null 2>&1 || need+=("$p"); done
@@ -29,18 +44,22 @@ systemctl stop nginx varnish 2>/dev/null || true
 
 work=$(mktemp -d /tmp/pier-bench-gw.XXXXXX)
 pids=()
-cleanup() {
+stopall() {
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
 	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+	pids=()
+}
+cleanup() {
+	stopall
 	[ -n "${KEEP:-}" ] || rm -rf "$work"; echo "work: $work" >&2
 }
 trap cleanup EXIT
 
 freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-waitport() { for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; echo "nothing listens on $1" >&2; return 1; }
+waitport() { for _ in $(seq 400); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; echo "nothing listens on $1" >&2; return 1; }
 
 go build -o "$work/pier" ./cmd/pier
-PIER_HTTP=$(freeport); PIER_API=$(freeport); NGINX=$(freeport); VARNISH=$(freeport)
+PIER_HTTP=$(freeport); PIER_API=$(freeport); NGINX=$(freeport); NGINX_DOMAINS=$(freeport); VARNISH=$(freeport)
 "$work/pier" up --home "$work/home" --http "127.0.0.1:$PIER_HTTP" --api "127.0.0.1:$PIER_API" >"$work/pier.log" 2>&1 &
 pids+=($!)
 waitport "$PIER_API"
@@ -49,9 +68,16 @@ cp -r bench/gateway/app "$work/app"
 (cd "$work/app" && go build -o benchapp . && "$work/pier" deploy >/dev/null)
 UP=$("$work/pier" ps --app benchapp --json | python3 -c 'import json,sys; print([i for i in json.load(sys.stdin) if i["ready"]][0]["port"])')
 
+# The DOMAINS names of the domains rows, one a line: d000000.bench.test, ...
+seq -f "d%06.0f.bench.test" 0 $((DOMAINS - 1)) >"$work/domains.txt"
+
 mkdir -p "$work/nginx/cache"
 nginx_user=""
 [ "$(id -u)" = 0 ] && nginx_user="user root;"   # its workers write the cache under $work (0700)
+# server_name takes many names a directive; 1,000 names a line.
+awk '{printf "%s%s", (NR % 1000 == 1 ? "server_name " : " "), $0} NR % 1000 == 0 {print ";"} END {if (NR % 1000) print ";"}' \
+	"$work/domains.txt" >"$work/nginx/names.conf"
+proxy_conf="proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection \"\"; proxy_set_header Host \$host; proxy_cache bench; add_header X-Cache \$upstream_cache_status;"
 cat >"$work/nginx/nginx.conf" <<CONF
 $nginx_user
 worker_processes auto;
@@ -65,16 +91,21 @@ http {
 	upstream app { server 127.0.0.1:$UP; keepalive 128; }
 	client_body_temp_path $work/nginx; proxy_temp_path $work/nginx;
 	fastcgi_temp_path $work/nginx; uwsgi_temp_path $work/nginx; scgi_temp_path $work/nginx;
+	server_names_hash_max_size $((DOMAINS * 2 + 1024));
+	server_names_hash_bucket_size 128;
 	server {
 		listen 127.0.0.1:$NGINX;
-		location / {
-			proxy_pass http://app;
-			proxy_http_version 1.1;
-			proxy_set_header Connection "";
-			proxy_set_header Host \$host;
-			proxy_cache bench;
-			add_header X-Cache \$upstream_cache_status;
-		}
+		location / { $proxy_conf }
+	}
+	# The domains rows: $DOMAINS names on one server block, 404 for others.
+	server {
+		listen 127.0.0.1:$NGINX_DOMAINS default_server;
+		return 404;
+	}
+	server {
+		listen 127.0.0.1:$NGINX_DOMAINS;
+		include $work/nginx/names.conf;
+		location / { $proxy_conf }
 	}
 }
 CONF
@@ -82,45 +113,109 @@ nginx -c "$work/nginx/nginx.conf" -p "$work/nginx" &
 pids+=($!)
 varnishd -F -n "$work/varnish" -a "127.0.0.1:$VARNISH" -b "127.0.0.1:$UP" -s malloc,256m >"$work/varnish.log" 2>&1 &
 pids+=($!)
-waitport "$NGINX"; waitport "$VARNISH"; waitport "$PIER_HTTP"
+waitport "$NGINX"; waitport "$NGINX_DOMAINS"; waitport "$VARNISH"; waitport "$PIER_HTTP"
 
+PATHS="/hello /cached /cached20k /render /render/cached"
 # Warm the caches and check what each target answers.
 for t in "nginx $NGINX" "varnish $VARNISH" "pier $PIER_HTTP"; do
 	set -- $t
-	for path in /hello /cached /cached; do
-		curl -fsS -o /dev/null -H "Host: benchapp.localhost" "http://127.0.0.1:$2$path" || { echo "$1 does not answer $path" >&2; exit 1; }
+	for path in $PATHS $PATHS; do
+		curl -fsS --max-time 10 -o /dev/null -H "Host: benchapp.localhost" "http://127.0.0.1:$2$path" || { echo "$1 does not answer $path" >&2; exit 1; }
 	done
 done
 
-# one TARGET PORT PATH -> "req/s p99_ms"
-one() {
-	wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency -H "Host: benchapp.localhost" "http://127.0.0.1:$2$3" 2>&1 |
-		awk '/Requests\/sec/ {rps=$2} /^ +99%/ {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v*=1000}; p99=v} END {printf "%.0f %.2f\n", rps, p99}'
+# hosts.lua N FILE: wrk picks a random Host among the first N lines of
+# FILE for every request of /hello.
+hosts_lua() {
+	cat >"$work/hosts-$1.lua" <<LUA
+local hosts = {}
+for line in io.lines("$2") do
+	hosts[#hosts + 1] = line
+	if #hosts >= $1 then break end
+end
+local headers = {}
+setup = function(thread) thread:set("seed", math.random(1, 1e9)) end
+init = function() math.randomseed(seed or os.time()) end
+request = function()
+	headers.Host = hosts[math.random(1, #hosts)]
+	return wrk.format("GET", "/hello", headers)
+end
+LUA
+	echo "$work/hosts-$1.lua"
 }
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+echo benchapp.localhost >"$work/one.txt"
+LUA_ONE=$(hosts_lua 1 "$work/one.txt")
+LUA_MANY=$(hosts_lua "$DOMAINS" "$work/domains.txt")
 
-declare -A RPS P99
-for path in /hello /cached; do
-	for r in $(seq "$RUNS"); do
+# one PORT PATH [LUA] -> "req/s p99_ms non2xx"; bounded by timeout on top
+# of wrk's own -d.
+one() {
+	local args=(-t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency)
+	if [ -n "${3:-}" ]; then args+=(-s "$3"); else args+=(-H "Host: benchapp.localhost"); fi
+	timeout $((DURATION + 30)) wrk "${args[@]}" "http://127.0.0.1:$1$2" 2>&1 |
+		awk '/Requests\/sec/ {rps=$2} /^ +99%/ {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v*=1000}; p99=v} /Non-2xx/ {bad=$NF} END {printf "%.0f %.2f %d\n", rps, p99, bad}'
+}
+median() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+declare -A RPS P99 BAD
+# measure ROW TARGET PORT PATH [LUA]
+measure() {
+	local rps p99 bad
+	read -r rps p99 bad < <(one "$3" "$4" "${5:-}")
+	RPS[$1.$2]+="$rps "; P99[$1.$2]+="$p99 "; BAD[$1.$2]=$(( ${BAD[$1.$2]:-0} + bad ))
+}
+for r in $(seq "$RUNS"); do
+	for path in $PATHS; do
 		# Interleave the targets so that noise spreads over all of them.
-		for t in "nginx $NGINX" "varnish $VARNISH" "pier $PIER_HTTP"; do
-			set -- $t
-			read -r rps p99 < <(one "$1" "$2" "$path")
-			RPS[$1$path]+="$rps "; P99[$1$path]+="$p99 "
-		done
+		measure "$path" nginx "$NGINX" "$path"
+		measure "$path" varnish "$VARNISH" "$path"
+		measure "$path" pier "$PIER_HTTP" "$path"
 	done
+	measure domains1 nginx "$NGINX" /hello "$LUA_ONE"
+	measure domains1 pier "$PIER_HTTP" /hello "$LUA_ONE"
 done
 
-printf "gateway bench: wrk -t%s -c%s -d%ss, median of %s runs, %s cores (%s)\n" "$THREADS" "$CONNS" "$DURATION" "$RUNS" "$(nproc)" "$(date -u +%FT%TZ)"
-printf "%-26s %10s %10s %10s %10s %12s %12s\n" case target req/s p99_ms "" pier/nginx pier/varnish
-for path in /hello /cached; do
-	case $path in /hello) name="pass-through (no-store)";; /cached) name="cached hit (13 B)";; esac
-	declare -A M=()
-	for t in nginx varnish pier; do
-		M[$t]=$(echo "${RPS[$t$path]}" | tr ' ' '\n' | grep . | median)
-		p=$(echo "${P99[$t$path]}" | tr ' ' '\n' | grep . | median)
-		printf "%-26s %10s %10s %10s\n" "$name" "$t" "${M[$t]}" "$p"
-	done
-	awk -v p="${M[pier]}" -v n="${M[nginx]}" -v v="${M[varnish]}" -v name="$name" \
-		'BEGIN {printf "%-26s %10s %10s %10s %10s %12.2f %12.2f\n", name, "ratio", "", "", "", p/n, p/v}'
+# Now attach the names to benchapp and measure with a random one each time.
+start=$(date +%s.%N)
+"$work/pier" domains add benchapp -f "$work/domains.txt" >/dev/null
+attach=$(echo "$(date +%s.%N) - $start" | bc)
+last=$(tail -1 "$work/domains.txt")
+for _ in $(seq 100); do
+	curl -fsS --max-time 5 -o /dev/null -H "Host: $last" "http://127.0.0.1:$PIER_HTTP/hello" 2>/dev/null && break
+	sleep 0.1
 done
+curl -fsS --max-time 5 -o /dev/null -H "Host: $last" "http://127.0.0.1:$PIER_HTTP/hello" || { echo "pier does not route $last" >&2; exit 1; }
+curl -fsS --max-time 5 -o /dev/null -H "Host: $last" "http://127.0.0.1:$NGINX_DOMAINS/hello" || { echo "nginx does not route $last" >&2; exit 1; }
+for r in $(seq "$RUNS"); do
+	measure domainsN nginx "$NGINX_DOMAINS" /hello "$LUA_MANY"
+	measure domainsN pier "$PIER_HTTP" /hello "$LUA_MANY"
+done
+load=$(cut -d' ' -f1-3 /proc/loadavg)
+stopall
+
+printf "gateway bench: wrk -t%s -c%s -d%ss, median of %s runs, %s cores, load %s before stopping (%s)\n" \
+	"$THREADS" "$CONNS" "$DURATION" "$RUNS" "$(nproc)" "$load" "$(date -u +%FT%TZ)"
+printf "%-30s %8s %10s %10s %8s %11s %12s\n" case target req/s p99_ms non-2xx pier/nginx pier/varnish
+row() { # ROW NAME TARGETS...
+	local key=$1 name=$2; shift 2
+	declare -A M=()
+	for t in "$@"; do
+		M[$t]=$(echo "${RPS[$key.$t]}" | median)
+		printf "%-30s %8s %10s %10s %8s\n" "$name" "$t" "${M[$t]}" "$(echo "${P99[$key.$t]}" | median)" "${BAD[$key.$t]}"
+	done
+	awk -v p="${M[pier]}" -v n="${M[nginx]:-}" -v v="${M[varnish]:-}" -v name="$name" \
+		'BEGIN {printf "%-30s %8s %10s %10s %8s %11s %12s\n", name, "ratio", "", "", "", (n ? sprintf("%.2f", p/n) : "-"), (v ? sprintf("%.2f", p/v) : "-")}'
+}
+row /hello "pass-through (no-store)" nginx varnish pier
+row /cached "cached hit (13 B)" nginx varnish pier
+row /cached20k "cached hit (20 KB)" nginx varnish pier
+row /render "render 20 ms, no cache" nginx varnish pier
+row /render/cached "render 20 ms, cached" nginx varnish pier
+row domains1 "pass-through, 1 domain" nginx pier
+row domainsN "pass-through, $DOMAINS domains" nginx pier
+printf "(%s domains attached to pier in %.2f s; rows with a domain count pick a random Host per request with a wrk script)\n" "$DOMAINS" "$attach"
+
+if [ "$MINISITES" != 0 ]; then
+	echo
+	RUNS=$RUNS DURATION=$DURATION THREADS=$THREADS CONNS=$CONNS bench/gateway/minisites.sh
+fi
