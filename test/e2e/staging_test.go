@@ -100,6 +100,14 @@ func TestStaging(t *testing.T) {
 	expect("shop.localhost", "code=one app=shop greeting=hi")
 
 	bad("shop-staging is the staging copy of shop", "deploy", "--to", "staging", "--app", "shop-staging")
+	// Another app whose manifest asks for production's domain is refused,
+	// naming shop, and shop keeps it.
+	rival := writeApp(t, map[string]string{
+		"pier.yaml": "name: rival\nprocesses:\n  web: python3 app.py\ndomains: [www.rival.test, shop.example.com]\n",
+		"app.py":    stagedApp["app.py"], "version.txt": "rival\n",
+	})
+	bad("shop.example.com (app shop is served at shop.example.com)", "deploy", rival)
+	expect("shop.example.com", "code=one app=shop greeting=hi")
 	bad(`--from "prod": the only environment to promote from is staging`, "promote", "--from", "prod")
 	bad("shop has no canary to promote", "promote", "shop")
 
