@@ -126,7 +126,8 @@ type localAPI struct {
 // call sends a request to the API and decodes its JSON answer into out
 // (if not nil); a non-2xx answer is an error with the API's message.
 func (l *localAPI) call(ctx context.Context, method, path string, out any) error {
-	req, err := http.NewRequestWithContext(ctx, method, path, nil)
+	// A server's handlers may read r.Body: never nil, as net/http gives it.
+	req, err := http.NewRequestWithContext(ctx, method, path, http.NoBody)
 	if err != nil {
 		return err
 	}

@@ -57,8 +57,14 @@ var funcs = template.FuncMap{
 	},
 	"iso":   func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
 	"clock": func(t time.Time) string { return t.Local().Format("15:04:05") },
-	"f1":    func(f float64) string { return strconv.FormatFloat(f, 'f', 1, 64) },
-	"pct":   func(f float64) string { return strconv.FormatFloat(f*100, 'f', 1, 64) + "%" },
+	// rps keeps a quiet app's trickle visible (1 request a minute is 0.02/s).
+	"rps": func(f float64) string {
+		if f > 0 && f < 1 {
+			return strconv.FormatFloat(f, 'f', 2, 64)
+		}
+		return strconv.FormatFloat(f, 'f', 1, 64)
+	},
+	"pct": func(f float64) string { return strconv.FormatFloat(f*100, 'f', 1, 64) + "%" },
 	"ready": func(ins []api.Instance) int {
 		n := 0
 		for _, i := range ins {

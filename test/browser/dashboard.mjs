@@ -7,8 +7,8 @@
 // examples/hello-python, with a config var DASH_SECRET), DASH_DEPLOY_DIR
 // (that app's directory, deployed again from the CLI while the browser
 // watches), PIER_BIN (the pier binary), DASH_ERRORS_APP (an app with an
-// error issue), DASH_TASKS_APP and DASH_TASKS_QUEUE (an app with a dead
-// task), SCREENSHOTS (where to save them), CHROMIUM (default
+// open error issue), DASH_TASKS_APP and DASH_TASKS_QUEUE (an app with a
+// dead task in that queue, default email), SCREENSHOTS (where to save them), CHROMIUM (default
 // /usr/bin/chromium).
 import { spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
@@ -51,6 +51,38 @@ try {
   page.on("console", (m) => { if (m.type() === "error") problems.push(`console: ${m.text()}`); });
   page.setDefaultTimeout(T);
   const shot = async (name) => page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
+  // screen is what the viewport shows, at full resolution (a full page
+  // at phone width is too tall to read when shrunk to fit).
+  const screen = async (name) => page.screenshot({ path: join(shots, `${name}.png`) });
+
+  // inView fails unless every visible button of the page's main part lies
+  // within the viewport's width and within its card (a table scrolling
+  // sideways in its card hides a button while its box is still on the
+  // screen), and nothing scrolls sideways.
+  const inView = async (what, { buttons = true } = {}) => {
+    const vw = page.viewportSize().width;
+    const bad = await page.evaluate((vw) => {
+      const out = [];
+      const all = [...document.querySelectorAll("main button")].filter((b) => b.checkVisibility());
+      for (const b of all) {
+        const r = b.getBoundingClientRect();
+        const name = b.getAttribute("aria-label") || b.textContent.trim();
+        if (r.left < 0 || r.right > vw) out.push(`button "${name}" at x ${Math.round(r.left)}-${Math.round(r.right)} is outside the viewport (0-${vw})`);
+        const card = b.closest(".card") || document.querySelector("main");
+        const c = card.getBoundingClientRect();
+        if (r.left < c.left - 0.5 || r.right > c.right + 0.5) out.push(`button "${name}" at x ${Math.round(r.left)}-${Math.round(r.right)} is outside its card (${Math.round(c.left)}-${Math.round(c.right)})`);
+      }
+      for (const el of document.querySelectorAll(".scroll")) {
+        if (el.scrollWidth > el.clientWidth + 1) out.push(`the table in #${el.closest("section")?.id} scrolls sideways (${el.scrollWidth} px in ${el.clientWidth})`);
+      }
+      if (document.documentElement.scrollWidth > vw) out.push(`the page is ${document.documentElement.scrollWidth} px wide`);
+      return { out, count: all.length };
+    }, vw);
+    if (buttons && bad.count === 0) throw new Error(`${what}: no buttons to check`);
+    if (bad.out.length) throw new Error(`${what} at ${vw} px:\n` + bad.out.join("\n"));
+  };
+  const phone = { width: 390, height: 844 };
+  const desktop = { width: 1280, height: 900 };
 
   step("log in");
   await page.goto(base + "/");
@@ -67,7 +99,19 @@ try {
   const row = page.locator(`tr[data-app="${app}"]`);
   await row.waitFor();
   await row.getByText("running").waitFor();
+  step("the overview at a glance: instances, req/s, p99, error rate (the table refreshes every 5 s)");
+  await row.locator('[data-glance="instances"]').filter({ hasText: /^\d+\/\d+$/ }).waitFor();
+  await page.waitForFunction((a) => {
+    const cell = (g) => document.querySelector(`tr[data-app="${a}"] [data-glance="${g}"]`)?.textContent.trim() ?? "";
+    return Number(cell("rps")) > 0 && / ms$/.test(cell("p99")) && /%$/.test(cell("error-rate"));
+  }, app, { timeout: T });
+  const cache = (await row.locator('[data-glance="cache-hits"]').textContent()).trim();
+  if (!/^(—|\d+(\.\d)?%)$/.test(cache)) throw new Error(`cache hits column: ${JSON.stringify(cache)}`);
   await shot("02-overview");
+  await page.setViewportSize(phone);
+  await inView("overview", { buttons: false });
+  await screen("02-overview-phone");
+  await page.setViewportSize(desktop);
 
   step("open the app page");
   await row.getByRole("link", { name: app }).click();
@@ -95,13 +139,19 @@ try {
   await page.waitForFunction(() => Number(document.querySelector("#chart-rps").dataset.points) > 0, null, { timeout: T });
   const last = await chart.getAttribute("data-last");
   await page.waitForFunction((l) => document.querySelector("#chart-rps").dataset.last !== l, last, { timeout: T });
+  step("every button in view at 1280 px");
+  await inView("app page");
   await shot("03-app");
 
-  step("phone width");
-  await page.setViewportSize({ width: 390, height: 844 });
+  step("phone width: every button in view at 390 px");
+  await page.setViewportSize(phone);
   await page.getByRole("button", { name: "Scale" }).waitFor();
+  await inView("app page");
   await shot("04-app-phone");
-  await page.setViewportSize({ width: 1280, height: 900 });
+  await screen("04-app-phone-top");
+  await page.getByRole("button", { name: "Roll back to v1" }).scrollIntoViewIfNeeded();
+  await screen("04-app-phone-releases");
+  await page.setViewportSize(desktop);
 
   step("follow a CLI deploy live");
   await page.goto(`${base}/apps/${app}/deploys`);
@@ -133,6 +183,30 @@ try {
   await page.waitForURL(`${base}/apps/${app}/deploys`);
   await page.locator(`ol.events li[data-release="${want + 1}"][data-type="done"]`).waitFor({ timeout: 60_000 });
 
+  step("set a config var from the page and see the new release");
+  await page.goto(`${base}/apps/${app}#config`);
+  await page.getByLabel("Config var", { exact: true }).fill("DASH_COLOR");
+  await page.getByLabel("Value", { exact: true }).fill("teal-from-the-page");
+  await page.getByRole("button", { name: "Set", exact: true }).click();
+  await page.waitForURL(`${base}/apps/${app}/deploys`);
+  await page.locator(`ol.events li[data-release="${want + 2}"][data-type="done"]`).waitFor({ timeout: 60_000 });
+  await page.goto(`${base}/apps/${app}`);
+  await page.locator(`#releases tr[data-release="${want + 2}"]`).filter({ hasText: "env set DASH_COLOR" }).waitFor();
+  await page.locator(`#releases tr[data-release="${want + 2}"]`).getByText("active").waitFor();
+  await envBox.locator('[data-env="DASH_COLOR"]').waitFor();
+  if ((await envBox.textContent()).includes("teal-from-the-page")) throw new Error("the new config value is shown before it was asked for");
+  await envBox.getByRole("link", { name: "Show values" }).click();
+  await envBox.getByText("teal-from-the-page").waitFor();
+  await shot("08-config-set");
+
+  step("unset it from the page");
+  await envBox.getByRole("button", { name: "Unset DASH_COLOR" }).click();
+  await page.waitForURL(`${base}/apps/${app}/deploys`);
+  await page.locator(`ol.events li[data-release="${want + 3}"][data-type="done"]`).waitFor({ timeout: 60_000 });
+  await page.goto(`${base}/apps/${app}`);
+  await page.locator(`#releases tr[data-release="${want + 3}"]`).filter({ hasText: "env unset DASH_COLOR" }).waitFor();
+  if (await envBox.locator('[data-env="DASH_COLOR"]').count()) throw new Error("DASH_COLOR is still listed after the unset");
+
   const errApp = process.env.DASH_ERRORS_APP;
   if (errApp) {
     step("open an error's stack trace");
@@ -144,16 +218,55 @@ try {
     await page.locator("ol.stack li").first().waitFor();
     await page.getByText("PaymentError").first().waitFor();
     await shot("06-error");
+
+    step("resolve the issue and see it leave the open list");
+    const id = (await page.url()).split("/errors/")[1];
+    await page.goto(`${base}/apps/${errApp}#errors`);
+    const open = page.locator(`#open-issues li[data-issue="${id}"]`);
+    await open.waitFor();
+    for (const w of [desktop, phone]) {
+      await page.setViewportSize(w);
+      await inView("errors app page");
+    }
+    await page.setViewportSize(desktop);
+    await open.getByRole("button", { name: /^Resolve issue: / }).click();
+    await page.waitForURL(new RegExp(`/apps/${errApp}#errors$`));
+    await page.locator(`#closed-issues li[data-issue="${id}"][data-status="resolved"]`).waitFor({ state: "attached" });
+    if (await page.locator(`#open-issues li[data-issue="${id}"]`).count()) throw new Error(`issue ${id} is still in the open list after Resolve`);
+    await page.locator("#errors details.closed summary").click();
+    await page.locator(`#closed-issues li[data-issue="${id}"]`).getByRole("button", { name: /^Unresolve issue: / }).waitFor();
+    await page.locator("#errors").screenshot({ path: join(shots, "06-error-resolved.png") });
   }
 
   const taskApp = process.env.DASH_TASKS_APP;
   if (taskApp) {
-    step("retry a dead task");
+    step("the queues: every button in view");
     await page.goto(`${base}/apps/${taskApp}#queues`);
     const dead = page.locator("#queues li[data-task]").first();
     await dead.waitFor();
     const id = await dead.getAttribute("data-task");
+    for (const w of [desktop, phone]) {
+      await page.setViewportSize(w);
+      await inView("queues app page");
+    }
+    await page.setViewportSize(desktop);
+
+    step("pause the queue, see it paused, resume it");
+    const q = env("DASH_TASKS_QUEUE", "email");
+    const qrow = page.locator(`#queues tr[data-queue="${q}"]`);
+    await qrow.getByRole("button", { name: `Pause queue ${q}` }).click();
+    await page.waitForURL(new RegExp(`/apps/${taskApp}#queues$`));
+    await page.locator(`#queues tr[data-queue="${q}"][data-paused="true"]`).getByText("paused").waitFor();
     await shot("07-queues");
+    await page.setViewportSize(phone);
+    await page.locator("#queues").scrollIntoViewIfNeeded();
+    await screen("07-queues-phone");
+    await page.setViewportSize(desktop);
+    await qrow.getByRole("button", { name: `Resume queue ${q}` }).click();
+    await page.waitForURL(new RegExp(`/apps/${taskApp}#queues$`));
+    await page.locator(`#queues tr[data-queue="${q}"][data-paused="false"]`).getByText("active").waitFor();
+
+    step("retry a dead task");
     await dead.getByRole("button", { name: `Retry task ${id}` }).click();
     await page.waitForURL(new RegExp(`/apps/${taskApp}`));
     await page.locator("#queues").waitFor();

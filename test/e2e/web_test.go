@@ -17,8 +17,11 @@ import (
 // tasks-python, with a dead task), keeps traffic flowing to hello-python,
 // and runs test/browser/dashboard.mjs: Debian's chromium, driven by
 // playwright-core, logs in, scales from the page, follows a CLI deploy
-// live, watches a chart update, rolls back, opens a stack trace and
-// retries a dead task. Screenshots land in test/artifacts/screenshots.
+// live, watches a chart update, rolls back, sets and unsets a config var,
+// opens a stack trace and resolves its issue, pauses and resumes a queue
+// and retries a dead task, and checks at 1280 and 390 px that every
+// button is in view. Screenshots land in test/artifacts/screenshots.
+// Afterwards the engine's API must agree with what the pages did.
 func TestDashboardInBrowser(t *testing.T) {
 	const chromium = "/usr/bin/chromium"
 	// make test installs both (scripts/test-deps.sh); in CI their absence
@@ -92,6 +95,8 @@ func TestDashboardInBrowser(t *testing.T) {
 	}()
 
 	shots := filepath.Join(root, "test", "artifacts", "screenshots")
+	// Last run's screenshots must not stand in for missing ones.
+	os.RemoveAll(shots)
 	nctx, ncancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer ncancel()
 	cmd := exec.CommandContext(nctx, "node", filepath.Join(root, "test", "browser", "dashboard.mjs"))
@@ -102,6 +107,7 @@ func TestDashboardInBrowser(t *testing.T) {
 		"DASH_DEPLOY_DIR="+hello,
 		"DASH_ERRORS_APP=crashy-python",
 		"DASH_TASKS_APP=tasks-python",
+		"DASH_TASKS_QUEUE=email",
 		"PIER_BIN="+pierBin,
 		"PIER_API=http://"+e.apiAddr,
 		"PIER_HOME="+e.home,
@@ -116,9 +122,47 @@ func TestDashboardInBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatalf("browser test failed: %v (screenshots in %s)", err, shots)
 	}
-	for _, name := range []string{"01-login", "02-overview", "03-app", "04-app-phone", "05-deploy", "06-error", "07-queues"} {
+	for _, name := range []string{"01-login", "02-overview", "02-overview-phone", "03-app", "04-app-phone", "04-app-phone-top",
+		"04-app-phone-releases", "05-deploy", "06-error", "06-error-resolved", "07-queues", "07-queues-phone", "08-config-set"} {
 		if _, err := os.Stat(filepath.Join(shots, name+".png")); err != nil {
 			t.Errorf("screenshot %s: %v", name, err)
 		}
+	}
+
+	// What the pages did, as the engine's API sees it.
+	var issues []struct{ Status string }
+	e.apiGet("/v1/apps/crashy-python/errors?status=all", &issues)
+	resolved := 0
+	for _, is := range issues {
+		if is.Status == "resolved" {
+			resolved++
+		}
+	}
+	if resolved != 1 {
+		t.Errorf("crashy-python's issues after Resolve on the page: %+v, want one resolved", issues)
+	}
+	var qs []struct {
+		Name   string
+		Paused bool `json:"paused"`
+	}
+	e.apiGet("/v1/apps/tasks-python/tasks", &qs)
+	for _, q := range qs {
+		if q.Name == "email" && q.Paused {
+			t.Error("the email queue is still paused after Pause then Resume on the page")
+		}
+	}
+	var rels []struct{ Cause string }
+	e.apiGet("/v1/apps/hello-python/releases", &rels)
+	causes := ""
+	for _, r := range rels {
+		causes += r.Cause + "; "
+	}
+	if !strings.Contains(causes, "env set DASH_COLOR") || !strings.Contains(causes, "env unset DASH_COLOR") {
+		t.Errorf("hello-python's releases (%s) lack the config change made on the page", causes)
+	}
+	var env map[string]string
+	e.apiGet("/v1/apps/hello-python/env", &env)
+	if _, ok := env["DASH_COLOR"]; ok || env["DASH_SECRET"] != "s3cret-value" {
+		t.Errorf("hello-python's config after set and unset on the page: %v", env)
 	}
 }

@@ -21,8 +21,11 @@
       u = new uPlot({
         width: width(el), height: 160,
         series: [{}].concat(spec.series.map((s) => ({ label: s.label, stroke: s.stroke, width: 2, spanGaps: true }))),
-        axes: [{}, { size: 50 }],
-        legend: { show: true },
+        // Times without the date (uPlot adds it under the first tick,
+        // where the chart's left edge cuts it); a static legend names the
+        // series, the figure's caption has the latest value.
+        axes: [{ values: (u, ticks) => ticks.map((t) => new Date(t * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })) }, { size: 50 }],
+        legend: { show: true, live: false },
       }, data, el);
       charts.set(el, u);
     } else {
