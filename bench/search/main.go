@@ -4,7 +4,7 @@
 // Elasticsearch-compatible HTTP API on a loopback port, with real bleve
 // indexes on disk. Every run is bounded by -docs, -queries and -timeout.
 //
-//	go run ./bench/search [-docs 100000] [-batch 1000] [-queries 300] [-timeout 10m]
+//	go run ./bench/search [-docs 100000] [-batch 1000] [-queries 300] [-timeout 10m] [-cpuprofile FILE]
 package main
 
 import (
@@ -20,6 +20,7 @@ import (
 	"net/http"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"time"
@@ -32,11 +33,25 @@ func main() {
 	batch := flag.Int("batch", 1000, "documents per _bulk request")
 	queries := flag.Int("queries", 300, "queries of each kind")
 	timeout := flag.Duration("timeout", 10*time.Minute, "stop after this long, whatever is left")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run (engine side included: it runs in this process) to this file")
 	flag.Parse()
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
 	if err := run(ctx, *docs, *batch, *queries); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
+		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
 }

@@ -3,9 +3,11 @@ package search
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"net/http"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"sync"
@@ -27,7 +29,11 @@ const (
 // Lock order: life, then stripes (in increasing order), then mu.
 type Index struct {
 	App, Name string
+	path      string
 	bi        bleve.Index
+	tl        *translog
+	// translogSize is the size past which the translog is flushed.
+	translogSize int64
 
 	// life is held shared by every operation and exclusively to close,
 	// so that no operation sees a closed bleve index.
@@ -46,12 +52,16 @@ type Index struct {
 	seq     atomic.Int64
 }
 
-func openIndex(app, name, path string) (*Index, error) {
-	bi, err := bleve.Open(path)
+// bleveConfig opens indexes with unsafe_batch: a batch returns once
+// searchable, and the translog, not bleve's persister, makes it durable.
+var bleveConfig = map[string]any{"unsafe_batch": true}
+
+func openIndex(app, name, path string, translogSize int64) (*Index, error) {
+	bi, err := bleve.OpenUsing(path, bleveConfig)
 	if err != nil {
 		return nil, fmt.Errorf("open index %s/%s: %w", app, name, err)
 	}
-	ix := &Index{App: app, Name: name, bi: bi}
+	ix := &Index{App: app, Name: name, path: path, bi: bi, translogSize: translogSize}
 	data, err := bi.GetInternal([]byte(internalMeta))
 	if err == nil && data == nil {
 		err = fmt.Errorf("no pier metadata")
@@ -60,18 +70,123 @@ func openIndex(app, name, path string) (*Index, error) {
 		ix.m = &meta{}
 		err = json.Unmarshal(data, ix.m)
 	}
+	if err == nil {
+		if ix.m.Mapping.Properties == nil {
+			ix.m.Mapping.Properties = map[string]*Property{}
+		}
+		if seq, _ := bi.GetInternal([]byte(internalSeq)); seq != nil {
+			n, _ := strconv.ParseInt(string(seq), 10, 64)
+			ix.seq.Store(n)
+		}
+		err = ix.recover()
+	}
 	if err != nil {
 		bi.Close()
 		return nil, fmt.Errorf("open index %s/%s: %w", app, name, err)
 	}
-	if ix.m.Mapping.Properties == nil {
-		ix.m.Mapping.Properties = map[string]*Property{}
-	}
-	if seq, _ := bi.GetInternal([]byte(internalSeq)); seq != nil {
-		n, _ := strconv.ParseInt(string(seq), 10, 64)
-		ix.seq.Store(n)
-	}
 	return ix, nil
+}
+
+// recover applies again what the translog holds (writes acknowledged but
+// perhaps not persisted by bleve when the process stopped), waits until
+// bleve has persisted it, then starts an empty translog.
+func (ix *Index) recover() error {
+	gens, err := translogGens(ix.path)
+	if err != nil {
+		return err
+	}
+	for _, g := range gens {
+		err := readTranslog(filepath.Join(ix.path, translogName(g)), func(e logEntry) error {
+			return ix.replay(e)
+		})
+		if err != nil {
+			return err
+		}
+	}
+	if len(gens) > 0 {
+		if err := ix.barrier(); err != nil {
+			return err
+		}
+	}
+	tl, err := openTranslog(ix.path)
+	if err != nil {
+		return err
+	}
+	if err := tl.removeBelow(tl.gen); err != nil {
+		tl.close(false)
+		return err
+	}
+	ix.tl = tl
+	return nil
+}
+
+// replay applies one translog entry again, growing the mapping as the
+// original write did.
+func (ix *Index) replay(e logEntry) error {
+	batch := ix.bi.NewBatch()
+	b := &builder{meta: ix.m, analyzers: ix.bi.Mapping(), grow: true}
+	for _, op := range e.ops {
+		if op.deleted {
+			batch.Delete(op.id)
+			continue
+		}
+		obj, err := parseSource(op.source)
+		if err != nil {
+			continue // cannot happen: it was parsed before being logged
+		}
+		doc, err := b.build(op.id, op.source, obj, op.version)
+		if err == nil {
+			err = batch.IndexAdvanced(doc)
+		}
+		if err != nil {
+			return fmt.Errorf("replay translog: %s: %w", op.id, err)
+		}
+	}
+	if b.changed {
+		batch.SetInternal([]byte(internalMeta), mustJSON(ix.m))
+	}
+	if e.seq > ix.seq.Load() {
+		ix.seq.Store(e.seq)
+	}
+	batch.SetInternal([]byte(internalSeq), []byte(strconv.FormatInt(ix.seq.Load(), 10)))
+	if err := ix.bi.Batch(batch); err != nil {
+		return fmt.Errorf("replay translog: %w", err)
+	}
+	return nil
+}
+
+// durable applies batch and returns once bleve has persisted it, and so
+// everything introduced before it.
+func (ix *Index) durable(batch *bleve.Batch) error {
+	done := make(chan error, 1)
+	batch.SetPersistedCallback(func(err error) { done <- err })
+	if err := ix.bi.Batch(batch); err != nil {
+		return err
+	}
+	return <-done
+}
+
+// barrier returns once everything applied to bleve so far is persisted.
+func (ix *Index) barrier() error {
+	b := ix.bi.NewBatch()
+	b.SetInternal([]byte(internalSeq), []byte(strconv.FormatInt(ix.seq.Load(), 10)))
+	if err := ix.durable(b); err != nil {
+		return fmt.Errorf("index %s/%s: persist: %w", ix.App, ix.Name, err)
+	}
+	return nil
+}
+
+// flushTranslog makes bleve persist what the older translog generations
+// hold, then removes them.
+func (ix *Index) flushTranslog() error {
+	gen, err := ix.tl.rotate()
+	if err != nil {
+		return err
+	}
+	if err := ix.barrier(); err != nil {
+		return err
+	}
+	return ix.tl.removeBelow(gen)
 }
 
 func (ix *Index) close() error {
@@ -81,7 +196,21 @@ func (ix *Index) close() error {
 		return nil
 	}
 	ix.closed = true
-	return ix.bi.Close()
+	// persist everything, so that the next open has nothing to replay
+	err := ix.barrier()
+	err = errors.Join(err, ix.tl.close(err == nil))
+	return errors.Join(err, ix.bi.Close())
+}
+
+// drop closes the index without persisting anything: it is being deleted.
+func (ix *Index) drop() error {
+	ix.life.Lock()
+	defer ix.life.Unlock()
+	if ix.closed {
+		return nil
+	}
+	ix.closed = true
+	return errors.Join(ix.tl.close(false), ix.bi.Close())
 }
 
 // use is held for the length of an operation; it fails once the index is
@@ -137,9 +266,9 @@ type stored struct {
 	source  []byte // nil: deleted or never written
 }
 
-// Write applies ops in one bleve batch and returns once it is persisted.
-// Each op fails or succeeds on its own (as a bulk item does); the error is
-// for failures of the whole batch.
+// Write applies ops in one bleve batch and returns once they are durable
+// (in the translog). Each op fails or succeeds on its own (as a bulk item
+// does); the error is for failures of the whole batch.
 func (ix *Index) Write(ctx context.Context, ops []Op) ([]Result, error) {
 	release, err := ix.use()
 	if err != nil {
@@ -151,21 +280,21 @@ func (ix *Index) Write(ctx context.Context, ops []Op) ([]Result, error) {
 		defer ix.stripes[s].Unlock()
 	}
 	ix.mu.RLock()
-	res, batch, _, err := ix.prepare(ops, ix.m, false)
+	res, batch, _, entry, err := ix.prepare(ops, ix.m, false)
 	if err == errGrow {
 		ix.mu.RUnlock()
 		ix.mu.Lock()
 		defer ix.mu.Unlock()
 		grown := ix.m.clone()
 		var changed bool
-		if res, batch, changed, err = ix.prepare(ops, grown, true); err != nil {
+		if res, batch, changed, entry, err = ix.prepare(ops, grown, true); err != nil {
 			return nil, err
 		}
 		if changed {
 			batch.SetInternal([]byte(internalMeta), mustJSON(grown))
 		}
-		if err := ix.bi.Batch(batch); err != nil {
-			return nil, fmt.Errorf("index %s/%s: write: %w", ix.App, ix.Name, err)
+		if err := ix.commit(batch, entry); err != nil {
+			return nil, err
 		}
 		ix.m = grown
 		return res, nil
@@ -177,10 +306,33 @@ func (ix *Index) Write(ctx context.Context, ops []Op) ([]Result, error) {
 	if batch.Size() == 0 {
 		return res, nil
 	}
-	if err := ix.bi.Batch(batch); err != nil {
-		return nil, fmt.Errorf("index %s/%s: write: %w", ix.App, ix.Name, err)
+	if err := ix.commit(batch, entry); err != nil {
+		return nil, err
 	}
 	return res, nil
+}
+
+// commit applies batch and logs entry, its operations, in the translog.
+// Called with the stripes of the operations and mu held, so that the log
+// has the operations on a document, and the growths of the mapping, in
+// the order they were applied.
+func (ix *Index) commit(batch *bleve.Batch, entry logEntry) error {
+	if err := ix.bi.Batch(batch); err != nil {
+		return fmt.Errorf("index %s/%s: write: %w", ix.App, ix.Name, err)
+	}
+	if len(entry.ops) == 0 {
+		return nil
+	}
+	full, err := ix.tl.append(entry, ix.translogSize)
+	if err != nil {
+		return fmt.Errorf("index %s/%s: %w", ix.App, ix.Name, err)
+	}
+	if full {
+		if err := ix.flushTranslog(); err != nil {
+			return fmt.Errorf("index %s/%s: flush translog: %w", ix.App, ix.Name, err)
+		}
+	}
+	return nil
 }
 
 func (ix *Index) stripesOf(ops []Op) []int {
@@ -196,7 +348,8 @@ func (ix *Index) stripesOf(ops []Op) []int {
 
 // prepare builds the batch for ops against m. Without grow, a document
 // needing new fields makes it return errGrow.
-func (ix *Index) prepare(ops []Op, m *meta, grow bool) ([]Result, *bleve.Batch, bool, error) {
+func (ix *Index) prepare(ops []Op, m *meta, grow bool) ([]Result, *bleve.Batch, bool, logEntry, error) {
+	var entry logEntry
 	batch := ix.bi.NewBatch()
 	b := &builder{meta: m, analyzers: ix.bi.Mapping(), grow: grow}
 	pending := map[string]stored{}
@@ -208,7 +361,7 @@ func (ix *Index) prepare(ops []Op, m *meta, grow bool) ([]Result, *bleve.Batch, 
 		if !ok {
 			var err error
 			if cur, err = ix.load(op.ID, op.Action == "update"); err != nil {
-				return nil, nil, false, err
+				return nil, nil, false, entry, err
 			}
 		}
 		src := op.Source
@@ -222,6 +375,7 @@ func (ix *Index) prepare(ops []Op, m *meta, grow bool) ([]Result, *bleve.Batch, 
 			batch.Delete(op.ID)
 			r.Result, r.Status, r.Version = "deleted", http.StatusOK, cur.version+1
 			r.Seq = ix.seq.Add(1)
+			entry.ops = append(entry.ops, logOp{id: op.ID, version: r.Version, deleted: true})
 			pending[op.ID] = stored{version: r.Version}
 			continue
 		case "create":
@@ -249,7 +403,7 @@ func (ix *Index) prepare(ops []Op, m *meta, grow bool) ([]Result, *bleve.Batch, 
 			}
 		}
 		if err == errGrow {
-			return nil, nil, false, errGrow
+			return nil, nil, false, entry, errGrow
 		}
 		if err != nil {
 			r.Err = esError(err)
@@ -264,9 +418,11 @@ func (ix *Index) prepare(ops []Op, m *meta, grow bool) ([]Result, *bleve.Batch, 
 		}
 		r.Seq = ix.seq.Add(1)
 		pending[op.ID] = stored{version: r.Version, source: src}
+		entry.ops = append(entry.ops, logOp{id: op.ID, version: r.Version, source: src})
 	}
-	batch.SetInternal([]byte(internalSeq), []byte(strconv.FormatInt(ix.seq.Load(), 10)))
-	return res, batch, b.changed, nil
+	entry.seq = ix.seq.Load()
+	batch.SetInternal([]byte(internalSeq), []byte(strconv.FormatInt(entry.seq, 10)))
+	return res, batch, b.changed, entry, nil
 }
 
 // load reads the stored version (and source, if withSource) of id.

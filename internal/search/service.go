@@ -38,13 +38,17 @@ type Options struct {
 	Dir string
 	// Logger receives errors the clients do not see. Nil: discarded.
 	Logger *slog.Logger
+	// TranslogSize is the size past which an index's translog is flushed
+	// into bleve and started again (see translog.go). Zero: 64 MiB.
+	TranslogSize int64
 }
 
 // Service manages the search indexes of every app. Indexes open on first
 // use and stay open until Close or their deletion.
 type Service struct {
-	dir string
-	log *slog.Logger
+	dir          string
+	log          *slog.Logger
+	translogSize int64
 
 	mu     sync.Mutex        // guards open, closed
 	open   map[string]*Index // by "<app>/<index>"
@@ -68,7 +72,10 @@ func Open(opts Options) (*Service, error) {
 		opts.Logger.Info("removing an index left half created or deleted", "path", p)
 		os.RemoveAll(p)
 	}
-	return &Service{dir: opts.Dir, log: opts.Logger, open: map[string]*Index{}}, nil
+	if opts.TranslogSize <= 0 {
+		opts.TranslogSize = 64 << 20
+	}
+	return &Service{dir: opts.Dir, log: opts.Logger, translogSize: opts.TranslogSize, open: map[string]*Index{}}, nil
 }
 
 // Close closes every open index.
@@ -134,7 +141,7 @@ func (s *Service) Index(ctx context.Context, app, name string, create bool) (*In
 			return nil, err
 		}
 	}
-	ix, err := openIndex(app, name, path)
+	ix, err := openIndex(app, name, path, s.translogSize)
 	if err != nil {
 		return nil, err
 	}
@@ -219,7 +226,7 @@ func (s *Service) DeleteIndex(ctx context.Context, app, name string) error {
 	}
 	if ix := s.open[app+"/"+name]; ix != nil {
 		delete(s.open, app+"/"+name)
-		if err := ix.close(); err != nil {
+		if err := ix.drop(); err != nil {
 			s.log.Warn("close deleted index", "app", app, "index", name, "err", err)
 		}
 	}
@@ -246,7 +253,7 @@ func (s *Service) DropApp(ctx context.Context, app string) error {
 	for key, ix := range s.open {
 		if strings.HasPrefix(key, app+"/") {
 			delete(s.open, key)
-			ix.close()
+			ix.drop()
 		}
 	}
 	dir := filepath.Join(s.dir, app)
