@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"path/filepath"
 	"time"
 
 	"pier/internal/manifest"
@@ -19,6 +20,7 @@ func startTasks(ctx context.Context, h *hub) error {
 	log := h.log.With("part", "tasks")
 	svc, err := tasks.New(ctx, tasks.Options{
 		Store: h.store, Logger: log, GatewayURL: h.gatewayURL, Domain: h.domain,
+		Dir: filepath.Join(h.home, "tasks"),
 	})
 	if err != nil {
 		return fmt.Errorf("tasks: %w", err)
@@ -26,6 +28,8 @@ func startTasks(ctx context.Context, h *hub) error {
 	if err := svc.Start(ctx); err != nil {
 		return fmt.Errorf("tasks: %w", err)
 	}
+	// Last to stop: the journal drains into the store before it closes.
+	h.stops = append(h.stops, svc.Close)
 	h.tasks = svc
 	apps, err := h.store.Bucket(ctx, "apps", 5)
 	if err != nil {

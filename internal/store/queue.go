@@ -332,3 +332,50 @@ func (d *Delivery) Term(ctx context.Context) error {
 	}
 	return nil
 }
+
+// PutMsg is one message of PutAll.
+type PutMsg struct {
+	Subject string
+	Data    []byte
+	Header  map[string]string
+}
+
+// PutAll stores msgs without waiting for each acknowledgement in turn,
+// then waits for all of them: seqs[i] gets the sequence of msgs[i], or
+// stays 0 when that message was not stored (the first such error is
+// returned). A message is durable once its sequence is set.
+func (q *WorkQueue) PutAll(ctx context.Context, msgs []PutMsg, seqs []uint64) error {
+	futures := make([]jetstream.PubAckFuture, len(msgs))
+	var first error
+	for i, m := range msgs {
+		msg := nats.NewMsg(m.Subject)
+		msg.Data = m.Data
+		for k, v := range m.Header {
+			msg.Header.Set(k, v)
+		}
+		f, err := q.s.js.PublishMsgAsync(msg)
+		if err != nil {
+			if first == nil {
+				first = fmt.Errorf("store: put %s: %w", m.Subject, err)
+			}
+			continue
+		}
+		futures[i] = f
+	}
+	for i, f := range futures {
+		if f == nil {
+			continue
+		}
+		select {
+		case ack := <-f.Ok():
+			seqs[i] = ack.Sequence
+		case err := <-f.Err():
+			if first == nil {
+				first = fmt.Errorf("store: put %s: %w", msgs[i].Subject, err)
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return first
+}

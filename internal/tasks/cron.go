@@ -74,10 +74,13 @@ func (s *Service) configureCron(ctx context.Context, app string, crons []Cron) e
 		if _, err := s.queue(ctx, app, queue); err != nil {
 			return err
 		}
-		sum := sha256.Sum256([]byte(expr + "\x00" + queue + "\x00" + c.Path + "\x00" + c.Body))
+		// The entry's name hashes what it does and where its copies go
+		// ("f": schedule copies; entries of earlier engines, which copied
+		// to r.*, are replaced by the sweep below).
+		sum := sha256.Sum256([]byte("f\x00" + expr + "\x00" + queue + "\x00" + c.Path + "\x00" + c.Body))
 		h := hex.EncodeToString(sum[:6])
 		subj := "tasks." + app + "." + queue + ".c." + h
-		target := "tasks." + app + "." + queue + ".r.c" + h
+		target := "tasks." + app + "." + queue + ".f.c" + h
 		want[subj] = true
 		if _, err := s.q.Last(ctx, subj); err == nil {
 			continue // same entry, already scheduled

@@ -4,82 +4,59 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"pier/internal/store"
 )
 
-// held is a task taken out of its queue by id (beanstalkd reserve-job):
-// a JetStream consumer hands out tasks in order only, so the task moves to
-// tasks.<app>.<queue>.h.<id>, which no consumer reads, for as long as it
-// is reserved. Start moves tasks left there by an engine that died back
-// to ready (this assumes one engine per store, as today).
-type held struct {
-	s   *Service
-	t   Task
-	seq uint64 // of the h.<id> message
-}
-
-// Ack deletes the held task: it is done.
-func (h *held) Ack(ctx context.Context) error {
-	if err := h.s.q.Delete(ctx, h.seq); err != nil && !errors.Is(err, store.ErrNotFound) {
-		return err
-	}
-	return nil
-}
-
-// Nak puts the task back on its queue, ready after delay.
-func (h *held) Nak(delay time.Duration) error {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(h.s.ctx), 10*time.Second)
-	defer cancel()
-	if _, err := h.s.requeue(ctx, h.t, delay); err != nil {
-		return fmt.Errorf("tasks: release %d: %w", h.t.ID, err)
-	}
-	return h.Ack(ctx)
-}
-
-// InProgress has nothing to tell: no consumer waits for a held task.
-func (h *held) InProgress() error { return nil }
-
 // ReserveJob reserves a task by id, whatever its state (ready, delayed or
 // buried), for the session; a task the session holds already is returned
-// as it is.
+// as it is. A delayed or buried task is stored as ready first.
 func (se *Session) ReserveJob(ctx context.Context, id uint64) (Task, error) {
-	if t, _, ok := se.Reserved(id); ok {
+	s := se.s
+	s.mu.Lock()
+	if j, err := se.mine(id); err == nil {
+		t := j.task()
+		s.mu.Unlock()
 		return t, nil
 	}
-	t, err := se.s.Lookup(ctx, se.App, id)
+	if j := s.jobs[id]; j != nil && j.q.app == se.App {
+		defer s.mu.Unlock()
+		if j.res != nil || j.hidx < 0 {
+			return Task{}, ErrNotFound // someone else's, or being moved
+		}
+		s.reserve(j, se)
+		return j.task(), nil
+	}
+	s.mu.Unlock()
+	t, err := s.Lookup(ctx, se.App, id)
 	if err != nil {
 		return Task{}, err
 	}
-	if t.State == StateReserved {
-		return Task{}, ErrNotFound // someone else's
+	if t.State != StateDelayed && t.State != StateBuried {
+		return Task{}, ErrNotFound
 	}
-	seq, err := se.s.q.Put(ctx, subject(t.App, t.Queue, "h", t.ID), t.Body, t.header(), store.PutOptions{})
+	m, err := s.q.Get(ctx, t.seq)
+	if err != nil {
+		return Task{}, ErrNotFound
+	}
+	j, ok, err := s.toReady(ctx, m, false)
 	if err != nil {
 		return Task{}, fmt.Errorf("tasks: reserve-job %d: %w", id, err)
 	}
-	if t.State == StateReady {
-		se.s.mu.Lock()
-		q := se.s.queues[queueKey(t.App, t.Queue)]
-		se.s.mu.Unlock()
-		if q != nil {
-			se.s.unstash(q, t.seq)
-		}
+	if !ok {
+		return Task{}, ErrNotFound
 	}
-	if err := se.s.q.Delete(ctx, t.seq); err != nil {
-		// Taken (or fired) meanwhile: give up the copy.
-		se.s.q.Delete(ctx, seq)
-		if errors.Is(err, store.ErrNotFound) {
-			return Task{}, ErrNotFound
-		}
-		return Task{}, err
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if j.res != nil || j.hidx < 0 {
+		return Task{}, ErrNotFound // taken meanwhile
 	}
-	r := se.s.hold(t, &held{s: se.s, t: t, seq: seq}, se)
-	return r.task, nil
+	s.reserve(j, se)
+	return j.task(), nil
 }
 
-// releaseHeld moves tasks left held by an engine that died back to ready.
+// releaseHeld moves tasks that an earlier engine version left reserved by
+// id (on tasks.<app>.<queue>.h.<id>) back to ready.
 func (s *Service) releaseHeld(ctx context.Context) error {
 	var seq uint64 = 1
 	for {
@@ -92,7 +69,10 @@ func (s *Service) releaseHeld(ctx context.Context) error {
 		}
 		seq = m.Seq + 1
 		t := taskFrom(m)
-		if err := (&held{s: s, t: t, seq: m.Seq}).Nak(0); err != nil {
+		if _, err := s.store(ctx, t, "r", 0); err != nil {
+			return err
+		}
+		if err := s.q.Delete(ctx, m.Seq); err != nil && !errors.Is(err, store.ErrNotFound) {
 			return err
 		}
 	}

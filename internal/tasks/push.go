@@ -11,8 +11,6 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
-
-	"pier/internal/store"
 )
 
 // Headers of a push delivery.
@@ -150,11 +148,20 @@ func (s *Service) runPusher(ctx context.Context, q *queue, c QueueConfig) {
 	if c.Rate > 0 {
 		lim = rate.NewLimiter(rate.Limit(c.Rate), 1)
 	}
+	w := &waiter{ch: make(chan struct{}, 1)}
+	s.mu.Lock()
+	q.waiters[w] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(q.waiters, w)
+		s.mu.Unlock()
+	}()
 	for ctx.Err() == nil {
-		if q.paused(time.Now()) {
+		if left := time.Until(q.config().PausedUntil); left > 0 {
 			select {
 			case <-ctx.Done():
-			case <-time.After(200 * time.Millisecond):
+			case <-time.After(min(left, 200*time.Millisecond)):
 			}
 			continue
 		}
@@ -167,38 +174,29 @@ func (s *Service) runPusher(ctx context.Context, q *queue, c QueueConfig) {
 			<-slots
 			continue
 		}
-		// Take as many tasks as there are free slots (one under a rate
-		// limit): a task fetched but left waiting would see its ack wait
-		// run out and count a redelivery as an attempt.
-		n := 1
-		for lim == nil && n < cap(slots) {
-			select {
-			case slots <- struct{}{}:
-				n++
-				continue
-			default:
+		var r *reservation
+		for r == nil && ctx.Err() == nil && !q.paused(time.Now()) {
+			s.mu.Lock()
+			if len(q.ready) > 0 {
+				r = s.reserve(q.ready[0], nil)
 			}
-			break
+			s.mu.Unlock()
+			if r == nil {
+				select {
+				case <-ctx.Done():
+				case <-w.ch:
+				case <-time.After(time.Second):
+				}
+			}
 		}
-		var got []*store.Delivery
-		collect := func(d *store.Delivery) { got = append(got, d) }
-		err := q.cons.Fetch(n, 0, collect)
-		if err == nil && len(got) == 0 {
-			err = q.cons.Fetch(1, 2*time.Second, collect)
-		}
-		if err != nil && ctx.Err() == nil {
-			log.Warn("fetch task", "err", err)
-			time.Sleep(time.Second)
-		}
-		for range n - len(got) {
+		if r == nil {
 			<-slots
+			continue
 		}
-		for _, d := range got {
-			go func() {
-				defer func() { <-slots }()
-				s.push(ctx, q, c, d)
-			}()
-		}
+		go func() {
+			defer func() { <-slots }()
+			s.push(ctx, q, c, r)
+		}()
 	}
 	// Wait for deliveries in flight.
 	for range cap(slots) {
@@ -208,23 +206,29 @@ func (s *Service) runPusher(ctx context.Context, q *queue, c QueueConfig) {
 
 // push delivers one task: 2xx is done, anything else a retry after a
 // backoff, or the dead set after the last attempt.
-func (s *Service) push(ctx context.Context, q *queue, c QueueConfig, d *store.Delivery) {
-	r := s.take(d, nil)
-	t := r.task
-	status, err := s.post(ctx, q.app, c.Push, t, d.Header[hdrPath])
-	if !r.finish() {
+func (s *Service) push(ctx context.Context, q *queue, c QueueConfig, r *reservation) {
+	s.mu.Lock()
+	j := r.j
+	t := j.task()
+	s.mu.Unlock()
+	status, err := s.post(ctx, q.app, c.Push, t)
+	s.mu.Lock()
+	if j.res != r {
+		s.mu.Unlock()
 		return // the TTR ran out first; the task is ready again
 	}
 	if ctx.Err() != nil {
-		d.Nak(0)
+		r.end()
+		s.makeReady(j)
+		s.mu.Unlock()
 		return
 	}
+	s.mu.Unlock()
+	bg := context.WithoutCancel(ctx)
 	if err == nil && status/100 == 2 {
-		if err := d.Ack(context.WithoutCancel(ctx)); err != nil {
-			s.log.Warn("ack pushed task", "id", t.ID, "err", err)
+		if err := s.deleteTask(bg, q.app, t.ID, func(held *reservation) bool { return held == r }); err != nil {
+			s.log.Warn("delete pushed task", "id", t.ID, "err", err)
 		}
-		q.rates.done.add(time.Now(), 1)
-		s.forgetJob(t.ID)
 		return
 	}
 	q.rates.failed.add(time.Now(), 1)
@@ -232,21 +236,26 @@ func (s *Service) push(ctx context.Context, q *queue, c QueueConfig, d *store.De
 	if err != nil {
 		reason = err.Error()
 	}
+	s.mu.Lock()
+	r.end()
+	s.mu.Unlock()
 	if t.Attempt >= c.attempts() {
-		t.Error = fmt.Sprintf("attempt %d of %d: %s", t.Attempt, c.attempts(), reason)
-		s.log.Info("task is dead", "app", q.app, "queue", q.name, "id", t.ID, "reason", t.Error)
-		if err := s.bury(ctx, t, d); err != nil {
+		msg := fmt.Sprintf("attempt %d of %d: %s", t.Attempt, c.attempts(), reason)
+		s.log.Info("task is dead", "app", q.app, "queue", q.name, "id", t.ID, "reason", msg)
+		if err := s.move(bg, j, "x", 0, func(t *Task) { t.Error = msg }); err != nil {
 			s.log.Warn("move task to the dead set", "id", t.ID, "err", err)
 		}
 		return
 	}
-	d.Nak(c.backoff(t.Attempt))
+	if err := s.move(bg, j, "d", c.backoff(t.Attempt), func(*Task) {}); err != nil {
+		s.log.Warn("retry task later", "id", t.ID, "err", err)
+	}
 }
 
 // post sends a task to the app through the gateway.
-func (s *Service) post(ctx context.Context, app, path string, t Task, override string) (int, error) {
-	if override != "" {
-		path = override
+func (s *Service) post(ctx context.Context, app, path string, t Task) (int, error) {
+	if t.path != "" {
+		path = t.path
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.opts.PushTimeout)
 	defer cancel()

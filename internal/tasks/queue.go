@@ -58,12 +58,16 @@ func (c QueueConfig) backoff(attempt int) time.Duration {
 	return min(d, hi)
 }
 
-// queue is one app queue's runtime: its consumer and cached settings.
+// queue is one app queue's runtime: its ready tasks and cached settings.
 type queue struct {
 	app, name string
-	cons      *store.Consumer
-	pre       prefetch
 	rates     meters
+
+	// Guarded by Service.mu.
+	ready     readyHeap            // ready tasks, most urgent first
+	urgent    int                  // ready tasks with a priority under 1024
+	nreserved int                  // reserved tasks
+	waiters   map[*waiter]struct{} // reserves and push dispatchers waiting for a task
 	// Since this engine started: tasks deleted by id (beanstalkd
 	// cmd-delete), and pauses (cmd-pause-tube).
 	deletes, pauses atomic.Int64
@@ -107,13 +111,12 @@ func (s *Service) queue(ctx context.Context, app, name string) (*queue, error) {
 	} else if err != nil {
 		return nil, fmt.Errorf("tasks: queue %s/%s: %w", app, name, err)
 	}
-	cons, err := s.q.Consumer(ctx, store.ConsumerConfig{
-		Name: app + "_" + name, Filter: "tasks." + app + "." + name + ".r.*", AckWait: s.opts.AckWait,
-	})
-	if err != nil {
+	// Earlier engines delivered through a durable consumer per queue;
+	// the index does that now.
+	if err := s.q.DeleteConsumer(ctx, app+"_"+name); err != nil {
 		return nil, fmt.Errorf("tasks: queue %s/%s: %w", app, name, err)
 	}
-	q = &queue{app: app, name: name, cons: cons, conf: conf}
+	q = &queue{app: app, name: name, conf: conf, waiters: map[*waiter]struct{}{}}
 	s.mu.Lock()
 	if old := s.queues[key]; old != nil {
 		q = old
@@ -155,6 +158,9 @@ func (s *Service) Pause(ctx context.Context, app, name string, d time.Duration) 
 	}
 	if q, err := s.queue(ctx, app, name); err == nil {
 		q.pauses.Add(1)
+		s.mu.Lock()
+		q.wake() // a resume: waiting reserves look again
+		s.mu.Unlock()
 	}
 	return nil
 }
@@ -206,13 +212,9 @@ func (s *Service) Stats(ctx context.Context, app, name string) (QueueStats, erro
 	st := QueueStats{Name: name, Config: q.config(),
 		EnqueueRate: q.rates.enqueued.rate(now), DoneRate: q.rates.done.rate(now), FailRate: q.rates.failed.rate(now),
 		Deletes: q.deletes.Load(), Pauses: q.pauses.Load()}
-	counts, err := q.cons.Counts(ctx)
-	if err != nil {
-		return st, err
-	}
-	st.Reserved = s.reservedIn(app, name)
-	st.Ready = int(counts.Pending) + max(counts.AckPending-st.Reserved, 0)
-	st.Waiting = counts.Waiting
+	s.mu.Lock()
+	st.Ready, st.Reserved, st.Waiting = len(q.ready), q.nreserved, len(q.waiters)
+	s.mu.Unlock()
 	prefix := "tasks." + app + "." + name
 	if st.Delayed, err = s.q.Count(ctx, prefix+".d.*"); err != nil {
 		return st, err
@@ -226,27 +228,21 @@ func (s *Service) Stats(ctx context.Context, app, name string) (QueueStats, erro
 	return st, nil
 }
 
-func (s *Service) reservedIn(app, name string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	n := 0
-	for _, r := range s.reserved {
-		if r.task.App == app && r.task.Queue == name {
-			n++
-		}
-	}
-	return n
-}
-
 // Lookup finds app's task by id, wherever it is.
 func (s *Service) Lookup(ctx context.Context, app string, id uint64) (Task, error) {
 	s.mu.Lock()
-	r := s.reserved[id]
+	j := s.jobs[id]
+	_, deleted := s.tomb[id]
+	var t Task
+	if j != nil && j.q.app == app {
+		t = j.task()
+	}
 	s.mu.Unlock()
-	if r != nil && r.task.App == app {
-		t := r.task
-		t.State = StateReserved
-		return s.withCounts(t), nil
+	if t.ID != 0 {
+		return t, nil
+	}
+	if deleted {
+		return Task{}, ErrNotFound
 	}
 	m, err := s.q.Last(ctx, fmt.Sprintf("tasks.%s.*.*.%d", app, id))
 	if errors.Is(err, store.ErrNotFound) {
@@ -262,39 +258,37 @@ func (s *Service) Lookup(ctx context.Context, app string, id uint64) (Task, erro
 	if err != nil {
 		return Task{}, err
 	}
-	return s.withCounts(taskFrom(m)), nil
+	return taskFrom(m), nil
 }
 
-// Peek returns the first task of a queue in state (ready, delayed or
-// buried), or ErrNotFound.
+// Peek returns the first task of a queue in state: the most urgent ready
+// one, or the oldest delayed or buried one; ErrNotFound when there is
+// none.
 func (s *Service) Peek(ctx context.Context, app, name, state string) (Task, error) {
-	code := map[string]string{StateReady: "r", StateDelayed: "d", StateBuried: "x"}[state]
-	if code == "" {
-		return Task{}, fmt.Errorf("tasks: peek: bad state %q", state)
-	}
-	subj := "tasks." + app + "." + name + "." + code + ".*"
-	var seq uint64 = 1
-	for range 1000 {
-		m, err := s.q.Next(ctx, subj, seq)
-		if errors.Is(err, store.ErrNotFound) {
-			return Task{}, ErrNotFound
-		}
+	if state == StateReady {
+		q, err := s.queue(ctx, app, name)
 		if err != nil {
 			return Task{}, err
 		}
-		t := taskFrom(m)
-		if !s.isReserved(t.ID) {
-			return t, nil
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if len(q.ready) == 0 {
+			return Task{}, ErrNotFound
 		}
-		seq = m.Seq + 1
+		return q.ready[0].task(), nil
 	}
-	return Task{}, ErrNotFound
-}
-
-func (s *Service) isReserved(id uint64) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.reserved[id] != nil
+	code := map[string]string{StateDelayed: "d", StateBuried: "x"}[state]
+	if code == "" {
+		return Task{}, fmt.Errorf("tasks: peek: bad state %q", state)
+	}
+	m, err := s.q.Next(ctx, "tasks."+app+"."+name+"."+code+".*", 1)
+	if errors.Is(err, store.ErrNotFound) {
+		return Task{}, ErrNotFound
+	}
+	if err != nil {
+		return Task{}, err
+	}
+	return taskFrom(m), nil
 }
 
 // Kick moves up to n buried tasks of a queue back to ready; when none is
@@ -356,24 +350,49 @@ func (s *Service) KickTask(ctx context.Context, app string, id uint64) error {
 // kick moves a buried or delayed message to ready. The old message goes
 // first, so a schedule cannot fire beside the copy.
 func (s *Service) kick(ctx context.Context, m store.Message) (bool, error) {
+	_, ok, err := s.toReady(ctx, m, true)
+	return ok, err
+}
+
+// toReady moves a buried or delayed message to ready, stores it and
+// indexes it (a kick counts when kicked); false when it was gone already.
+func (s *Service) toReady(ctx context.Context, m store.Message, kicked bool) (*job, bool, error) {
 	t := taskFrom(m)
+	q, err := s.queue(ctx, t.App, t.Queue)
+	if err != nil {
+		return nil, false, err
+	}
 	t.Error = ""
+	t.Attempt = 0
+	if kicked {
+		t.Kicks++
+	}
 	if err := s.q.Delete(ctx, m.Seq); errors.Is(err, store.ErrNotFound) {
-		return false, nil
+		return nil, false, nil
 	} else if err != nil {
-		return false, err
+		return nil, false, err
 	}
-	if _, err := s.q.Put(ctx, subject(t.App, t.Queue, "r", t.ID), t.Body, t.header(), store.PutOptions{}); err != nil {
-		return false, fmt.Errorf("tasks: kick %d: %w", t.ID, err)
+	seq, err := s.store(ctx, t, "r", 0)
+	if err != nil {
+		return nil, false, fmt.Errorf("tasks: kick %d: %w", t.ID, err)
 	}
-	s.countJob(t, func(c *jobCounts) { c.kicks++; c.buried = false })
-	return true, nil
+	t.seq = seq
+	j := jobFrom(t, q)
+	s.mu.Lock()
+	s.index(j)
+	s.mu.Unlock()
+	return j, true, nil
 }
 
 // DeleteStored deletes a task that nobody has reserved (ready, delayed,
-// buried). A task reserved through this engine is ErrNotFound, as in
-// beanstalkd.
+// buried). A reserved task is ErrNotFound, as in beanstalkd.
 func (s *Service) DeleteStored(ctx context.Context, app string, id uint64) error {
+	return s.deleteTask(ctx, app, id, nil)
+}
+
+// deleteStored deletes a delayed or buried task (or a fired schedule
+// copy not indexed yet) from the stream.
+func (s *Service) deleteStored(ctx context.Context, app string, id uint64) error {
 	t, err := s.Lookup(ctx, app, id)
 	if err != nil {
 		return err
@@ -381,33 +400,18 @@ func (s *Service) DeleteStored(ctx context.Context, app string, id uint64) error
 	if t.State == StateReserved {
 		return ErrNotFound
 	}
-	if t.State == StateReady {
-		s.mu.Lock()
-		q := s.queues[queueKey(app, t.Queue)]
-		s.mu.Unlock()
-		if q != nil {
-			s.unstash(q, t.seq)
-		}
-	}
 	if err := s.q.Delete(ctx, t.seq); errors.Is(err, store.ErrNotFound) {
 		return ErrNotFound
 	} else if err != nil {
 		return err
 	}
-	s.deleted(t)
-	return nil
-}
-
-// deleted records that t was deleted by id: its queue counts it, and its
-// counters go.
-func (s *Service) deleted(t Task) {
-	s.forgetJob(t.ID)
 	s.mu.Lock()
-	q := s.queues[queueKey(t.App, t.Queue)]
+	q := s.queues[queueKey(app, t.Queue)]
 	s.mu.Unlock()
 	if q != nil {
 		q.deletes.Add(1)
 	}
+	return nil
 }
 
 // Dead lists up to limit dead (buried) tasks of a queue, oldest first.
@@ -436,15 +440,23 @@ func (s *Service) DropApp(ctx context.Context, app string) error {
 		return err
 	}
 	s.stopPushers(app, nil)
-	s.forgetJobs(app, func(*jobCounts) bool { return true })
-	for _, n := range names {
-		if err := s.q.DeleteConsumer(ctx, app+"_"+n); err != nil {
-			return err
+	s.mu.Lock()
+	for _, j := range s.jobs {
+		if j.q.app == app {
+			s.drop(j)
 		}
-		s.confs.Delete(ctx, confKey(app, n))
-		s.mu.Lock()
+	}
+	for _, n := range names {
 		delete(s.queues, queueKey(app, n))
-		s.mu.Unlock()
+	}
+	s.mu.Unlock()
+	// Journaled puts of the app are stored (or skipped, as dropped)
+	// before the purge, so none comes back after it.
+	if err := s.drainWait(ctx); err != nil {
+		return err
+	}
+	for _, n := range names {
+		s.confs.Delete(ctx, confKey(app, n))
 	}
 	return s.q.Purge(ctx, "tasks."+app+".>")
 }
@@ -471,6 +483,5 @@ func (s *Service) DropDead(ctx context.Context, app, name string) (int, error) {
 	if err := s.q.Purge(ctx, subj); err != nil {
 		return 0, err
 	}
-	s.forgetJobs(app, func(c *jobCounts) bool { return c.queue == name && c.buried })
 	return n, nil
 }

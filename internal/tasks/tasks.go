@@ -7,60 +7,65 @@
 // All tasks of all apps live in one JetStream work-queue stream, TASKS,
 // through internal/store. A task's subject says where it is:
 //
-//	tasks.<app>.<queue>.r.<id>   ready (or reserved: delivered, not acknowledged)
+//	tasks.<app>.<queue>.r.<id>   ready (or reserved): stored by a put or a kick
+//	tasks.<app>.<queue>.f.<id>   ready: the copy a schedule made at its time
+//	                             (a delayed task whose ETA came; cron ticks land
+//	                             on f.c<n>)
 //	tasks.<app>.<queue>.d.<id>   delayed: a one-shot message schedule that the
-//	                             server turns into tasks.<app>.<queue>.r.<id> at its ETA
+//	                             server turns into tasks.<app>.<queue>.f.<id> at
+//	                             its ETA
 //	tasks.<app>.<queue>.x.<id>   buried (beanstalkd) / dead (push): kept until
 //	                             kicked, retried or dropped
-//	tasks.<app>.<queue>.h.<id>   reserved by id (beanstalkd reserve-job), out of
-//	                             the consumer's reach until deleted or released
 //	tasks.<app>.<queue>.c.<n>    the queue's n-th cron entry: a repeating schedule
-//	                             whose copies land on tasks.<app>.<queue>.r.c<n>
 //
-// Each queue has one durable pull consumer, "<app>_<queue>", filtering its
-// ready subjects. Reserving a task is a fetch from it; deleting is a double
-// ack (the server confirms before DELETED / 2xx is answered, so a finished
-// task is never delivered again); releasing is a nak (with delay); the
-// consumer's ack wait (Options.AckWait, 10 s) is the backstop TTR: a task
-// reserved by an engine that died is delivered again after it. While the
-// engine lives, each reservation keeps its own TTR with a timer and sends
-// in-progress heartbeats so a long TTR outlives the ack wait. Dedup by task
-// name is JetStream's Nats-Msg-Id window (Options.Dedup, 10 minutes).
-// Queue settings (created on first use, or from the manifest) live in the
-// KV bucket "queues" under "<app>.<queue>".
+// # The index and the journal
+//
+// Ready and reserved tasks are also held in memory, per queue, in a heap
+// ordered as beanstalkd orders them: lowest priority number first, then
+// oldest id (index.go). Reserving is taking the top of the heap — no
+// round trip to the server — and reservations (TTR timers, which
+// connection holds what) live only in memory: a task reserved when the
+// engine dies is ready again when it starts, as with beanstalkd. At start
+// the index is rebuilt from the stream's r.* and f.* subjects; a poll
+// every 100 ms picks up the f.* copies schedules make.
+//
+// A plain put (no name, no delay) and every delete of a ready or reserved
+// task are acknowledged once written to a local journal with write(2)
+// (journal.go, under Options.Dir) — in the kernel, the durability of
+// beanstalkd's binlog — and a drain stores them in the stream in journal
+// order, a batch at a time (drain.go). A task deleted before the drain
+// reaches its put is never stored. Everything else (named or delayed
+// puts, release with a delay or a new priority, bury, kick) is stored in
+// the stream before it is answered; those wait for the drain first when
+// the task's put is still only journaled. At start, journal files left
+// behind are applied to the stream (idempotently), then removed.
+//
+// Dedup by task name is JetStream's Nats-Msg-Id window (Options.Dedup,
+// 10 minutes). Queue settings (created on first use, or from the
+// manifest) live in the KV bucket "queues" under "<app>.<queue>".
 //
 // A task id is a uint64 made from the engine clock (milliseconds << 16,
 // plus a counter) and appears in every subject the task moves through, so
-// peek/delete/kick by id is a last-message-by-subject lookup on
-// tasks.<app>.*.*.<id>. Tasks made by cron use their stream sequence as id.
+// peek/delete/kick by id of a delayed or buried task is a
+// last-message-by-subject lookup on tasks.<app>.*.*.<id>. Tasks made by
+// cron use their stream sequence as id.
 //
 // # What is approximate
 //
-// JetStream delivers in stream order, so a queue is FIFO: beanstalkd
-// priorities are stored and reported (stats-job, peek) but do not reorder
-// ready tasks. A release with a delay (or a new priority) stores the task
-// again, as a delayed put does, and acknowledges the delivery; a push
-// retry with a delay is a nak with delay and counts as ready, not
-// delayed, in the queue figures. Figures per
-// queue (ready, delayed, buried) are computed from the stream when asked,
-// which costs a walk of the queue's subjects; the urgent count walks the
-// first 10,000 ready tasks. Rates, the reserved count, the queue's delete
-// and pause counts and each task's timeouts, releases, buries and kicks
-// (stats-job) are this engine's own, since it started.
+// Figures per queue for delayed and buried tasks are computed from the
+// stream when asked (a walk of the queue's subjects). Rates, the queue's
+// delete and pause counts are this engine's own, since it started. Each
+// task's stats-job counters (reserves, timeouts, releases, buries, kicks)
+// are kept in memory and written into its message (Pier-Counts) each
+// time it is stored again; counts since then are lost with the engine.
+// A push retry with a delay counts as delayed.
 //
 // # What assumes one engine per store
 //
-// Reservations (TTR timers, "reserved by another connection") are known to
-// the engine that made them; a task reserved by id (reserve-job) sits on
-// its h.<id> subject and Start moves every such task back to ready. Both
-// need revisiting when several engines share one NATS cluster.
-//
-// # Prefetch
-//
-// A reserve fetches up to 32 ready tasks at once (one fetch at a time per
-// queue) and keeps the rest in the queue's buffer for the next reserves;
-// a buffered task older than a third of the ack wait is handed back rather
-// than out. Push delivery fetches only as many as it has free slots.
+// The index, the reservations and the journal belong to the engine that
+// made them. When several engines share one NATS cluster, each queue
+// will need one owner (the placement step), and the journal replicated
+// or dropped for synchronous stores.
 package tasks
 
 import (
@@ -69,6 +74,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -108,9 +114,9 @@ func (e *DuplicateError) Unwrap() error { return ErrDuplicate }
 type Options struct {
 	Store  *store.Store // required
 	Logger *slog.Logger // nil discards
-	// AckWait is the backstop TTR: a task taken by an engine that died
-	// comes back after it. Default 10s.
-	AckWait time.Duration
+	// Dir holds the journal (required): acknowledged puts and deletes not
+	// yet stored in the stream. $PIER_HOME/tasks in the engine.
+	Dir string
 	// Dedup is how long a task name is remembered. Default 10 minutes.
 	Dedup time.Duration
 	// MaxBody bounds a task's body. Default 64 KiB (beanstalkd's max-job-size).
@@ -127,9 +133,6 @@ type Options struct {
 func (o *Options) defaults() {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
-	}
-	if o.AckWait <= 0 {
-		o.AckWait = 10 * time.Second
 	}
 	if o.Dedup <= 0 {
 		o.Dedup = 10 * time.Minute
@@ -155,13 +158,23 @@ type Service struct {
 	confs *store.Bucket
 	ids   idAllocator
 
-	mu       sync.Mutex              // guards queues, reserved, counts
-	queues   map[string]*queue       // by "<app>/<queue>"
-	reserved map[uint64]*reservation // tasks reserved through this engine, by id
-	counts   map[uint64]*jobCounts   // event counters of tasks, by id
-	pushers  map[string]*pusher      // by "<app>/<queue>"; guarded by mu
+	jl    *journal // set by Start
+	dr    drainState
+	fseq  uint64 // the last f.* message indexed; owned by load, then runPoll
 
-	ctx context.Context // the service's lifetime, set by Start
+	// mu guards the index — jobs, tomb, every queue's ready heap,
+	// waiters and counts, every job, reservation and Session.reserved —
+	// and queues, pushers. Nothing calls into the store or the journal
+	// while holding it.
+	mu      sync.Mutex
+	queues  map[string]*queue   // by "<app>/<queue>"
+	jobs    map[uint64]*job     // ready and reserved tasks, by id
+	tomb    map[uint64]struct{} // deleted tasks whose message the drain has not removed yet
+	pushers map[string]*pusher  // by "<app>/<queue>"
+
+	ctx     context.Context // the service's lifetime, set by Start
+	cancel  context.CancelFunc
+	drained chan struct{} // closed when the drain has stopped
 }
 
 // New opens the task storage. Call Start before use.
@@ -169,6 +182,12 @@ func New(ctx context.Context, opts Options) (*Service, error) {
 	opts.defaults()
 	if opts.Store == nil {
 		return nil, errors.New("tasks: no store")
+	}
+	if opts.Dir == "" {
+		return nil, errors.New("tasks: no journal directory")
+	}
+	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("tasks: %w", err)
 	}
 	q, err := opts.Store.WorkQueue(ctx, store.WorkQueueConfig{Name: "TASKS", Subjects: []string{"tasks.>"}, Dedup: opts.Dedup})
 	if err != nil {
@@ -180,26 +199,54 @@ func New(ctx context.Context, opts Options) (*Service, error) {
 	}
 	return &Service{
 		opts: opts, log: opts.Logger, q: q, confs: confs,
-		queues: map[string]*queue{}, reserved: map[uint64]*reservation{},
-		counts:  map[uint64]*jobCounts{},
+		queues: map[string]*queue{}, jobs: map[uint64]*job{}, tomb: map[uint64]struct{}{},
 		pushers: map[string]*pusher{},
 		ctx:     ctx,
+		dr:      drainState{changed: make(chan struct{})},
 	}, nil
 }
 
-// Start runs the service's background work until ctx ends.
+// Start applies the journal left by the previous engine, loads the ready
+// tasks and runs the service's background work (the drain, the poll for
+// fired schedules) until ctx ends.
 func (s *Service) Start(ctx context.Context) error {
+	ctx, s.cancel = context.WithCancel(ctx)
 	s.mu.Lock()
 	s.ctx = ctx
 	s.mu.Unlock()
+	next, err := s.replay(ctx)
+	if err != nil {
+		return fmt.Errorf("tasks: apply the journal: %w", err)
+	}
 	if err := s.releaseHeld(ctx); err != nil {
 		return fmt.Errorf("tasks: release tasks held by the previous engine: %w", err)
 	}
+	if err := s.load(ctx); err != nil {
+		return fmt.Errorf("tasks: load ready tasks: %w", err)
+	}
+	if s.jl, err = openJournal(s.opts.Dir, next); err != nil {
+		return err
+	}
+	s.drained = make(chan struct{})
+	go s.runDrain(ctx, s.drained)
+	go s.runPoll(ctx)
 	go func() {
 		<-ctx.Done()
 		s.stopAll()
 	}()
 	return nil
+}
+
+// Close stops the service and stores what its journal holds; call it
+// before the store closes. Safe without Start, and twice.
+func (s *Service) Close() {
+	if s.cancel != nil {
+		s.cancel()
+	}
+	if s.drained != nil {
+		<-s.drained
+		s.jl.close()
+	}
 }
 
 // MaxBody is the largest task body accepted.
@@ -219,7 +266,7 @@ func ValidQueue(name string) error {
 type NewTask struct {
 	Body     []byte
 	Name     string        // optional; dedups inside the window
-	Priority uint32        // beanstalkd priority, lower is more urgent; stored, reported
+	Priority uint32        // beanstalkd priority: lower is reserved first
 	Delay    time.Duration // ready after this long
 	ETA      time.Time     // or at this time (wins over Delay)
 	TTR      time.Duration // time to run once reserved; default 60s
@@ -240,12 +287,15 @@ type Task struct {
 	Delay    Duration  `json:"delay,omitempty"` // how long a delayed task was put off
 	Attempt  int       `json:"attempt,omitempty"`
 	Error    string    `json:"error,omitempty"` // why a dead task died
-	// Events seen by this engine since it started (beanstalkd stats-job).
+	// Events in the task's life (beanstalkd stats-job): see the package
+	// doc for what survives a restart.
+	Reserves int `json:"reserves,omitempty"`
 	Timeouts int `json:"timeouts,omitempty"`
 	Releases int `json:"releases,omitempty"`
 	Buries   int `json:"buries,omitempty"`
 	Kicks    int `json:"kicks,omitempty"`
 	seq      uint64
+	path     string // push path override (Pier-Path)
 }
 
 // Duration is a time.Duration that reads and writes as "1.5s" in JSON.
@@ -276,13 +326,17 @@ const (
 	hdrDelay   = "Pier-Delay"   // milliseconds a release put the task off
 	hdrError   = "Pier-Error"
 	hdrID      = "Pier-Id"
+	hdrAttempt = "Pier-Attempt" // push deliveries since enqueued, kicked or retried
+	hdrCounts  = "Pier-Counts"  // reserves,timeouts,releases,buries,kicks
 )
 
 func subject(app, queue, state string, id uint64) string {
 	return "tasks." + app + "." + queue + "." + state + "." + strconv.FormatUint(id, 10)
 }
 
-// Enqueue stores a task; it is durable when Enqueue returns its id.
+// Enqueue stores a task; it is durable when Enqueue returns its id. A
+// plain ready task is journaled (see the package doc); a named or delayed
+// one is stored in the stream at once.
 func (s *Service) Enqueue(ctx context.Context, app, queue string, t NewTask) (uint64, error) {
 	if err := ValidQueue(queue); err != nil {
 		return 0, err
@@ -299,24 +353,32 @@ func (s *Service) Enqueue(ctx context.Context, app, queue string, t NewTask) (ui
 	if t.TTR <= 0 {
 		t.TTR = 60 * time.Second
 	}
-	hdr := map[string]string{
-		hdrPri:     strconv.FormatUint(uint64(t.Priority), 10),
-		hdrTTR:     strconv.FormatInt(t.TTR.Milliseconds(), 10),
-		hdrCreated: strconv.FormatInt(now.UnixNano(), 10),
-	}
-	var po store.PutOptions
-	if t.Name != "" {
-		hdr[hdrName] = t.Name
-		po.MsgID = app + "/" + queue + "/" + t.Name
-	}
 	eta := t.ETA
 	if eta.IsZero() && t.Delay > 0 {
 		eta = now.Add(t.Delay)
 	}
+	delayed := !eta.IsZero() && eta.After(now)
+	j := &job{id: id, q: q, pri: t.Priority, ttr: t.TTR, created: now, name: t.Name, body: t.Body, hidx: -1}
+	if t.Name == "" && !delayed {
+		err := s.jl.append(record{kind: recPut, id: id, created: now, pri: t.Priority, ttr: t.TTR, app: app, queue: queue, body: t.Body, j: j})
+		if err != nil {
+			return 0, fmt.Errorf("tasks: enqueue on %s/%s: %w", app, queue, err)
+		}
+		s.mu.Lock()
+		s.index(j)
+		s.mu.Unlock()
+		q.rates.enqueued.add(now, 1)
+		return id, nil
+	}
+	hdr := j.header()
+	var po store.PutOptions
+	if t.Name != "" {
+		po.MsgID = app + "/" + queue + "/" + t.Name
+	}
 	subj := subject(app, queue, "r", id)
-	if !eta.IsZero() && eta.After(now) {
+	if delayed {
 		hdr[hdrETA] = strconv.FormatInt(eta.UnixNano(), 10)
-		po.At, po.Target = eta, subj
+		po.At, po.Target = eta, subject(app, queue, "f", id)
 		subj = subject(app, queue, "d", id)
 	}
 	seq, err := s.q.Put(ctx, subj, t.Body, hdr, po)
@@ -330,6 +392,12 @@ func (s *Service) Enqueue(ctx context.Context, app, queue string, t NewTask) (ui
 	if err != nil {
 		return 0, fmt.Errorf("tasks: enqueue on %s/%s: %w", app, queue, err)
 	}
+	if !delayed {
+		j.seq = seq
+		s.mu.Lock()
+		s.index(j)
+		s.mu.Unlock()
+	}
 	q.rates.enqueued.add(now, 1)
 	return id, nil
 }
@@ -341,7 +409,7 @@ func taskFrom(m store.Message) Task {
 	if len(parts) == 5 {
 		t.App, t.Queue = parts[1], parts[2]
 		switch parts[3] {
-		case "r":
+		case "r", "f":
 			t.State = StateReady
 		case "d":
 			t.State = StateDelayed
@@ -369,6 +437,7 @@ func taskFrom(m store.Message) Task {
 	}
 	t.TTR = Duration(time.Duration(ttr) * time.Millisecond)
 	t.Name = m.Header[hdrName]
+	t.path = m.Header[hdrPath]
 	t.Error = m.Header[hdrError]
 	if ns, err := strconv.ParseInt(m.Header[hdrCreated], 10, 64); err == nil {
 		t.Created = time.Unix(0, ns)
@@ -382,6 +451,9 @@ func taskFrom(m store.Message) Task {
 	if ms, err := strconv.ParseInt(m.Header[hdrDelay], 10, 64); err == nil {
 		t.Delay = Duration(time.Duration(ms) * time.Millisecond)
 	}
+	t.Attempt, _ = strconv.Atoi(m.Header[hdrAttempt])
+	c := decodeCounts(m.Header[hdrCounts])
+	t.Reserves, t.Timeouts, t.Releases, t.Buries, t.Kicks = c.reserves, c.timeouts, c.releases, c.buries, c.kicks
 	return t
 }
 
@@ -400,6 +472,29 @@ func (t Task) header() map[string]string {
 	}
 	if t.Error != "" {
 		h[hdrError] = t.Error
+	}
+	if t.Attempt > 0 {
+		h[hdrAttempt] = strconv.Itoa(t.Attempt)
+	}
+	if c := (jobCounts{t.Reserves, t.Timeouts, t.Releases, t.Buries, t.Kicks}).encode(); c != "" {
+		h[hdrCounts] = c
+	}
+	if t.path != "" {
+		h[hdrPath] = t.path
+	}
+	return h
+}
+
+// header is the headers of a new task's first message. Caller holds s.mu
+// or owns j.
+func (j *job) header() map[string]string {
+	h := map[string]string{
+		hdrPri:     strconv.FormatUint(uint64(j.pri), 10),
+		hdrTTR:     strconv.FormatInt(j.ttr.Milliseconds(), 10),
+		hdrCreated: strconv.FormatInt(j.created.UnixNano(), 10),
+	}
+	if j.name != "" {
+		h[hdrName] = j.name
 	}
 	return h
 }

@@ -23,7 +23,7 @@ func newService(t *testing.T, gw *httptest.Server) *Service {
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts := Options{Store: st, AckWait: 3 * time.Second, Domain: "localhost"}
+	opts := Options{Store: st, Dir: t.TempDir(), Domain: "localhost"}
 	if gw != nil {
 		opts.GatewayURL = gw.URL
 	}
@@ -32,7 +32,7 @@ func newService(t *testing.T, gw *httptest.Server) *Service {
 		t.Fatal(err)
 	}
 	s.Start(ctx)
-	t.Cleanup(func() { cancel(); s.stopAll(); st.Close() })
+	t.Cleanup(func() { cancel(); s.Close(); st.Close() })
 	return s
 }
 

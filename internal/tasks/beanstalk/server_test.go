@@ -28,7 +28,7 @@ func startServer(t *testing.T, apps map[string]string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := tasks.New(ctx, tasks.Options{Store: st, AckWait: 3 * time.Second})
+	svc, err := tasks.New(ctx, tasks.Options{Store: st, Dir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +55,7 @@ func startServer(t *testing.T, apps map[string]string) string {
 	}
 	done := make(chan struct{})
 	go func() { srv.Serve(ctx, ln); close(done) }()
-	t.Cleanup(func() { cancel(); <-done; st.Close() })
+	t.Cleanup(func() { cancel(); <-done; svc.Close(); st.Close() })
 	return ln.Addr().String()
 }
 

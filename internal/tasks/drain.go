@@ -1,0 +1,348 @@
+package tasks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"pier/internal/store"
+)
+
+// drainBatch bounds how many journal records one round of the drain
+// stores at once (JetStream's outstanding asynchronous publishes).
+const drainBatch = 1000
+
+// drainState is the drain's progress, for barriers.
+type drainState struct {
+	mu      sync.Mutex // guards done, changed
+	done    uint64     // records drained
+	changed chan struct{}
+}
+
+// runDrain stores journaled puts and deletes in the stream, in journal
+// order, until ctx ends; then it drains what is left once more.
+func (s *Service) runDrain(ctx context.Context, stopped chan<- struct{}) {
+	defer close(stopped)
+	defer func() {
+		if v := recover(); v != nil {
+			s.log.Error("task drain crashed", "panic", v, "stack", string(debug.Stack()))
+		}
+	}()
+	var batch []record
+	for {
+		select {
+		case <-s.jl.kick:
+		case <-ctx.Done():
+			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			batch = s.drainOnce(fctx, batch)
+			cancel()
+			return
+		}
+		batch = s.drainOnce(ctx, batch)
+	}
+}
+
+// drainOnce takes what the journal holds and stores it; it retries until
+// done or ctx ends.
+func (s *Service) drainOnce(ctx context.Context, batch []record) []record {
+	batch, upto := s.jl.take(batch)
+	for len(batch) > 0 {
+		n := min(len(batch), drainBatch)
+		for {
+			err := s.drainRecords(ctx, batch[:n])
+			if err == nil {
+				break
+			}
+			if ctx.Err() != nil {
+				return batch[:0] // left in the journal: replayed at start
+			}
+			s.log.Warn("store journaled tasks; retrying", "err", err)
+			time.Sleep(200 * time.Millisecond)
+		}
+		batch = batch[n:]
+	}
+	s.dr.mu.Lock()
+	s.dr.done = upto
+	close(s.dr.changed)
+	s.dr.changed = make(chan struct{})
+	s.dr.mu.Unlock()
+	s.jl.removeBefore(s.jl.oldest())
+	return batch[:0]
+}
+
+// drainRecords stores rs: first the puts (skipping tasks already deleted
+// or dropped: nothing to store), then the deletes (of what was stored).
+// It returns an error when something is left to do; done records are
+// marked and not done twice.
+func (s *Service) drainRecords(ctx context.Context, rs []record) error {
+	var (
+		msgs []store.PutMsg
+		jobs []*job
+	)
+	s.mu.Lock()
+	for i := range rs {
+		r := &rs[i]
+		if r.kind != recPut || r.j.seq != 0 || r.j.gone {
+			continue
+		}
+		jobs = append(jobs, r.j)
+		msgs = append(msgs, store.PutMsg{Subject: subject(r.app, r.queue, "r", r.id), Data: r.body, Header: r.j.header()})
+	}
+	s.mu.Unlock()
+	var first error
+	if len(msgs) > 0 {
+		seqs := make([]uint64, len(msgs))
+		first = s.q.PutAll(ctx, msgs, seqs)
+		s.mu.Lock()
+		for i, j := range jobs {
+			if seqs[i] != 0 {
+				j.seq = seqs[i]
+			}
+		}
+		s.mu.Unlock()
+		if first != nil {
+			return first
+		}
+	}
+	// Deletes, a few at a time: each is a request to the server.
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		sem  = make(chan struct{}, 16)
+		done []uint64
+	)
+	for i := range rs {
+		r := &rs[i]
+		if r.kind != recDelete || r.seq == ^uint64(0) {
+			continue
+		}
+		seq := r.seq
+		if r.j != nil {
+			s.mu.Lock()
+			seq = r.j.seq
+			s.mu.Unlock()
+		}
+		if seq == 0 {
+			// Its put was never stored.
+			r.seq = ^uint64(0)
+			done = append(done, r.id)
+			continue
+		}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			err := s.q.Delete(ctx, seq)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil && !errors.Is(err, store.ErrNotFound) {
+				if first == nil {
+					first = err
+				}
+				return
+			}
+			r.seq = ^uint64(0)
+			done = append(done, r.id)
+		}()
+	}
+	wg.Wait()
+	s.mu.Lock()
+	for _, id := range done {
+		delete(s.tomb, id)
+	}
+	s.mu.Unlock()
+	return first
+}
+
+// drainWait returns once everything journaled before the call is in the
+// stream.
+func (s *Service) drainWait(ctx context.Context) error {
+	_, target := s.jl.counts()
+	select {
+	case s.jl.kick <- struct{}{}:
+	default:
+	}
+	for {
+		s.dr.mu.Lock()
+		done, ch := s.dr.done, s.dr.changed
+		s.dr.mu.Unlock()
+		if done >= target {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("tasks: wait for the journal to drain: %w", ctx.Err())
+		}
+	}
+}
+
+// store puts task t in the stream in state code ("r", "x", or "d" with a
+// delay: a schedule whose copy lands on f.<id>) and returns its sequence.
+func (s *Service) store(ctx context.Context, t Task, code string, delay time.Duration) (uint64, error) {
+	hdr := t.header()
+	po := store.PutOptions{}
+	subj := subject(t.App, t.Queue, code, t.ID)
+	if code == "d" {
+		eta := time.Now().Add(delay)
+		po.At, po.Target = eta, subject(t.App, t.Queue, "f", t.ID)
+		hdr[hdrETA] = itoa(eta.UnixNano())
+		hdr[hdrDelay] = itoa(delay.Milliseconds())
+	}
+	return s.q.Put(ctx, subj, t.Body, hdr, po)
+}
+
+// replay applies the journal files an engine left behind (it died, or its
+// last drain failed) to the stream, then removes them. Puts already in
+// the stream are not stored again; deleted tasks are removed.
+func (s *Service) replay(ctx context.Context) (next int, err error) {
+	nums, err := journalFiles(s.opts.Dir)
+	if err != nil {
+		return 0, err
+	}
+	if len(nums) == 0 {
+		return 1, nil
+	}
+	var rs []record
+	for _, n := range nums {
+		more, err := readJournal(s.opts.Dir, n)
+		if err != nil {
+			return 0, err
+		}
+		rs = append(rs, more...)
+	}
+	deleted := map[uint64]bool{}
+	for _, r := range rs {
+		if r.kind == recDelete {
+			deleted[r.id] = true
+		}
+	}
+	puts, dels := 0, 0
+	for _, r := range rs {
+		subj := subject(r.app, r.queue, "r", r.id)
+		switch {
+		case r.kind == recDelete:
+			seq := r.seq
+			if seq == 0 {
+				m, err := s.q.Last(ctx, subj)
+				if errors.Is(err, store.ErrNotFound) {
+					continue
+				}
+				if err != nil {
+					return 0, err
+				}
+				seq = m.Seq
+			}
+			if err := s.q.Delete(ctx, seq); err != nil && !errors.Is(err, store.ErrNotFound) {
+				return 0, err
+			}
+			dels++
+		case deleted[r.id]:
+		default:
+			if _, err := s.q.Last(ctx, subj); err == nil {
+				continue // drained before the engine stopped
+			} else if !errors.Is(err, store.ErrNotFound) {
+				return 0, err
+			}
+			j := &job{id: r.id, pri: r.pri, ttr: r.ttr, created: r.created}
+			if _, err := s.q.Put(ctx, subj, r.body, j.header(), store.PutOptions{}); err != nil {
+				return 0, err
+			}
+			puts++
+		}
+	}
+	for _, n := range nums {
+		if err := os.Remove(filepath.Join(s.opts.Dir, journalName(n))); err != nil {
+			return 0, fmt.Errorf("tasks: journal: %w", err)
+		}
+	}
+	s.log.Info("journal replayed", "files", len(nums), "records", len(rs), "stored", puts, "deleted", dels)
+	return nums[len(nums)-1] + 1, nil
+}
+
+// load indexes every ready task in the stream: stored puts and kicks
+// (r.*), then fired schedules (f.*), which poll keeps following.
+func (s *Service) load(ctx context.Context) error {
+	var seq uint64 = 1
+	n := 0
+	for {
+		m, err := s.q.Next(ctx, "tasks.*.*.r.*", seq)
+		if errors.Is(err, store.ErrNotFound) {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		seq = m.Seq + 1
+		if s.indexMessage(ctx, m) {
+			n++
+		}
+	}
+	f, err := s.poll(ctx)
+	s.log.Debug("tasks loaded", "ready", n, "fired", f)
+	return err
+}
+
+// poll indexes schedule copies (delayed tasks whose time came, cron
+// ticks) stored since the last poll; it returns how many.
+func (s *Service) poll(ctx context.Context) (int, error) {
+	n := 0
+	for {
+		m, err := s.q.Next(ctx, "tasks.*.*.f.*", s.fseq+1)
+		if errors.Is(err, store.ErrNotFound) {
+			return n, nil
+		}
+		if err != nil {
+			return n, err
+		}
+		s.fseq = m.Seq
+		if s.indexMessage(ctx, m) {
+			n++
+		}
+	}
+}
+
+// pollEvery is how often fired schedules are looked for: the latest a
+// delayed task or a cron tick becomes ready after its time.
+const pollEvery = 100 * time.Millisecond
+
+func (s *Service) runPoll(ctx context.Context) {
+	defer func() {
+		if v := recover(); v != nil {
+			s.log.Error("task poll crashed", "panic", v, "stack", string(debug.Stack()))
+		}
+	}()
+	t := time.NewTicker(pollEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if _, err := s.poll(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("look for fired schedules", "err", err)
+		}
+	}
+}
+
+// indexMessage adds a ready task read from the stream to the index.
+func (s *Service) indexMessage(ctx context.Context, m store.Message) bool {
+	t := taskFrom(m)
+	if t.App == "" || ValidQueue(t.Queue) != nil {
+		return false
+	}
+	q, err := s.queue(ctx, t.App, t.Queue)
+	if err != nil {
+		s.log.Warn("index task", "subject", m.Subject, "err", err)
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.index(jobFrom(t, q))
+}

@@ -1,0 +1,202 @@
+package tasks
+
+import (
+	"container/heap"
+	"strconv"
+	"time"
+)
+
+// job is a ready or reserved task, held in memory: the engine's index of
+// what can be reserved is authoritative while it runs (beanstalkd keeps
+// its jobs the same way); the stream and the journal are what it is
+// rebuilt from at start. Guarded by Service.mu.
+type job struct {
+	id      uint64
+	q       *queue
+	pri     uint32
+	ttr     time.Duration
+	created time.Time
+	name    string
+	path    string // push path override (cron entries that call a path)
+	body    []byte
+	// seq is the stream message holding the task; 0 until the drain has
+	// stored a journaled put.
+	seq uint64
+	// attempt counts push deliveries since the task was last enqueued,
+	// kicked or retried; it decides when a push task is dead.
+	attempt int
+	counts  jobCounts
+	hidx    int          // index in q.ready; -1 when not ready
+	res     *reservation // set while reserved
+	// gone: deleted or moved out of the index; the drain must not store a
+	// journaled put of it.
+	gone bool
+}
+
+// jobCounts are a task's beanstalkd event counters (stats-job). They are
+// kept in memory and written into the task's headers each time it is
+// stored again (release with a delay or a new priority, bury, kick).
+type jobCounts struct {
+	reserves, timeouts, releases, buries, kicks int
+}
+
+// encode renders counts for the Pier-Counts header ("" when all zero).
+func (c jobCounts) encode() string {
+	if c == (jobCounts{}) {
+		return ""
+	}
+	return strconv.Itoa(c.reserves) + "," + strconv.Itoa(c.timeouts) + "," + strconv.Itoa(c.releases) + "," +
+		strconv.Itoa(c.buries) + "," + strconv.Itoa(c.kicks)
+}
+
+func decodeCounts(s string) jobCounts {
+	var v [5]int
+	for i := range v {
+		var part string
+		part, s, _ = cutComma(s)
+		v[i], _ = strconv.Atoi(part)
+	}
+	return jobCounts{v[0], v[1], v[2], v[3], v[4]}
+}
+
+func cutComma(s string) (string, string, bool) {
+	for i := range len(s) {
+		if s[i] == ',' {
+			return s[:i], s[i+1:], true
+		}
+	}
+	return s, "", false
+}
+
+// task describes j; state is ready or reserved.
+func (j *job) task() Task {
+	t := Task{
+		ID: j.id, App: j.q.app, Queue: j.q.name, Body: j.body, Name: j.name, Priority: j.pri,
+		TTR: Duration(j.ttr), State: StateReady, Created: j.created, Attempt: j.attempt,
+		Reserves: j.counts.reserves, Timeouts: j.counts.timeouts, Releases: j.counts.releases,
+		Buries: j.counts.buries, Kicks: j.counts.kicks, seq: j.seq, path: j.path,
+	}
+	if j.res != nil {
+		t.State = StateReserved
+	}
+	return t
+}
+
+// jobFrom makes a job of a task read from the stream.
+func jobFrom(t Task, q *queue) *job {
+	return &job{
+		id: t.ID, q: q, pri: t.Priority, ttr: time.Duration(t.TTR), created: t.Created, name: t.Name,
+		path: t.path, body: t.Body, seq: t.seq, attempt: t.Attempt, hidx: -1,
+		counts: jobCounts{t.Reserves, t.Timeouts, t.Releases, t.Buries, t.Kicks},
+	}
+}
+
+// readyHeap orders a queue's ready tasks as beanstalkd does: the most
+// urgent (lowest) priority first, then the oldest id. Ids grow with time,
+// so a queue whose tasks share one priority is FIFO, and pushing a new
+// task costs one comparison.
+type readyHeap []*job
+
+func (h readyHeap) Len() int { return len(h) }
+func (h readyHeap) Less(a, b int) bool {
+	if h[a].pri != h[b].pri {
+		return h[a].pri < h[b].pri
+	}
+	return h[a].id < h[b].id
+}
+func (h readyHeap) Swap(a, b int) {
+	h[a], h[b] = h[b], h[a]
+	h[a].hidx, h[b].hidx = a, b
+}
+func (h *readyHeap) Push(x any) {
+	j := x.(*job)
+	j.hidx = len(*h)
+	*h = append(*h, j)
+}
+func (h *readyHeap) Pop() any {
+	old := *h
+	j := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	j.hidx = -1
+	return j
+}
+
+// waiter is a reserve (or a push dispatcher) waiting for a task on one or
+// more queues; ch (capacity 1) is signalled when one becomes ready.
+type waiter struct{ ch chan struct{} }
+
+// makeReady adds j to its queue's ready tasks and wakes the queue's
+// waiters. Caller holds s.mu.
+func (s *Service) makeReady(j *job) {
+	q := j.q
+	heap.Push(&q.ready, j)
+	if j.pri < urgentPri {
+		q.urgent++
+	}
+	q.wake()
+}
+
+// wake signals q's waiters. Caller holds s.mu.
+func (q *queue) wake() {
+	for w := range q.waiters {
+		select {
+		case w.ch <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// unready takes j out of its queue's ready tasks. Caller holds s.mu.
+func (s *Service) unready(j *job) {
+	if j.hidx < 0 {
+		return
+	}
+	heap.Remove(&j.q.ready, j.hidx)
+	if j.pri < urgentPri {
+		j.q.urgent--
+	}
+}
+
+// index adds a job to the index as ready, unless a task with its id is
+// known already. Caller holds s.mu.
+func (s *Service) index(j *job) bool {
+	if _, ok := s.jobs[j.id]; ok {
+		return false
+	}
+	if _, ok := s.tomb[j.id]; ok {
+		return false // deleted; the drain has not removed its message yet
+	}
+	s.jobs[j.id] = j
+	s.makeReady(j)
+	return true
+}
+
+// drop removes j from the index (it was deleted or moved to the stream
+// only). Caller holds s.mu.
+func (s *Service) drop(j *job) {
+	s.unready(j)
+	if r := j.res; r != nil {
+		r.end()
+	}
+	j.gone = true
+	if s.jobs[j.id] == j {
+		delete(s.jobs, j.id)
+	}
+}
+
+// best returns the most urgent ready task of qs (nil when none), as
+// beanstalkd picks among the watched tubes. Caller holds s.mu.
+func best(qs []*queue) *job {
+	var b *job
+	for _, q := range qs {
+		if len(q.ready) == 0 {
+			continue
+		}
+		j := q.ready[0]
+		if b == nil || j.pri < b.pri || (j.pri == b.pri && j.id < b.id) {
+			b = j
+		}
+	}
+	return b
+}

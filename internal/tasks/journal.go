@@ -1,0 +1,303 @@
+package tasks
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// The journal is what makes a put or a delete durable before its answer
+// without waiting for JetStream: the record is written with write(2) to a
+// file under Options.Dir (in the kernel, as beanstalkd's binlog; neither
+// fsyncs per record), then the drain stores it in the TASKS stream. A
+// journal file is removed once every record in it is drained; at start,
+// the records still on disk are applied to the stream again, idempotently
+// (a put whose subject already holds the task is not stored twice).
+//
+// A record on disk:
+//
+//	u32 length of what follows the checksum | u32 CRC-32C of it |
+//	u8 kind | u64 id | u64 seq (delete) or created unix ns (put) |
+//	u32 pri | u32 ttr ms | u16 len, app | u16 len, queue | u32 len, body
+//
+// A record cut short or with a bad checksum ends its file (the engine died
+// while writing it: it was never acknowledged).
+
+const (
+	recPut    = 'P' // a ready task was put
+	recDelete = 'D' // a ready or reserved task was deleted
+)
+
+// journalRotate is the size after which the journal starts a new file, so
+// that drained files can be removed while the engine runs.
+const journalRotate = 8 << 20
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// record is one journal entry, as written and as replayed.
+type record struct {
+	kind       byte
+	id, seq    uint64 // seq: the stream message a delete removes (0: not known then)
+	created    time.Time
+	pri        uint32
+	ttr        time.Duration
+	app, queue string
+	body       []byte
+	j          *job // the live task (nil when replayed)
+	file       int  // journal file it is in
+}
+
+// journal appends records to numbered files in dir.
+type journal struct {
+	dir string
+
+	mu      sync.Mutex // guards f, fileNo, size, buf, pending, appended
+	f       *os.File
+	fileNo  int
+	size    int64
+	buf     []byte
+	pending []record // written, not yet taken by the drain
+	// appended counts records written since start; the drain's barrier
+	// waits until it has drained this many.
+	appended uint64
+	kick     chan struct{} // capacity 1: wakes the drain
+}
+
+func journalName(n int) string { return fmt.Sprintf("%08d.journal", n) }
+
+// journalFiles lists the journal files in dir, oldest first.
+func journalFiles(dir string) ([]int, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("tasks: journal: %w", err)
+	}
+	var nums []int
+	for _, e := range ents {
+		base, ok := strings.CutSuffix(e.Name(), ".journal")
+		if !ok {
+			continue
+		}
+		if n, err := strconv.Atoi(base); err == nil {
+			nums = append(nums, n)
+		}
+	}
+	slices.Sort(nums)
+	return nums, nil
+}
+
+// openJournal starts a new journal file in dir numbered after the
+// existing ones (which replay reads, then removes).
+func openJournal(dir string, next int) (*journal, error) {
+	j := &journal{dir: dir, fileNo: next - 1, kick: make(chan struct{}, 1)}
+	if err := j.rotate(); err != nil {
+		return nil, err
+	}
+	return j, nil
+}
+
+// rotate closes the current file and opens the next. Caller holds mu (or
+// is the constructor).
+func (jl *journal) rotate() error {
+	if jl.f != nil {
+		jl.f.Close()
+	}
+	jl.fileNo++
+	f, err := os.OpenFile(filepath.Join(jl.dir, journalName(jl.fileNo)), os.O_CREATE|os.O_WRONLY|os.O_APPEND|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("tasks: journal: %w", err)
+	}
+	jl.f, jl.size = f, 0
+	return nil
+}
+
+// append writes r with one write(2) and queues it for the drain. When it
+// returns nil the record is in the kernel: it survives the engine's death.
+func (jl *journal) append(r record) error {
+	jl.mu.Lock()
+	defer jl.mu.Unlock()
+	if jl.f == nil {
+		return errors.New("tasks: journal closed")
+	}
+	if jl.size >= journalRotate {
+		if err := jl.rotate(); err != nil {
+			return err
+		}
+	}
+	jl.buf = encodeRecord(jl.buf[:0], r)
+	if _, err := jl.f.Write(jl.buf); err != nil {
+		return fmt.Errorf("tasks: journal write: %w", err)
+	}
+	jl.size += int64(len(jl.buf))
+	r.file = jl.fileNo
+	jl.pending = append(jl.pending, r)
+	jl.appended++
+	select {
+	case jl.kick <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// take hands the drain what was written since it last asked, and the
+// count of records written so far.
+func (jl *journal) take(into []record) ([]record, uint64) {
+	jl.mu.Lock()
+	defer jl.mu.Unlock()
+	into = append(into[:0], jl.pending...)
+	clear(jl.pending)
+	jl.pending = jl.pending[:0]
+	return into, jl.appended
+}
+
+// removeBefore deletes the files numbered below n: all their records are
+// in the stream.
+func (jl *journal) removeBefore(n int) {
+	nums, err := journalFiles(jl.dir)
+	if err != nil {
+		return
+	}
+	for _, k := range nums {
+		if k < n {
+			os.Remove(filepath.Join(jl.dir, journalName(k)))
+		}
+	}
+}
+
+func (jl *journal) close() {
+	jl.mu.Lock()
+	defer jl.mu.Unlock()
+	if jl.f != nil {
+		jl.f.Close()
+		jl.f = nil
+	}
+}
+
+func encodeRecord(b []byte, r record) []byte {
+	b = append(b, 0, 0, 0, 0, 0, 0, 0, 0) // length, checksum
+	b = append(b, r.kind)
+	b = binary.LittleEndian.AppendUint64(b, r.id)
+	if r.kind == recPut {
+		b = binary.LittleEndian.AppendUint64(b, uint64(r.created.UnixNano()))
+	} else {
+		b = binary.LittleEndian.AppendUint64(b, r.seq)
+	}
+	b = binary.LittleEndian.AppendUint32(b, r.pri)
+	b = binary.LittleEndian.AppendUint32(b, uint32(min(r.ttr.Milliseconds(), 1<<32-1)))
+	b = binary.LittleEndian.AppendUint16(b, uint16(len(r.app)))
+	b = append(b, r.app...)
+	b = binary.LittleEndian.AppendUint16(b, uint16(len(r.queue)))
+	b = append(b, r.queue...)
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(r.body)))
+	b = append(b, r.body...)
+	binary.LittleEndian.PutUint32(b[0:], uint32(len(b)-8))
+	binary.LittleEndian.PutUint32(b[4:], crc32.Checksum(b[8:], castagnoli))
+	return b
+}
+
+// errTorn: the record is cut short or damaged.
+var errTorn = errors.New("torn journal record")
+
+// decodeRecord reads one record from the front of b and returns it and
+// its size on disk.
+func decodeRecord(b []byte) (record, int, error) {
+	if len(b) < 8 {
+		return record{}, 0, errTorn
+	}
+	n := int(binary.LittleEndian.Uint32(b))
+	if n < 1+8+8+4+4+2+2+4 || len(b)-8 < n {
+		return record{}, 0, errTorn
+	}
+	p := b[8 : 8+n]
+	if crc32.Checksum(p, castagnoli) != binary.LittleEndian.Uint32(b[4:]) {
+		return record{}, 0, errTorn
+	}
+	r := record{kind: p[0]}
+	if r.kind != recPut && r.kind != recDelete {
+		return record{}, 0, errTorn
+	}
+	r.id = binary.LittleEndian.Uint64(p[1:])
+	v := binary.LittleEndian.Uint64(p[9:])
+	if r.kind == recPut {
+		r.created = time.Unix(0, int64(v))
+	} else {
+		r.seq = v
+	}
+	r.pri = binary.LittleEndian.Uint32(p[17:])
+	r.ttr = time.Duration(binary.LittleEndian.Uint32(p[21:])) * time.Millisecond
+	rest := p[25:]
+	var ok bool
+	if r.app, rest, ok = cutString16(rest); !ok {
+		return record{}, 0, errTorn
+	}
+	if r.queue, rest, ok = cutString16(rest); !ok {
+		return record{}, 0, errTorn
+	}
+	if len(rest) < 4 || int(binary.LittleEndian.Uint32(rest)) != len(rest)-4 {
+		return record{}, 0, errTorn
+	}
+	r.body = slices.Clone(rest[4:])
+	return r, 8 + n, nil
+}
+
+func cutString16(b []byte) (string, []byte, bool) {
+	if len(b) < 2 {
+		return "", nil, false
+	}
+	n := int(binary.LittleEndian.Uint16(b))
+	if len(b)-2 < n {
+		return "", nil, false
+	}
+	return string(b[2 : 2+n]), b[2+n:], true
+}
+
+// readJournal returns the intact records of file n, in order.
+func readJournal(dir string, n int) ([]record, error) {
+	f, err := os.Open(filepath.Join(dir, journalName(n)))
+	if err != nil {
+		return nil, fmt.Errorf("tasks: journal: %w", err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(f)
+	if err != nil {
+		return nil, fmt.Errorf("tasks: journal: %w", err)
+	}
+	var out []record
+	for len(b) > 0 {
+		r, size, err := decodeRecord(b)
+		if err != nil {
+			break // the engine died writing it: never acknowledged
+		}
+		r.file = n
+		out = append(out, r)
+		b = b[size:]
+	}
+	return out, nil
+}
+
+// counts returns how many records wait for the drain and how many were
+// written since start.
+func (jl *journal) counts() (pending int, appended uint64) {
+	jl.mu.Lock()
+	defer jl.mu.Unlock()
+	return len(jl.pending), jl.appended
+}
+
+// oldest is the number of the oldest file holding a record not yet
+// taken by the drain (the current file when there is none).
+func (jl *journal) oldest() int {
+	jl.mu.Lock()
+	defer jl.mu.Unlock()
+	if len(jl.pending) > 0 {
+		return jl.pending[0].file
+	}
+	return jl.fileNo
+}
