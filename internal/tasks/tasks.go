@@ -158,9 +158,9 @@ type Service struct {
 	confs *store.Bucket
 	ids   idAllocator
 
-	jl    *journal // set by Start
-	dr    drainState
-	fseq  uint64 // the last f.* message indexed; owned by load, then runPoll
+	jl   *journal // set by Start
+	dr   drainState
+	fseq uint64 // the last f.* message indexed; owned by load, then runPoll
 
 	// mu guards the index — jobs, tomb, every queue's ready heap,
 	// waiters and counts, every job, reservation and Session.reserved —
