@@ -55,6 +55,9 @@ type UpOptions struct {
 
 	LogRetention int64 // --log-retention: bytes of log lines kept per app; 0 = the engine's default
 
+	ErrorsRetention time.Duration // --errors-retention: how long each app's error events are kept
+	ErrorsNodeRate  float64       // --errors-node-rate: error events/s this node takes from all apps; negative = no cap
+
 	AccessLog    bool  // --access-log: one log line per gateway request
 	MaxBodyBytes int64 // --max-body: request body bound; 0 = the gateway's default, -1 = none
 

@@ -19,6 +19,8 @@ func (a *cli) upCmd() *cobra.Command {
 		maxBody  string
 
 		logRetention string
+
+		errorsRetention string
 	)
 	cmd := &cobra.Command{
 		Use:   "up",
@@ -48,6 +50,15 @@ written to <home>/token for the other pier commands to find.`,
 			if o.LogRetention, err = parseSize(logRetention); err != nil || o.LogRetention < 0 {
 				return usagef("--log-retention %q: want a size such as 64M or 1G", logRetention)
 			}
+			if o.ErrorsRetention, err = parseDays(errorsRetention); err != nil || o.ErrorsRetention <= 0 {
+				return usagef("--errors-retention %q: want a duration such as 30d, 7d or 12h", errorsRetention)
+			}
+			switch {
+			case o.ErrorsNodeRate < 0:
+				return usagef("--errors-node-rate %v: want 0 (no cap) or more events per second", o.ErrorsNodeRate)
+			case o.ErrorsNodeRate == 0:
+				o.ErrorsNodeRate = -1 // the engine's "no cap"
+			}
 			o.Home, o.Logger = a.homeDir(), logger
 			return a.hooks.Up(cmd.Context(), o)
 		}),
@@ -60,6 +71,8 @@ written to <home>/token for the other pier commands to find.`,
 	f.StringVar(&o.Beanstalkd, "beanstalkd", "127.0.0.1:11300", "address the beanstalkd-protocol task server listens on")
 	f.StringVar(&o.Statsd, "statsd", "127.0.0.1:8125", "UDP address the statsd listener binds (STATSD_ADDR in every app)")
 	f.StringVar(&logRetention, "log-retention", "64M", "log lines kept per app, by size (e.g. 64M, 1G); the oldest go first")
+	f.StringVar(&errorsRetention, "errors-retention", "30d", "how long each app's error events are kept, unless the app's own (pier errors config --retention-days) says otherwise (e.g. 30d, 90d)")
+	f.Float64Var(&o.ErrorsNodeRate, "errors-node-rate", 1000, "error events per second this node takes from all apps together, on top of each app's rate; past it SDKs get 429 (0 = no cap)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.BoolVar(&o.AccessLog, "access-log", false, "log every gateway request (app, status, bytes, duration, cache result)")
 	f.StringVar(&maxBody, "max-body", "16M", "largest request body the gateway accepts (e.g. 1M, 512K; 0 = no limit)")
@@ -70,6 +83,18 @@ written to <home>/token for the other pier commands to find.`,
 	f.StringVar(&o.ACMEEmail, "acme-email", "", "get certificates from ACME (Let's Encrypt) on demand for the hosts apps are served at, with this account e-mail")
 	f.StringVar(&o.ACMECA, "acme-ca", "", "ACME directory URL (default Let's Encrypt production)")
 	return cmd
+}
+
+// parseDays reads a duration that may also be given in days ("30d").
+func parseDays(s string) (time.Duration, error) {
+	if d, ok := strings.CutSuffix(strings.TrimSpace(s), "d"); ok {
+		n, err := strconv.Atoi(d)
+		if err != nil || n < 0 || n > 100*365 {
+			return 0, fmt.Errorf("bad number of days %q", d)
+		}
+		return time.Duration(n) * 24 * time.Hour, nil
+	}
+	return time.ParseDuration(s)
 }
 
 // parseSize reads a byte size: a number with an optional K, M or G suffix

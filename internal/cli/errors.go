@@ -89,7 +89,8 @@ only unresolved issues; --status resolved|ignored|all for the others.`,
   pier errors blog --status all
   pier errors show 3f9a2c1b7d0e
   pier errors resolve 3f9a2c1b7d0e
-  pier errors config --webhook https://hooks.example.com/pier --alerts-per-hour 10`,
+  pier errors config --webhook https://hooks.example.com/pier --alerts-per-hour 10
+  pier errors config --retention-days 7`,
 		Args: maxArgs(1),
 		RunE: a.wrap(func(cmd *cobra.Command, args []string) error {
 			if len(args) == 1 {
@@ -250,6 +251,8 @@ func (a *cli) errorsConfigCmd() *cobra.Command {
 		perHour int
 		rate    float64
 		burst   int
+		days    int
+		issues  int
 	)
 	cmd := &cobra.Command{
 		Use:   "config [APP]",
@@ -257,7 +260,10 @@ func (a *cli) errorsConfigCmd() *cobra.Command {
 		Long: `Config prints the app's error-tracking settings; with flags it changes them.
 The webhook gets a JSON POST for every new issue and regression, at most
 --alerts-per-hour an hour. --rate and --burst bound the events the app may
-send (past them its SDK gets 429 and backs off).`,
+send (past them its SDK gets 429 and backs off). --retention-days is how
+long its events are kept (the issues keep counting them), --max-issues how
+many issues (the least recently seen go first); 0 is the engine's default
+(pier up --errors-retention, 10000 issues).`,
 		Example: "  pier errors config\n  pier errors config blog --webhook https://hooks.example.com/x --alerts-per-hour 5",
 		Args:    maxArgs(1),
 		RunE: a.wrap(func(cmd *cobra.Command, args []string) error {
@@ -274,7 +280,8 @@ send (past them its SDK gets 429 and backs off).`,
 				return err
 			}
 			f := cmd.Flags()
-			if f.Changed("webhook") || f.Changed("alerts-per-hour") || f.Changed("rate") || f.Changed("burst") {
+			if f.Changed("webhook") || f.Changed("alerts-per-hour") || f.Changed("rate") || f.Changed("burst") ||
+				f.Changed("retention-days") || f.Changed("max-issues") {
 				set := func(flag, key string, v any) {
 					if f.Changed(flag) {
 						cfg[key] = v
@@ -284,6 +291,8 @@ send (past them its SDK gets 429 and backs off).`,
 				set("alerts-per-hour", "alerts_per_hour", perHour)
 				set("rate", "rate_per_second", rate)
 				set("burst", "burst", burst)
+				set("retention-days", "retention_days", days)
+				set("max-issues", "max_issues", issues)
 				if err := a.errorsAPI(cmd.Context(), "PUT", path, cfg, &cfg); err != nil {
 					return err
 				}
@@ -296,6 +305,8 @@ send (past them its SDK gets 429 and backs off).`,
 	cmd.Flags().IntVar(&perHour, "alerts-per-hour", 0, "cap on webhook calls (0 = 20)")
 	cmd.Flags().Float64Var(&rate, "rate", 0, "events per second the app may send (0 = the engine's default)")
 	cmd.Flags().IntVar(&burst, "burst", 0, "events the app may send at once (0 = the engine's default)")
+	cmd.Flags().IntVar(&days, "retention-days", 0, "days the app's events are kept, at most 365 (0 = the engine's --errors-retention)")
+	cmd.Flags().IntVar(&issues, "max-issues", 0, "issues kept, the least recently seen dropped first (0 = the engine's default, 10000)")
 	return cmd
 }
 

@@ -57,6 +57,14 @@ type Config struct {
 	// logs.DefaultMaxBytes (64 MiB).
 	LogRetention int64
 
+	// ErrorsRetention is how long each app's error events are kept
+	// unless the app's error config says otherwise; 0 = 30 days.
+	ErrorsRetention time.Duration
+	// ErrorsNodeRate caps the error events per second this node takes
+	// from all apps together, on top of each app's rate; 0 = 1000,
+	// negative = no cap.
+	ErrorsNodeRate float64
+
 	// AccessLog logs one line per gateway request (part=access).
 	AccessLog bool
 	// MaxBodyBytes bounds request bodies through the gateway; 0 =
@@ -186,6 +194,7 @@ func run(ctx context.Context, cfg Config, with func(ctx context.Context, m *depl
 		gatewayURL: "http://" + reachable(httpLn.Addr()),
 		apiURL:     apiURL,
 		beanstalkd: cfg.Beanstalkd,
+		errors:     errorsConfig{retention: cfg.ErrorsRetention, nodeRate: cfg.ErrorsNodeRate},
 		internal:   http.NewServeMux(),
 	}
 	defer h.stop()

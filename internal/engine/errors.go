@@ -4,11 +4,18 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"time"
 
 	"pier/internal/errortrack"
 	"pier/internal/manifest"
 	"pier/internal/supervisor"
 )
+
+// errorsConfig is what pier up says about error tracking.
+type errorsConfig struct {
+	retention time.Duration // each app's events are kept this long unless its config says otherwise; 0 = 30 days
+	nodeRate  float64       // events/s this node takes from all apps; 0 = 1000, negative = no cap
+}
 
 // startErrors plugs the error tracker (issue #5) into the hub: Sentry
 // ingestion under /_pier/errors/ on every gateway host and at /api/ on the
@@ -16,9 +23,11 @@ import (
 // output, and its API under /v1/apps/{app}/errors.
 func startErrors(ctx context.Context, h *hub) error {
 	t, err := errortrack.New(errortrack.Options{
-		Store:   h.store,
-		DSNBase: h.gatewayURL + "/_pier/errors",
-		Logger:  h.log.With("part", "errors"),
+		Store:             h.store,
+		DSNBase:           h.gatewayURL + "/_pier/errors",
+		Logger:            h.log.With("part", "errors"),
+		MaxAge:            h.errors.retention,
+		NodeRatePerSecond: h.errors.nodeRate,
 	})
 	if err != nil {
 		return fmt.Errorf("errors: %w", err)
@@ -26,6 +35,7 @@ func startErrors(ctx context.Context, h *hub) error {
 	if err := t.Start(ctx); err != nil {
 		return fmt.Errorf("errors: %w", err)
 	}
+	h.tracker = t
 	ingest := t.Ingest()
 	h.internal.Handle("/_pier/errors/", ingest)
 	h.api.HandlePublic("/api/{project}/envelope/", ingest)

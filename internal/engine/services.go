@@ -6,6 +6,7 @@ import (
 	"maps"
 	"net/http"
 
+	"pier/internal/errortrack"
 	"pier/internal/manifest"
 	"pier/internal/store"
 	"pier/internal/supervisor"
@@ -27,6 +28,8 @@ type hub struct {
 	beanstalkd string // where the beanstalkd-protocol listener binds
 	// appToken resolves an app's own token (PIER_TOKEN) to its name.
 	appToken func(ctx context.Context, token string) (app string, ok bool)
+	// errors is what pier up says about error tracking.
+	errors errorsConfig
 
 	api      apiMux         // routes on the API listener, behind its token check
 	internal *http.ServeMux // routes under /_pier/ on every gateway host; no auth applied
@@ -37,7 +40,10 @@ type hub struct {
 	destroys []func(app string)
 	stops    []func() // run in reverse order when the engine stops
 
-	tasks *tasks.Service // set by startTasks; metrics reads queue figures from it
+	// Set by their services; metrics reads queue figures and error
+	// counts from them.
+	tasks   *tasks.Service
+	tracker *errortrack.Tracker
 }
 
 // apiMux is the part of the API server services mount routes on: Handle

@@ -46,8 +46,8 @@ type Options struct {
 	Burst         int
 	// NodeRatePerSecond and NodeBurst cap the events of all apps together
 	// on this node, on top of each app's rate: when many apps flood at
-	// once, past the cap every SDK gets 429 (0 = 1000/s, burst 5000;
-	// negative NodeRatePerSecond = no cap).
+	// once, past the cap every SDK gets 429 (0 = 1000/s; negative = no
+	// cap; NodeBurst 0 = five seconds' worth).
 	NodeRatePerSecond float64
 	NodeBurst         int
 	// MaxIssues is the default cap on each app's issues (0 = 10000).
@@ -90,7 +90,7 @@ func (o *Options) defaults() error {
 		o.NodeRatePerSecond = 1000
 	}
 	if o.NodeBurst <= 0 {
-		o.NodeBurst = 5000
+		o.NodeBurst = max(1, int(5*o.NodeRatePerSecond))
 	}
 	if o.MaxIssues <= 0 {
 		o.MaxIssues = 10000
