@@ -122,13 +122,14 @@ func (a *cli) deploy(ctx context.Context, dir, appFlag string, canary float64, t
 	}()
 	var done *api.Event
 	shown := name
+	p := a.progress()
 	if canary > 0 {
-		done, err = c.DeployCanary(ctx, name, pr, canary, a.printEvent)
+		done, err = c.DeployCanary(ctx, name, pr, canary, p.event)
 	} else if to != "" {
 		shown = api.StagingApp(name)
-		done, err = c.DeployStaging(ctx, name, pr, a.printEvent)
+		done, err = c.DeployStaging(ctx, name, pr, p.event)
 	} else {
-		done, err = c.Deploy(ctx, name, pr, a.printEvent)
+		done, err = c.Deploy(ctx, name, pr, p.event)
 	}
 	pr.CloseWithError(errUploadEnded)
 	cancel()
@@ -138,7 +139,7 @@ func (a *cli) deploy(ctx context.Context, dir, appFlag string, canary float64, t
 	if err != nil {
 		return deployFailed("deploy of "+shown, err)
 	}
-	a.printDone(context.WithoutCancel(ctx), c, shown, done)
+	p.done(context.WithoutCancel(ctx), c, shown, done)
 	return nil
 }
 
@@ -191,13 +192,13 @@ func defaultEventMessage(ev api.Event) string {
 }
 
 // printDone prints the closing line with the app's address, when the engine
-// tells it.
-func (a *cli) printDone(ctx context.Context, c *api.Client, app string, done *api.Event) {
+// tells it, and took (progress.done: the time it took, on a terminal).
+func (a *cli) printDone(ctx context.Context, c *api.Client, app string, done *api.Event, took string) {
 	line := fmt.Sprintf("-----> Done: v%d", done.Release)
 	if info, err := c.App(ctx, app); err == nil && len(info.URLs) > 0 {
 		line += " at " + info.URLs[0]
 	}
-	fmt.Fprintln(a.stdout, line)
+	fmt.Fprintln(a.stdout, line+took)
 }
 
 func (a *cli) rollbackCmd() *cobra.Command {
@@ -231,11 +232,12 @@ sending every client back to the current release and stopping the canary.`,
 				target = fmt.Sprintf("v%d", release)
 			}
 			fmt.Fprintf(a.stdout, "-----> Rolling %s back to %s\n", name, target)
-			done, err := c.Rollback(cmd.Context(), name, release, a.printEvent)
+			p := a.progress()
+			done, err := c.Rollback(cmd.Context(), name, release, p.event)
 			if err != nil {
 				return deployFailed("rollback of "+name, err)
 			}
-			a.printDone(cmd.Context(), c, name, done)
+			p.done(cmd.Context(), c, name, done)
 			return nil
 		}),
 	}
@@ -276,17 +278,18 @@ keeps running.`,
 				return err
 			}
 			var done *api.Event
+			p := a.progress()
 			if from != "" {
 				fmt.Fprintf(a.stdout, "-----> Promoting %s, the staging copy, to %s\n", api.StagingApp(name), name)
-				done, err = c.PromoteFrom(cmd.Context(), name, from, a.printEvent)
+				done, err = c.PromoteFrom(cmd.Context(), name, from, p.event)
 			} else {
 				fmt.Fprintf(a.stdout, "-----> Promoting the canary of %s\n", name)
-				done, err = c.Promote(cmd.Context(), name, a.printEvent)
+				done, err = c.Promote(cmd.Context(), name, p.event)
 			}
 			if err != nil {
 				return deployFailed("promote of "+name, err)
 			}
-			a.printDone(cmd.Context(), c, name, done)
+			p.done(cmd.Context(), c, name, done)
 			return nil
 		}),
 	}
@@ -383,11 +386,12 @@ func (a *cli) changeEnv(ctx context.Context, appFlag string, change api.EnvChang
 		return err
 	}
 	fmt.Fprintf(a.stdout, "-----> Updating the config of %s\n", name)
-	done, err := c.SetEnv(ctx, name, change, a.printEvent)
+	p := a.progress()
+	done, err := c.SetEnv(ctx, name, change, p.event)
 	if err != nil {
 		return deployFailed("config change of "+name, err)
 	}
-	a.printDone(ctx, c, name, done)
+	p.done(ctx, c, name, done)
 	return nil
 }
 
