@@ -73,12 +73,13 @@ func (e *webEngine) Events(ctx context.Context, app string, last int, fn func(ap
 type webMetrics struct{ m *metrics.Metrics }
 
 // Summary leaves latency and error rate out (nil: "—" on the overview)
-// for an app that answered no request in the last minute.
+// for an app that answered no request in the last minute; the cache hit
+// ratio is nil when the cache had no lookup.
 func (w webMetrics) Summary() []web.Summary {
 	all := w.m.Summary()
 	out := make([]web.Summary, len(all))
 	for i, s := range all {
-		out[i] = web.Summary{App: s.App, RPS: s.RPS}
+		out[i] = web.Summary{App: s.App, RPS: s.RPS, CacheHitRatio: s.CacheHitRatio}
 		if s.RPS > 0 {
 			p99, er := float64(s.P99), s.ErrorRate
 			out[i].P99, out[i].ErrorRate = &p99, &er

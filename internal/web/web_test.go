@@ -550,7 +550,7 @@ func servicesFixture(t *testing.T) (*fixture, *memErrors, *memTasks) {
 	tasks := &memTasks{queues: []Queue{{Name: "email", Ready: 2}}}
 	f := newFixtureWith(t, func(o *Options) {
 		o.Errors, o.Tasks = errs, tasks
-		o.Metrics = memMetrics{[]Summary{{App: "blog", RPS: 12.5, P99: float(48.25), ErrorRate: float(0.025)}}}
+		o.Metrics = memMetrics{[]Summary{{App: "blog", RPS: 12.5, P99: float(48.25), ErrorRate: float(0.025), CacheHitRatio: float(0.8)}}}
 	})
 	return f, errs, tasks
 }
@@ -662,11 +662,12 @@ func TestOverviewAtAGlance(t *testing.T) {
 		{"blog", "rps", "12.5"},
 		{"blog", "p99", "48.2 ms"},
 		{"blog", "error-rate", "2.5%"},
-		{"blog", "cache-hits", "—"}, // the metrics service did not say
+		{"blog", "cache-hits", "80.0%"},
 		{"blog", "issues", "1"},
 		{"idle", "rps", "0.0"},
 		{"idle", "p99", "—"},
 		{"idle", "error-rate", "—"},
+		{"idle", "cache-hits", "—"}, // the metrics service did not say
 	} {
 		row := regexp.MustCompile(`(?s)<tr data-app="` + tc.app + `">.*?</tr>`).FindString(page)
 		cell := regexp.MustCompile(`data-glance="` + tc.glance + `">([^<]*)<`).FindStringSubmatch(row)
