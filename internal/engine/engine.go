@@ -308,7 +308,14 @@ func run(ctx context.Context, cfg Config, with func(ctx context.Context, m *depl
 	if tg != nil {
 		go func() { errc <- tg.serve() }()
 	}
-	go func() { errc <- serve(httpSrv, guarded) }()
+	// The gateway's own HTTP/1.1 loop serves the common requests; it hands
+	// every other connection to httpSrv.
+	front := gw.Front(guarded, httpSrv.Handler, gateway.FrontOptions{
+		ReadHeaderTimeout: httpSrv.ReadHeaderTimeout,
+		IdleTimeout:       httpSrv.IdleTimeout,
+		Logger:            log.With("part", "gateway"),
+	})
+	go func() { errc <- serve(httpSrv, front) }()
 	go func() { errc <- serve(apiSrv, apiLn) }()
 
 	log.Info("pier is up", "gateway", httpLn.Addr().String(), "api", apiURL, "home", cfg.Home, "domain", cfg.Domain)

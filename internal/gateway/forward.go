@@ -304,7 +304,7 @@ func (g *Gateway) exchange(w http.ResponseWriter, r *http.Request, uc *upConn, b
 	cerr := resp.copyBody(w, uc, buf[:])
 	if cerr != nil {
 		g.log.Debug("gateway: response cut", "app", st.app, "backend", b.addr, "err", cerr)
-		if ctx.Value(http.ServerContextKey) != nil {
+		if ctx.Value(http.ServerContextKey) != nil || ctx.Value(frontKey{}) != nil {
 			panic(http.ErrAbortHandler) // net/http closes the client's connection
 		}
 		return true, nil, false

@@ -1,0 +1,817 @@
+package gateway
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// FrontOptions configures Front, with the meaning of the http.Server fields
+// of the same names.
+type FrontOptions struct {
+	// ReadHeaderTimeout bounds the reading of a request head. 0 = none.
+	ReadHeaderTimeout time.Duration
+	// IdleTimeout bounds the wait for the next request on a keep-alive
+	// connection. 0 = ReadHeaderTimeout.
+	IdleTimeout time.Duration
+	// Logger receives panics of handlers. If nil, the gateway's.
+	Logger *slog.Logger
+}
+
+// Front serves the plain-HTTP listener ln (the Guard's) with the gateway's
+// own HTTP/1.1 connection loop, and returns the listener an http.Server
+// serves for the rest: http.Server.Serve(Front(...)).
+//
+// The loop reads request heads itself and answers those of the common
+// shape: an HTTP/1.1 GET, HEAD, POST, PUT, PATCH, DELETE or OPTIONS with an
+// origin-form target, one Host, well-formed header lines that fit in 4 KiB,
+// and no body or a Content-Length body of up to 64 KiB. Those go to h with
+// a ResponseWriter of the loop's own, which frames the response as net/http
+// does (Content-Length when the handler ends within 4 KiB, chunked
+// otherwise, Date, sniffed Content-Type, trailers). A request of any other
+// shape (a protocol switch, Expect, chunked or large bodies, HTTP/1.0, big or
+// malformed heads, anything this parser is not sure of) hands its connection,
+// with what was read of it, to the http.Server for good: net/http answers it
+// exactly as it would have without the loop, refusals included.
+//
+// Closing the returned listener (http.Server.Shutdown or Close does) closes
+// ln and the loop's idle connections; busy ones close after their response.
+func (g *Gateway) Front(ln net.Listener, h http.Handler, opts FrontOptions) net.Listener {
+	f := &front{
+		g:       g,
+		h:       h,
+		ln:      ln,
+		opts:    opts,
+		log:     opts.Logger,
+		handoff: make(chan net.Conn),
+		done:    make(chan struct{}),
+		conns:   make(map[*frontConn]struct{}),
+		ctx:     context.WithValue(context.Background(), frontKey{}, true),
+	}
+	if f.log == nil {
+		f.log = g.log
+	}
+	if f.opts.IdleTimeout <= 0 {
+		f.opts.IdleTimeout = f.opts.ReadHeaderTimeout
+	}
+	return f
+}
+
+// frontKey marks the context of requests the front serves: a response cut
+// in the middle makes the handler panic with http.ErrAbortHandler, as under
+// net/http.
+type frontKey struct{}
+
+const (
+	frontBufSize = 4 << 10  // the read buffer: the largest head served
+	frontMaxBody = 64 << 10 // the largest body served
+	frontPend    = 4 << 10  // response bytes held to compute a Content-Length
+)
+
+type front struct {
+	g    *Gateway
+	h    http.Handler
+	ln   net.Listener
+	opts FrontOptions
+	log  *slog.Logger
+	ctx  context.Context // every request's: never canceled
+
+	handoff chan net.Conn // connections for the http.Server
+	start   sync.Once
+	done    chan struct{} // closed by Close
+	err     error         // the accept loop's end; set before done closes... or with closeOnce
+	once    sync.Once
+
+	mu     sync.Mutex // guards conns, closed
+	conns  map[*frontConn]struct{}
+	closed bool
+}
+
+// Accept returns the next connection handed to net/http.
+func (f *front) Accept() (net.Conn, error) {
+	f.start.Do(func() { go f.acceptLoop() })
+	select {
+	case c := <-f.handoff:
+		return c, nil
+	case <-f.done:
+		f.mu.Lock()
+		err := f.err
+		f.mu.Unlock()
+		if err == nil {
+			err = net.ErrClosed
+		}
+		return nil, err
+	}
+}
+
+func (f *front) Addr() net.Addr { return f.ln.Addr() }
+
+func (f *front) Close() error {
+	err := f.ln.Close()
+	f.stop(nil)
+	return err
+}
+
+// stop ends the front: no more connections, idle ones closed.
+func (f *front) stop(err error) {
+	f.once.Do(func() {
+		f.mu.Lock()
+		f.err = err
+		f.closed = true
+		for fc := range f.conns {
+			if fc.idle.Load() {
+				fc.c.Close()
+			}
+		}
+		f.mu.Unlock()
+		close(f.done)
+	})
+}
+
+func (f *front) acceptLoop() {
+	var delay time.Duration
+	for {
+		c, err := f.ln.Accept()
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || isTemporary(err) {
+				// As net/http: back off on EMFILE and the like.
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				select {
+				case <-time.After(delay):
+					continue
+				case <-f.done:
+					return
+				}
+			}
+			f.stop(err)
+			return
+		}
+		delay = 0
+		fc := &frontConn{f: f, c: c}
+		f.mu.Lock()
+		if f.closed {
+			f.mu.Unlock()
+			c.Close()
+			continue
+		}
+		f.conns[fc] = struct{}{}
+		f.mu.Unlock()
+		go fc.serve()
+	}
+}
+
+// frontConn is one client connection served by the loop.
+type frontConn struct {
+	f      *front
+	c      net.Conn
+	br     *bufio.Reader
+	bw     *bufio.Writer
+	remote string
+	idle   atomic.Bool // waiting for a request: Close may close it
+	w      frontWriter
+}
+
+var (
+	frontReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, frontBufSize) }}
+	frontWriters = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4<<10) }}
+)
+
+func (fc *frontConn) serve() {
+	f := fc.f
+	handed := false
+	fc.br = frontReaders.Get().(*bufio.Reader)
+	fc.br.Reset(fc.c)
+	fc.bw = frontWriters.Get().(*bufio.Writer)
+	fc.bw.Reset(fc.c)
+	fc.remote = fc.c.RemoteAddr().String()
+	defer func() {
+		f.mu.Lock()
+		delete(f.conns, fc)
+		f.mu.Unlock()
+		fc.br.Reset(nil)
+		frontReaders.Put(fc.br)
+		fc.bw.Reset(nil)
+		frontWriters.Put(fc.bw)
+		if !handed {
+			fc.c.Close()
+		}
+	}()
+	first := true
+	for {
+		if !first {
+			fc.idle.Store(true)
+			f.mu.Lock()
+			closed := f.closed
+			f.mu.Unlock()
+			if closed {
+				return
+			}
+			if d := f.opts.IdleTimeout; d > 0 {
+				fc.c.SetReadDeadline(time.Now().Add(d))
+			}
+			if _, err := fc.br.Peek(1); err != nil {
+				return
+			}
+			fc.idle.Store(false)
+		}
+		if d := f.opts.ReadHeaderTimeout; d > 0 {
+			fc.c.SetReadDeadline(time.Now().Add(d))
+		} else if !first {
+			fc.c.SetReadDeadline(time.Time{})
+		}
+		first = false
+		n, ok, err := readHead(fc.br)
+		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
+			return // closed, or too slow: net/http would close it too
+		}
+		var r *http.Request
+		if ok {
+			raw, _ := fc.br.Peek(n)
+			r = fc.parseRequest(string(raw))
+		}
+		if r == nil {
+			handed = fc.handOff()
+			return
+		}
+		fc.br.Discard(n)
+		if r.ContentLength > 0 {
+			fc.c.SetReadDeadline(time.Time{}) // the guard bounds body reads
+			body := make([]byte, r.ContentLength)
+			if _, err := io.ReadFull(fc.br, body); err != nil {
+				if isTimeout(err) {
+					fc.w.reset(fc, r)
+					fc.w.header.Set("Connection", "close")
+					writeText(&fc.w, http.StatusRequestTimeout, "pier: request body not received in time")
+					fc.w.finish()
+					fc.bw.Flush()
+				}
+				return
+			}
+			r.Body = &frontBody{b: body}
+		}
+		if !fc.serveRequest(r) {
+			return
+		}
+	}
+}
+
+// handOff gives the connection, with the bytes read of it, to net/http.
+// It reports whether net/http took it.
+func (fc *frontConn) handOff() bool {
+	if err := fc.bw.Flush(); err != nil {
+		return false
+	}
+	pending, _ := fc.br.Peek(fc.br.Buffered())
+	hc := &handedConn{Conn: fc.c, pending: append([]byte(nil), pending...)}
+	select {
+	case fc.f.handoff <- hc:
+		return true
+	case <-fc.f.done:
+		return false
+	}
+}
+
+// readHead finds the end of the request head at the start of br's data,
+// reading more as needed. It returns the head's length, or ok false at once
+// when a line ends without CR or starts with white space, which the loop
+// leaves to net/http.
+func readHead(br *bufio.Reader) (n int, ok bool, err error) {
+	from := 0
+	for {
+		buf, _ := br.Peek(br.Buffered())
+		for {
+			i := indexByteFrom(buf, from, '\n')
+			if i < 0 {
+				break
+			}
+			if i == 0 || buf[i-1] != '\r' {
+				return i + 1, false, nil
+			}
+			if i == from+1 { // an empty line
+				if from == 0 {
+					return i + 1, false, nil // an empty line before the request line
+				}
+				return i + 1, true, nil
+			}
+			if c := buf[i+1:]; len(c) > 0 && (c[0] == ' ' || c[0] == '\t') {
+				return i + 1, false, nil // obs-fold
+			}
+			from = i + 1
+		}
+		if br.Buffered() >= br.Size() {
+			return br.Buffered(), false, bufio.ErrBufferFull
+		}
+		if _, err := br.Peek(br.Buffered() + 1); err != nil {
+			return br.Buffered(), false, err
+		}
+	}
+}
+
+func indexByteFrom(b []byte, from int, c byte) int {
+	if from >= len(b) {
+		return -1
+	}
+	for i := from; i < len(b); i++ {
+		if b[i] == c {
+			return i
+		}
+	}
+	return -1
+}
+
+// parseRequest parses a request head of the shape the loop serves, or
+// returns nil for anything else.
+func (fc *frontConn) parseRequest(s string) *http.Request {
+	line, rest, _ := strings.Cut(s, "\r\n")
+	method, line, ok1 := strings.Cut(line, " ")
+	target, proto, ok2 := strings.Cut(line, " ")
+	if !ok1 || !ok2 || proto != "HTTP/1.1" || !frontMethod(method) || !originForm(target) {
+		return nil
+	}
+	h, host, cl, closeAfter, ok := parseFields(rest)
+	if !ok || cl > frontMaxBody {
+		return nil
+	}
+	r, err := http.NewRequestWithContext(fc.f.ctx, method, target, nil)
+	if err != nil {
+		return nil
+	}
+	r.Proto, r.ProtoMajor, r.ProtoMinor = "HTTP/1.1", 1, 1
+	r.Header = h
+	r.Host = host
+	r.RequestURI = target
+	r.RemoteAddr = fc.remote
+	r.ContentLength = cl
+	r.Body = http.NoBody
+	r.Close = closeAfter
+	return r
+}
+
+// parseFields parses header lines, each ending in CRLF, up to an empty
+// line. ok is false for anything the loop leaves to net/http.
+func parseFields(s string) (h http.Header, host string, cl int64, closeAfter, ok bool) {
+	n := strings.Count(s, "\r\n")
+	h = make(http.Header, n)
+	vals := make([]string, n)
+	hosts := 0
+	clSeen := false
+	for i := 0; ; i++ {
+		line, rest, found := strings.Cut(s, "\r\n")
+		if !found {
+			return nil, "", 0, false, false
+		}
+		s = rest
+		if line == "" {
+			break
+		}
+		k, v, found := strings.Cut(line, ":")
+		if !found || !validFieldName(k) {
+			return nil, "", 0, false, false
+		}
+		v = strings.Trim(v, " \t")
+		if !validFieldValue(v) {
+			return nil, "", 0, false, false
+		}
+		k = canonicalKey(k)
+		switch k {
+		case "Host":
+			// As net/http: promoted to Request.Host, not in the header.
+			hosts++
+			host = v
+			if !validHost(v) {
+				return nil, "", 0, false, false
+			}
+			continue
+		case "Content-Length":
+			n, lok := parseLen(v)
+			if clSeen || !lok {
+				return nil, "", 0, false, false
+			}
+			clSeen, cl = true, n
+		case "Transfer-Encoding", "Upgrade", "Expect", "Http2-Settings":
+			return nil, "", 0, false, false
+		case "Connection":
+			for t := range strings.SplitSeq(v, ",") {
+				switch t = strings.TrimSpace(t); {
+				case strings.EqualFold(t, "close"):
+					closeAfter = true
+				case strings.EqualFold(t, "keep-alive"), t == "":
+				default:
+					return nil, "", 0, false, false // upgrade, or fields made hop-by-hop
+				}
+			}
+		}
+		vals[i] = v
+		if old, dup := h[k]; dup {
+			h[k] = append(old, v)
+		} else {
+			h[k] = vals[i : i+1 : i+1]
+		}
+	}
+	if hosts != 1 || s != "" {
+		return nil, "", 0, false, false
+	}
+	return h, host, cl, closeAfter, true
+}
+
+func frontMethod(m string) bool {
+	switch m {
+	case "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS":
+		return true
+	}
+	return false
+}
+
+// originForm accepts a path with an optional query: printable ASCII, no
+// fragment, not starting with "//" (which a URL parser reads as a host).
+func originForm(t string) bool {
+	if len(t) == 0 || t[0] != '/' || strings.HasPrefix(t, "//") {
+		return false
+	}
+	for i := 0; i < len(t); i++ {
+		if c := t[i]; c <= ' ' || c >= 0x7f || c == '#' {
+			return false
+		}
+	}
+	return true
+}
+
+// validFieldValue refuses control characters but HTAB (obs-text is fine).
+func validFieldValue(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c < ' ' && c != '\t' || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// validHost accepts the usual host[:port] characters; anything else goes
+// to net/http's stricter judgement.
+func validHost(v string) bool {
+	if v == "" {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case c == '.', c == '-', c == ':', c == '_', c == '[', c == ']':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// serveRequest runs the handler for r and finishes its response. It
+// reports whether the connection may serve another request.
+func (fc *frontConn) serveRequest(r *http.Request) (keep bool) {
+	w := &fc.w
+	w.reset(fc, r)
+	defer func() {
+		if p := recover(); p != nil {
+			keep = false
+			if p != http.ErrAbortHandler {
+				buf := make([]byte, 64<<10)
+				buf = buf[:runtime.Stack(buf, false)]
+				fc.f.log.Error("gateway: handler panicked", "host", r.Host, "path", r.URL.Path, "panic", p, "stack", string(buf))
+			}
+		}
+	}()
+	fc.f.h.ServeHTTP(w, r)
+	w.finish()
+	if w.err != nil {
+		return false
+	}
+	if fc.br.Buffered() == 0 || w.closeAfter {
+		if fc.bw.Flush() != nil {
+			return false
+		}
+	}
+	return !w.closeAfter
+}
+
+// frontBody is a request body read before the handler runs.
+type frontBody struct {
+	b []byte
+	i int
+}
+
+func (b *frontBody) Read(p []byte) (int, error) {
+	if b.i >= len(b.b) {
+		return 0, io.EOF
+	}
+	n := copy(p, b.b[b.i:])
+	b.i += n
+	return n, nil
+}
+
+func (b *frontBody) Close() error { return nil }
+
+// handedConn is a connection given to net/http with the bytes the loop had
+// read of it, which net/http reads first.
+type handedConn struct {
+	net.Conn
+	pending []byte
+}
+
+func (c *handedConn) Read(p []byte) (int, error) {
+	if len(c.pending) > 0 {
+		n := copy(p, c.pending)
+		c.pending = c.pending[n:]
+		return n, nil
+	}
+	return c.Conn.Read(p)
+}
+
+// ReadFrom keeps sendfile and splice (see guardConn.ReadFrom).
+func (c *handedConn) ReadFrom(r io.Reader) (int64, error) {
+	if rf, ok := c.Conn.(io.ReaderFrom); ok {
+		return rf.ReadFrom(r)
+	}
+	return io.Copy(struct{ io.Writer }{c.Conn}, r)
+}
+
+// CloseWrite lets net/http half-close the connection before closing it.
+func (c *handedConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
+// frontWriter is the loop's http.ResponseWriter, reused by the requests of
+// a connection.
+type frontWriter struct {
+	fc          *frontConn
+	req         *http.Request
+	header      http.Header
+	status      int
+	wroteHeader bool  // the final status is chosen
+	committed   bool  // the head is written
+	bodyOK      bool  // the status allows a body
+	cl          int64 // the handler's Content-Length, -1 = none
+	written     int64
+	chunked     bool
+	closeAfter  bool
+	pend        []byte // body held until the head is written
+	err         error  // the connection failed
+}
+
+var _ http.Flusher = (*frontWriter)(nil)
+
+func (w *frontWriter) reset(fc *frontConn, r *http.Request) {
+	h := w.header
+	if h == nil {
+		h = make(http.Header)
+	} else {
+		clear(h)
+	}
+	*w = frontWriter{fc: fc, req: r, header: h, cl: -1, pend: w.pend[:0], closeAfter: r.Close}
+}
+
+func (w *frontWriter) Header() http.Header { return w.header }
+
+func (w *frontWriter) WriteHeader(code int) {
+	if w.wroteHeader || w.err != nil {
+		return
+	}
+	if code < 100 || code > 999 {
+		panic("invalid WriteHeader code " + strconv.Itoa(code))
+	}
+	if code < 200 && code != http.StatusSwitchingProtocols {
+		// Informational: sent at once, with the header as it is.
+		bw := w.fc.bw
+		writeStatusLine(bw, code)
+		writeHeaderMap(bw, w.header, false)
+		bw.WriteString("\r\n")
+		if err := bw.Flush(); err != nil {
+			w.err = err
+		}
+		return
+	}
+	w.wroteHeader, w.status = true, code
+	w.bodyOK = code != http.StatusNoContent && code != http.StatusNotModified && code >= 200
+	if v := w.header["Content-Length"]; len(v) > 0 {
+		if n, ok := parseLen(v[0]); ok && len(v) == 1 {
+			w.cl = n
+		} else {
+			delete(w.header, "Content-Length")
+		}
+	}
+	if v := w.header["Connection"]; len(v) > 0 && namedByConnection(v, "close") {
+		w.closeAfter = true
+	}
+}
+
+func (w *frontWriter) Write(p []byte) (int, error) {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.err != nil {
+		return 0, w.err
+	}
+	if !w.bodyOK {
+		return 0, http.ErrBodyNotAllowed
+	}
+	if w.cl >= 0 && w.written+int64(len(p)) > w.cl {
+		return 0, http.ErrContentLength
+	}
+	w.written += int64(len(p))
+	if !w.committed {
+		if len(w.pend)+len(p) <= frontPend {
+			w.pend = append(w.pend, p...)
+			return len(p), nil
+		}
+		w.commit(false, p)
+		if w.err != nil {
+			return 0, w.err
+		}
+	}
+	w.body(p)
+	if w.err != nil {
+		return 0, w.err
+	}
+	return len(p), nil
+}
+
+// body writes body bytes after the head (nothing for HEAD).
+func (w *frontWriter) body(p []byte) {
+	if len(p) == 0 || w.req.Method == http.MethodHead || w.err != nil {
+		return
+	}
+	bw := w.fc.bw
+	if w.chunked {
+		var nb [16]byte
+		bw.Write(strconv.AppendInt(nb[:0], int64(len(p)), 16))
+		bw.WriteString("\r\n")
+		bw.Write(p)
+		_, w.err = bw.WriteString("\r\n")
+		return
+	}
+	_, w.err = bw.Write(p)
+}
+
+// commit writes the head, then the held body. final says the handler has
+// ended: the body is whole, its length known. next is body about to be
+// written, sniffed for a Content-Type when nothing is held.
+func (w *frontWriter) commit(final bool, next []byte) {
+	w.committed = true
+	h := w.header
+	bw := w.fc.bw
+	delete(h, "Transfer-Encoding")
+	_, trailers := h["Trailer"]
+	var extra [4]field
+	ex := extra[:0]
+	if _, ok := h["Date"]; !ok {
+		ex = append(ex, field{"Date", httpDate()})
+	}
+	if w.bodyOK {
+		if _, ok := h["Content-Type"]; !ok && len(w.pend)+len(next) > 0 {
+			sniff := w.pend
+			if len(sniff) == 0 {
+				sniff = next
+			}
+			ex = append(ex, field{"Content-Type", http.DetectContentType(sniff)})
+		}
+		switch {
+		case w.cl >= 0:
+		case final && !trailers && (w.req.Method != http.MethodHead || len(w.pend) > 0):
+			ex = append(ex, field{"Content-Length", strconv.Itoa(len(w.pend))})
+		case w.req.Method == http.MethodHead:
+		default:
+			w.chunked = true
+			ex = append(ex, field{"Transfer-Encoding", "chunked"})
+		}
+	}
+	if w.closeAfter {
+		delete(h, "Connection")
+		ex = append(ex, field{"Connection", "close"})
+	}
+	writeStatusLine(bw, w.status)
+	writeHeaderMap(bw, h, trailers)
+	for _, f := range ex {
+		bw.WriteString(f.key)
+		bw.WriteString(": ")
+		bw.WriteString(f.value)
+		bw.WriteString("\r\n")
+	}
+	_, w.err = bw.WriteString("\r\n")
+	pend := w.pend
+	w.pend = pend[:0]
+	w.body(pend)
+}
+
+// Flush sends what was written so far: the body becomes chunked unless the
+// handler set a Content-Length.
+func (w *frontWriter) Flush() {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	if !w.committed {
+		w.commit(false, nil)
+	}
+	if w.err == nil {
+		w.err = w.fc.bw.Flush()
+	}
+}
+
+// finish ends the response after the handler returned.
+func (w *frontWriter) finish() {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	if !w.committed {
+		w.commit(true, nil)
+	}
+	if w.cl >= 0 && w.written < w.cl && w.req.Method != http.MethodHead && w.bodyOK {
+		w.closeAfter = true // the body is short: the connection cannot carry another
+	}
+	if w.chunked && w.err == nil {
+		bw := w.fc.bw
+		bw.WriteString("0\r\n")
+		for k, vv := range w.header {
+			name, prefixed := strings.CutPrefix(k, http.TrailerPrefix)
+			if !prefixed && !declaredTrailer(w.header["Trailer"], k) {
+				continue
+			}
+			for _, v := range vv {
+				bw.WriteString(name)
+				bw.WriteString(": ")
+				writeValue(bw, v)
+				bw.WriteString("\r\n")
+			}
+		}
+		_, w.err = bw.WriteString("\r\n")
+	}
+}
+
+func declaredTrailer(decl []string, k string) bool {
+	return len(decl) > 0 && namedByConnection(decl, k)
+}
+
+// writeHeaderMap writes h's fields, skipping invalid names and, when
+// trailers is set, the fields its Trailer field declares (sent after the
+// body).
+func writeHeaderMap(bw *bufio.Writer, h http.Header, trailers bool) {
+	for k, vv := range h {
+		if !validFieldName(k) || trailers && k != "Trailer" && declaredTrailer(h["Trailer"], k) {
+			continue
+		}
+		for _, v := range vv {
+			bw.WriteString(k)
+			bw.WriteString(": ")
+			writeValue(bw, strings.TrimSpace(v))
+			bw.WriteString("\r\n")
+		}
+	}
+}
+
+// statusLines are the status lines of the codes net/http has a text for.
+var statusLines = func() (lines [600]string) {
+	for code := 100; code < 600; code++ {
+		if text := http.StatusText(code); text != "" {
+			lines[code] = "HTTP/1.1 " + strconv.Itoa(code) + " " + text + "\r\n"
+		}
+	}
+	return lines
+}()
+
+func writeStatusLine(bw *bufio.Writer, code int) {
+	if code < len(statusLines) && statusLines[code] != "" {
+		bw.WriteString(statusLines[code])
+		return
+	}
+	bw.WriteString("HTTP/1.1 " + strconv.Itoa(code) + " status code " + strconv.Itoa(code) + "\r\n")
+}
+
+// httpDate is the Date field's value, formatted once a second.
+func httpDate() string {
+	now := time.Now()
+	sec := now.Unix()
+	if d := dateCache.Load(); d != nil && d.sec == sec {
+		return d.s
+	}
+	d := &cachedDate{sec: sec, s: now.UTC().Format(http.TimeFormat)}
+	dateCache.Store(d)
+	return d.s
+}
+
+type cachedDate struct {
+	sec int64
+	s   string
+}
+
+var dateCache atomic.Pointer[cachedDate]
