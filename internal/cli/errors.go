@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -77,6 +78,8 @@ func (a *cli) errorsCmd() *cobra.Command {
 	var (
 		app, status string
 		asJSON      bool
+		limit       int
+		cursor      string
 	)
 	cmd := &cobra.Command{
 		Use:   "errors [APP]",
@@ -84,7 +87,9 @@ func (a *cli) errorsCmd() *cobra.Command {
 		Long: `Errors lists the app's issues, most recently seen first: errors its Sentry SDK
 sent to the SENTRY_DSN pier gives every process, and crashes pier read in its
 output (Python tracebacks, Go panics, Node uncaught exceptions). By default
-only unresolved issues; --status resolved|ignored|all for the others.`,
+only unresolved issues; --status resolved|ignored|all for the others. It
+shows --limit issues at a time and, when more follow, the --cursor that
+shows the next ones.`,
 		Example: `  pier errors
   pier errors blog --status all
   pier errors show 3f9a2c1b7d0e
@@ -101,7 +106,10 @@ only unresolved issues; --status resolved|ignored|all for the others.`,
 				return err
 			}
 			var issues []errIssue
-			q := url.Values{"status": {status}}
+			q := url.Values{"status": {status}, "limit": {strconv.Itoa(limit)}}
+			if cursor != "" {
+				q.Set("cursor", cursor)
+			}
 			if err := a.errorsAPI(cmd.Context(), "GET", "/v1/apps/"+url.PathEscape(name)+"/errors?"+q.Encode(), nil, &issues); err != nil {
 				return err
 			}
@@ -122,11 +130,22 @@ only unresolved issues; --status resolved|ignored|all for the others.`,
 				fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\t%s\n", is.ID, st, is.Count, is.Users,
 					ago(is.LastSeen), orDash(is.LastRel), clipText(is.Title, 80))
 			}
-			return tw.Flush()
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			if len(issues) == limit {
+				// The API's cursor is the last issue's position: when it
+				// was last seen, and its id.
+				last := issues[len(issues)-1]
+				fmt.Fprintf(a.stdout, "More: pier errors %s --status %s --cursor %d-%s\n", name, status, last.LastSeen.UnixNano(), last.ID)
+			}
+			return nil
 		}),
 	}
 	cmd.Flags().StringVar(&app, "app", "", "the app (default: the name in ./pier.yaml)")
 	cmd.Flags().StringVar(&status, "status", "unresolved", "unresolved, resolved, ignored or all")
+	cmd.Flags().IntVar(&limit, "limit", 100, "issues shown at a time (at most 1000)")
+	cmd.Flags().StringVar(&cursor, "cursor", "", "show the issues after this position (the More: line of the previous page)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	cmd.AddCommand(a.errorsShowCmd(), a.errorsStatusCmd("resolve"), a.errorsStatusCmd("ignore"),
 		a.errorsStatusCmd("unresolve"), a.errorsConfigCmd(), a.errorsDSNCmd())

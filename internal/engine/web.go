@@ -194,6 +194,18 @@ func (w webErrors) Issues(ctx context.Context, app string) ([]web.Issue, error) 
 	return out, err
 }
 
+// OpenIssues counts the app's unresolved issues from the tracker's index
+// (Issues lists only the first page).
+func (w webErrors) OpenIssues(ctx context.Context, app string) (int, error) {
+	var c struct {
+		Unresolved int `json:"unresolved"`
+	}
+	err := w.l.call(ctx, "GET", "/v1/apps/"+url.PathEscape(app)+"/errors/counts", &c)
+	return c.Unresolved, err
+}
+
+var _ web.IssueCounter = webErrors{}
+
 func (w webErrors) Issue(ctx context.Context, app, id string) (web.IssueDetail, error) {
 	var out web.IssueDetail
 	err := w.l.call(ctx, "GET", "/v1/apps/"+url.PathEscape(app)+"/errors/"+url.PathEscape(id)+"?events=1", &out)

@@ -143,6 +143,12 @@ func (s *Server) renderTemplate(w http.ResponseWriter, status int, page, name st
 	w.Write(buf.Bytes())
 }
 
+// IssueCounter is what an Errors may also do: count an app's open issues
+// without listing them (Issues gives one page, the most recently seen).
+type IssueCounter interface {
+	OpenIssues(ctx context.Context, app string) (int, error)
+}
+
 // data starts a page's template data with what every page needs.
 func (s *Server) data(r *http.Request, title string) map[string]any {
 	d := map[string]any{"Title": title, "Services": s.services()}
@@ -200,7 +206,11 @@ func (s *Server) appRows(ctx context.Context) ([]appRow, error) {
 			m := sums[a.Name]
 			rows[i].Metrics = &m
 		}
-		if s.opts.Errors != nil {
+		if c, ok := s.opts.Errors.(IssueCounter); ok {
+			if n, err := c.OpenIssues(ctx, a.Name); err == nil {
+				rows[i].Issues, rows[i].IssuesKnown = n, true
+			}
+		} else if s.opts.Errors != nil {
 			if is, err := s.opts.Errors.Issues(ctx, a.Name); err == nil {
 				n := 0
 				for _, x := range is {
