@@ -24,7 +24,7 @@ type pages struct {
 	byName map[string]*template.Template
 }
 
-var pageNames = []string{"login", "overview", "app", "deploys", "issue"}
+var pageNames = []string{"login", "overview", "app", "deploys", "issue", "problem"}
 
 func parsePages() (*pages, error) {
 	p := &pages{byName: map[string]*template.Template{}}
@@ -98,6 +98,14 @@ var funcs = template.FuncMap{
 		return issueItem{App: app, CSRF: csrf, Back: back, Issue: is}
 	},
 	"issueActions": issueActions,
+	// plural words a count: "1 event", "3 events".
+	"plural": func(n any, word string) string {
+		v := fmt.Sprint(n)
+		if v == "1" {
+			return v + " " + word
+		}
+		return v + " " + word + "s"
+	},
 	"title": func(s string) string {
 		if s == "" {
 			return s
@@ -175,6 +183,17 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		status = http.StatusConflict
 	default:
 		s.log.Error("dashboard", "path", r.URL.Path, "err", err)
+	}
+	// A browser that followed a link or sent a form gets a page it can
+	// find its way back from; htmx and scripts get the message alone.
+	if r.Header.Get("HX-Request") == "" && strings.Contains(r.Header.Get("Accept"), "text/html") {
+		d := s.data(r, "That did not work")
+		d["Problem"] = err.Error()
+		if app := r.PathValue("app"); app != "" && status != http.StatusNotFound {
+			d["App"] = app
+		}
+		s.render(w, status, "problem", d)
+		return
 	}
 	http.Error(w, err.Error(), status)
 }

@@ -589,6 +589,7 @@ func TestActions(t *testing.T) {
 		`aria-label="Resolve issue: PaymentError: card declined"`, `aria-label="Ignore issue: PaymentError: card declined"`,
 		`aria-label="Unset GREETING"`, `<label for="env-name">Config var</label>`, `<label for="env-value">Value</label>`,
 		`Resolved and ignored (1)`, `aria-label="Unresolve issue: KeyError: &#39;user&#39;"`,
+		` · 3 events · `, ` · 1 event · `,
 	} {
 		if !strings.Contains(page, want) {
 			t.Errorf("app page lacks %q", want)
@@ -643,6 +644,17 @@ func TestActions(t *testing.T) {
 		if !strings.Contains(page, want) {
 			t.Errorf("app page after the actions lacks %q", want)
 		}
+	}
+	// A browser's refused form gets a page with the reason and a way back.
+	req, _ := http.NewRequest("POST", f.srv.URL+"/apps/blog/env", strings.NewReader(url.Values{"csrf": {csrf}, "name": {"PIER_APP"}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Accept", "text/html,application/xhtml+xml")
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := body(t, resp); resp.StatusCode != 400 || !strings.Contains(b, `role="alert"`) || !strings.Contains(b, "PIER_APP is set by pier itself") || !strings.Contains(b, `<a href="/apps/blog">Back to blog</a>`) {
+		t.Errorf("refused form in a browser: %d\n%s", resp.StatusCode, b)
 	}
 	if issue := f.page(c, "/apps/blog/errors/i2"); !strings.Contains(issue, `name="back" value="issue"`) || !strings.Contains(issue, ">Resolve</button>") {
 		t.Errorf("issue page lacks its status buttons:\n%s", issue)

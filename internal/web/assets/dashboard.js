@@ -11,6 +11,8 @@
   const charts = new Map(); // element -> uPlot
   let fetching = false;
 
+  const clock = (t) => new Date(t * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false });
+
   function width(el) { return Math.max(200, el.clientWidth || el.parentElement.clientWidth || 300); }
 
   function draw(el, m) {
@@ -21,10 +23,12 @@
       u = new uPlot({
         width: width(el), height: 160,
         series: [{}].concat(spec.series.map((s) => ({ label: s.label, stroke: s.stroke, width: 2, spanGaps: true }))),
-        // Times without the date (uPlot adds it under the first tick,
-        // where the chart's left edge cuts it); a static legend names the
-        // series, the figure's caption has the latest value.
-        axes: [{ values: (u, ticks) => ticks.map((t) => new Date(t * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })) }, { size: 50 }],
+        // Times of day without uPlot's date under the first tick (the
+        // chart's left edge cut it), far enough apart to stay legible; room
+        // on the right for the last one. A static legend names the series,
+        // the figure's caption has the latest value.
+        axes: [{ space: 70, values: (u, ticks) => ticks.map(clock) }, { size: 50 }],
+        padding: [8, 36, 0, 0],
         legend: { show: true, live: false },
       }, data, el);
       charts.set(el, u);
