@@ -1,60 +1,70 @@
 package search
 
 import (
-	"context"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/blevesearch/bleve/v2"
-	"github.com/blevesearch/bleve/v2/search"
-	"github.com/blevesearch/bleve/v2/search/query"
 )
 
-// Aggregations are answered with bleve facets: terms with a terms facet,
-// range with numeric or date range facets, and date_histogram with one
-// date range per bucket, between the first and last dates of the hits
-// (found by two small sorted searches beforehand).
+// Aggregations are computed from the doc values of the matching documents
+// while the search collects its hits (see collect.go): each document's
+// values are read once, whatever the number of aggregations, and go down
+// the tree of aggregations (bucket aggregations with sub-aggregations,
+// metrics at the leaves). With several indexes, every index adds to the
+// same buckets, so the answer is that of one index holding them all.
 
-// agg is one parsed aggregation, ready to read its facet back.
+// agg is one parsed aggregation.
 type agg struct {
 	name  string
-	kind  string // terms, range, date_histogram
+	kind  string // terms, range, date_histogram, or a metric (metricKinds)
 	field string
 	p     *Property
-	// ranges and histogram buckets, in the order of the answer
+	subs  []*agg
+
+	// terms
+	size        int
+	minDocCount int
+	orderBy     string // "_count", "_key" or the name of a metric sub-aggregation
+	orderAsc    bool
+	// range: the ranges, in the order of the answer
 	ranges []aggRange
-	// metric accumulates avg, sum, min, max and value_count; nil for the
-	// other kinds
-	metric *metric
+	// date_histogram: calendar unit ('M', 'q', ...) or fixed interval
+	unit  byte
+	fixed time.Duration
+	// metric stats: which value of a stats sub-aggregation orders terms
+	orderStat string
 }
 
 type aggRange struct {
 	key      string
-	from, to *float64   // numbers
-	start    time.Time  // dates; zero: open
-	end      time.Time  // exclusive; zero: open
-	bucket   *time.Time // date_histogram bucket start
-	explicit bool       // the request gave the key
+	from, to *float64 // numbers, and dates as epoch milliseconds
+	explicit bool     // the request gave the key
 }
 
-// metricAggs are Elasticsearch aggregations pier leaves out.
-var metricAggs = []string{"stats", "extended_stats",
-	"cardinality", "percentiles", "percentile_ranks", "top_hits", "histogram", "filter", "filters",
-	"nested", "reverse_nested", "significant_terms", "composite", "date_range", "geo_distance",
-	"missing", "global", "sampler", "auto_date_histogram", "multi_terms", "rare_terms", "ip_range",
-	"variable_width_histogram", "scripted_metric", "weighted_avg", "median_absolute_deviation",
-	"bucket_sort", "bucket_script", "bucket_selector", "avg_bucket", "sum_bucket", "max_bucket", "min_bucket", "cumulative_sum", "derivative"}
+// bucketKinds and metricKinds are the aggregations pier computes.
+var (
+	bucketKinds = []string{"terms", "range", "date_histogram"}
+	metricKinds = []string{"avg", "sum", "min", "max", "value_count", "stats", "cardinality"}
+)
+
+// otherAggs are Elasticsearch aggregations pier leaves out.
+var otherAggs = []string{"extended_stats", "percentiles", "percentile_ranks", "top_hits", "histogram",
+	"filter", "filters", "nested", "reverse_nested", "significant_terms", "composite", "date_range",
+	"geo_distance", "missing", "global", "sampler", "auto_date_histogram", "multi_terms", "rare_terms",
+	"ip_range", "variable_width_histogram", "scripted_metric", "weighted_avg", "median_absolute_deviation",
+	"bucket_sort", "bucket_script", "bucket_selector", "avg_bucket", "sum_bucket", "max_bucket",
+	"min_bucket", "cumulative_sum", "derivative", "top_metrics", "boxplot", "string_stats", "t_test",
+	"geo_bounds", "geo_centroid", "matrix_stats", "adjacency_matrix", "diversified_sampler", "significant_text"}
 
 const maxBuckets = 10000
 
-// minDate stands for an open start where bleve needs one.
-var minDate = time.Date(1678, 1, 1, 0, 0, 0, 0, time.UTC)
+func (a *agg) isMetric() bool { return slices.Contains(metricKinds, a.kind) }
 
-// parseAggs reads "aggs" into facets on req.
-func (t *translator) parseAggs(ctx context.Context, ix *Index, v any, q query.Query, req *bleve.SearchRequest) ([]*agg, error) {
+// parseAggs reads "aggs" (or a bucket's "aggs"): aggregations by name.
+func (t *translator) parseAggs(v any) ([]*agg, error) {
 	obj, ok := v.(map[string]any)
 	if !ok {
 		return nil, parsingError("[aggs] must be an object")
@@ -65,68 +75,116 @@ func (t *translator) parseAggs(ctx context.Context, ix *Index, v any, q query.Qu
 		if !ok {
 			return nil, parsingError("aggregation [%s] must be an object", name)
 		}
-		a := &agg{name: name}
-		var body map[string]any
-		for k, v := range def {
-			switch {
-			case k == "aggs" || k == "aggregations":
-				return nil, unsupported("sub-aggregations (in [%s])", name)
-			case k == "meta":
-			case k == "terms" || k == "range" || k == "date_histogram" || slices.Contains(metricKinds, k):
-				if a.kind != "" {
-					return nil, parsingError("found two aggregation type definitions in [%s]: [%s] and [%s]", name, a.kind, k)
-				}
-				a.kind = k
-				if body, ok = v.(map[string]any); !ok {
-					return nil, parsingError("[%s] aggregation [%s] must be an object", k, name)
-				}
-			case slices.Contains(metricAggs, k):
-				return nil, unsupported("aggregation type [%s] (in [%s]; pier has terms, range, date_histogram, avg, sum, min, max and value_count)", k, name)
-			default:
-				return nil, parsingError("unknown aggregation type [%s] in [%s]", k, name)
-			}
-		}
-		if a.kind == "" {
-			return nil, parsingError("missing definition for aggregation [%s]", name)
-		}
-		field, _ := body["field"].(string)
-		if field == "" {
-			if body["script"] != nil {
-				return nil, unsupported("scripts in aggregations")
-			}
-			return nil, parsingError("[%s] aggregation [%s] requires a [field]", a.kind, name)
-		}
-		a.field, a.p = field, t.m.Mapping.field(field)
-		if a.p == nil {
-			return nil, badRequest("query_shard_exception", "no mapping found for field [%s] (aggregation [%s])", field, name)
-		}
-		if a.p.kind() == kindText {
-			return nil, illegalArgument("Text fields are not optimised for operations that require per-document field data like aggregations and sorting, so these operations are disabled by default. Please use a keyword field instead. (field [%s])", field)
-		}
-		if slices.Contains(metricKinds, a.kind) {
-			if err := a.checkMetric(body); err != nil {
-				return nil, err
-			}
-			out = append(out, a)
-			continue
-		}
-		var fr *bleve.FacetRequest
-		var err error
-		switch a.kind {
-		case "terms":
-			fr, err = a.terms(body)
-		case "range":
-			fr, err = a.rangeAgg(body, t.now)
-		case "date_histogram":
-			fr, err = a.histogram(ctx, ix, body, q)
-		}
+		a, err := t.parseAgg(name, def)
 		if err != nil {
 			return nil, err
 		}
-		req.AddFacet(name, fr)
 		out = append(out, a)
 	}
 	return out, nil
+}
+
+func (t *translator) parseAgg(name string, def map[string]any) (*agg, error) {
+	a := &agg{name: name}
+	var body map[string]any
+	var subs any
+	for _, k := range sortedKeys(def) {
+		v := def[k]
+		switch {
+		case k == "aggs" || k == "aggregations":
+			if subs != nil {
+				return nil, parsingError("found two sub aggregation definitions under [%s]", name)
+			}
+			subs = v
+		case k == "meta":
+		case slices.Contains(bucketKinds, k) || slices.Contains(metricKinds, k):
+			if a.kind != "" {
+				return nil, parsingError("found two aggregation type definitions in [%s]: [%s] and [%s]", name, a.kind, k)
+			}
+			a.kind = k
+			var ok bool
+			if body, ok = v.(map[string]any); !ok {
+				return nil, parsingError("[%s] aggregation [%s] must be an object", k, name)
+			}
+		case slices.Contains(otherAggs, k):
+			return nil, unsupported("aggregation type [%s] (in [%s]; pier has terms, range, date_histogram, avg, sum, min, max, value_count, stats and cardinality)", k, name)
+		default:
+			return nil, parsingError("unknown aggregation type [%s] in [%s]", k, name)
+		}
+	}
+	if a.kind == "" {
+		return nil, parsingError("missing definition for aggregation [%s]", name)
+	}
+	field, _ := body["field"].(string)
+	if field == "" {
+		if body["script"] != nil {
+			return nil, unsupported("scripts in aggregations")
+		}
+		return nil, parsingError("[%s] aggregation [%s] requires a [field]", a.kind, name)
+	}
+	// a field this index does not map is left unmapped (p nil): it has no
+	// values here, and another index of the search may map it
+	a.field, a.p = field, t.m.Mapping.field(field)
+	switch {
+	case a.p == nil:
+	case a.p.kind() == kindText:
+		return nil, illegalArgument("Text fields are not optimised for operations that require per-document field data like aggregations and sorting, so these operations are disabled by default. Please use a keyword field instead. (field [%s])", field)
+	case a.p.kind() == kindObject:
+		return nil, illegalArgument("field [%s] is an object and cannot be aggregated (aggregation [%s])", field, name)
+	case !a.p.indexed():
+		return nil, illegalArgument("field [%s] is not indexed and cannot be aggregated (aggregation [%s])", field, name)
+	}
+	var err error
+	switch a.kind {
+	case "terms":
+		err = a.parseTerms(body)
+	case "range":
+		err = a.parseRange(body, t.now)
+	case "date_histogram":
+		err = a.parseHistogram(body)
+	default:
+		err = a.parseMetric(body)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if subs != nil {
+		if a.isMetric() {
+			return nil, &Error{Status: 400, Type: "aggregation_initialization_exception",
+				Reason: fmt.Sprintf("Aggregator [%s] of type [%s] cannot accept sub-aggregations", name, a.kind)}
+		}
+		if a.subs, err = t.parseAggs(subs); err != nil {
+			return nil, err
+		}
+	}
+	if a.kind == "terms" && a.orderBy != "_count" && a.orderBy != "_key" {
+		if err := a.checkOrder(); err != nil {
+			return nil, err
+		}
+	}
+	return a, nil
+}
+
+// adoptMappings completes the aggregations of the first index of a
+// search with the fields that only later indexes map (same request, so
+// same trees), and fails if a field is mapped by none.
+func adoptMappings(dst []*agg, others [][]*agg) error {
+	for i, a := range dst {
+		var subs [][]*agg
+		for _, o := range others {
+			if a.p == nil {
+				a.p = o[i].p
+			}
+			subs = append(subs, o[i].subs)
+		}
+		if a.p == nil {
+			return badRequest("query_shard_exception", "no mapping found for field [%s] (aggregation [%s])", a.field, a.name)
+		}
+		if err := adoptMappings(a.subs, subs); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func sortedKeys(m map[string]any) []string {
@@ -138,70 +196,103 @@ func sortedKeys(m map[string]any) []string {
 	return keys
 }
 
-func (a *agg) terms(body map[string]any) (*bleve.FacetRequest, error) {
-	size := 10
+func (a *agg) parseTerms(body map[string]any) error {
+	a.size, a.minDocCount, a.orderBy = 10, 1, "_count"
 	for k, v := range body {
 		switch k {
 		case "field", "shard_size", "show_term_doc_count_error", "execution_hint", "collect_mode":
-		case "size":
+		case "size", "min_doc_count":
 			n, err := number(v)
-			if err != nil || n < 0 {
-				return nil, parsingError("[size] of [%s] must be a non-negative number", a.name)
+			if err != nil || n < 0 || n != math.Trunc(n) {
+				return parsingError("[%s] of [%s] must be a non-negative integer", k, a.name)
 			}
-			size = int(n)
-		case "min_doc_count":
-			if n, _ := number(v); n > 1 {
-				return nil, unsupported("[min_doc_count] above 1 in terms aggregations")
+			if k == "size" {
+				a.size = int(n)
+			} else {
+				a.minDocCount = int(n)
 			}
 		case "order":
-			if !isCountDesc(v) {
-				return nil, unsupported("terms aggregation [order] other than by descending _count")
+			if err := a.parseOrder(v); err != nil {
+				return err
 			}
 		default:
-			return nil, unsupported("[%s] in terms aggregations", k)
+			return unsupported("[%s] in terms aggregations", k)
 		}
 	}
-	switch a.p.kind() {
-	case kindKeyword, kindBool:
-	default:
-		return nil, unsupported("terms aggregations on %s fields (field [%s]; use a keyword field)", a.p.Type, a.field)
-	}
-	return bleve.NewFacetRequest(a.field, size), nil
+	return nil
 }
 
-func isCountDesc(v any) bool {
+// parseOrder reads a terms order: {"_count": "desc"}, {"_key": "asc"},
+// {"<metric sub-aggregation>": "desc"} or {"<stats>.<value>": ...}; a
+// list of one such object is also accepted.
+func (a *agg) parseOrder(v any) error {
+	if l, ok := v.([]any); ok {
+		if len(l) != 1 {
+			return unsupported("terms aggregation [order] on more than one criterion")
+		}
+		v = l[0]
+	}
 	m, ok := v.(map[string]any)
-	if !ok {
-		if l, ok := v.([]any); ok && len(l) == 1 {
-			return isCountDesc(l[0])
-		}
-		return false
+	if !ok || len(m) != 1 {
+		return parsingError("[order] of [%s] must be an object with one key", a.name)
 	}
-	return len(m) == 1 && m["_count"] == "desc"
+	for k, dir := range m {
+		switch dir {
+		case "asc", "desc":
+		default:
+			return parsingError("[order] of [%s]: unknown direction [%v]", a.name, dir)
+		}
+		a.orderBy, a.orderAsc = k, dir == "asc"
+		if k == "_term" {
+			a.orderBy = "_key"
+		}
+	}
+	return nil
 }
 
-func (a *agg) rangeAgg(body map[string]any, now time.Time) (*bleve.FacetRequest, error) {
+// checkOrder checks that a terms order names a metric sub-aggregation.
+func (a *agg) checkOrder() error {
+	name, stat, _ := strings.Cut(a.orderBy, ".")
+	for _, s := range a.subs {
+		if s.name != name {
+			continue
+		}
+		switch {
+		case !s.isMetric():
+			return illegalArgument("Buckets can only be sorted on a sub-aggregator path that is built out of zero or more single-bucket aggregations within the path and a final single-bucket or a metrics aggregation at the path end. [%s] is not one (in [%s])", name, a.name)
+		case s.kind == "stats" && !slices.Contains([]string{"count", "min", "max", "avg", "sum"}, stat):
+			return illegalArgument("Invalid aggregation order path [%s]: name a value of the stats aggregation (count, min, max, avg or sum)", a.orderBy)
+		case s.kind != "stats" && stat != "" && stat != "value":
+			return illegalArgument("Invalid aggregation order path [%s]", a.orderBy)
+		}
+		a.orderBy, a.orderStat = name, stat
+		return nil
+	}
+	return illegalArgument("Invalid aggregation order path [%s]. The provided aggregation [%s] either does not exist, or is a pipeline aggregation and cannot be used to sort the buckets.", a.orderBy, name)
+}
+
+func (a *agg) parseRange(body map[string]any, now time.Time) error {
 	list, ok := body["ranges"].([]any)
 	if !ok || len(list) == 0 {
-		return nil, parsingError("[range] aggregation [%s] requires [ranges]", a.name)
+		return parsingError("[range] aggregation [%s] requires [ranges]", a.name)
 	}
 	for k := range body {
 		switch k {
 		case "field", "ranges", "format":
 		case "keyed":
-			return nil, unsupported("[keyed] range aggregations")
+			return unsupported("[keyed] range aggregations")
 		default:
-			return nil, unsupported("[%s] in range aggregations", k)
+			return unsupported("[%s] in range aggregations", k)
 		}
 	}
-	if a.p.kind() != kindNumber && a.p.kind() != kindDate {
-		return nil, illegalArgument("field [%s] of type [%s] is not supported for aggregation [range]", a.field, a.p.Type)
+	if a.p != nil && a.p.kind() != kindNumber && a.p.kind() != kindDate {
+		return illegalArgument("field [%s] of type [%s] is not supported for aggregation [range]", a.field, a.p.Type)
 	}
-	fr := bleve.NewFacetRequest(a.field, len(list))
-	for i, item := range list {
+	isDate := a.p != nil && a.p.kind() == kindDate
+	for _, item := range list {
 		r, ok := item.(map[string]any)
 		if !ok {
-			return nil, parsingError("[ranges] of [%s] must hold objects", a.name)
+			return parsingError("[ranges] of [%s] must hold objects", a.name)
 		}
 		var ar aggRange
 		if k, ok := r["key"].(string); ok {
@@ -214,49 +305,36 @@ func (a *agg) rangeAgg(body map[string]any, now time.Time) (*bleve.FacetRequest,
 			switch k {
 			case "key":
 			case "from", "to":
-				if a.p.kind() == kindNumber {
-					n, err := number(v)
-					if err != nil {
-						return nil, parsingError("[%s] of a range in [%s] must be a number", k, a.name)
-					}
-					if k == "from" {
-						ar.from = &n
-					} else {
-						ar.to = &n
-					}
-					continue
+				n, err := number(v)
+				if !isDate && err != nil && a.p != nil {
+					return parsingError("[%s] of a range in [%s] must be a number", k, a.name)
 				}
-				d, err := dateMath(v, a.p.Format, now, false)
-				if err != nil {
-					return nil, err
+				if isDate || err != nil {
+					d, err := dateMath(v, a.p.Format, now, false)
+					if err != nil {
+						return err
+					}
+					n = float64(d.UnixMilli())
 				}
 				if k == "from" {
-					ar.start = d
+					ar.from = &n
 				} else {
-					ar.end = d
+					ar.to = &n
 				}
 			default:
-				return nil, parsingError("[range] aggregation does not support [%s] in a range", k)
+				return parsingError("[range] aggregation does not support [%s] in a range", k)
 			}
 		}
-		name := strconv.Itoa(i)
-		if a.p.kind() == kindNumber {
-			if !ar.explicit {
+		if !ar.explicit {
+			if isDate {
+				ar.key = millisKey(ar.from) + "-" + millisKey(ar.to)
+			} else {
 				ar.key = numKey(ar.from) + "-" + numKey(ar.to)
 			}
-			fr.AddNumericRange(name, ar.from, ar.to)
-		} else {
-			if !ar.explicit {
-				ar.key = dateKey(ar.start) + "-" + dateKey(ar.end)
-			}
-			if ar.start.IsZero() && ar.end.IsZero() {
-				ar.start = minDate
-			}
-			fr.AddDateTimeRange(name, ar.start, ar.end)
 		}
 		a.ranges = append(a.ranges, ar)
 	}
-	return fr, nil
+	return nil
 }
 
 // numKey prints a range bound the way Elasticsearch (Java) does: 50.0.
@@ -271,31 +349,38 @@ func numKey(f *float64) string {
 	return s
 }
 
-func dateKey(t time.Time) string {
-	if t.IsZero() {
+func millisKey(f *float64) string {
+	if f == nil {
 		return "*"
 	}
+	return dateKey(time.UnixMilli(int64(*f)))
+}
+
+func dateKey(t time.Time) string {
 	return t.UTC().Format("2006-01-02T15:04:05.000Z")
 }
 
 // intervals Elasticsearch names for calendar_interval.
-var calendarUnits = map[string]string{
-	"minute": "m", "1m": "m", "hour": "h", "1h": "h", "day": "d", "1d": "d", "week": "w", "1w": "w",
-	"month": "M", "1M": "M", "quarter": "q", "1q": "q", "year": "y", "1y": "y",
+var calendarUnits = map[string]byte{
+	"minute": 'm', "1m": 'm', "hour": 'h', "1h": 'h', "day": 'd', "1d": 'd', "week": 'w', "1w": 'w',
+	"month": 'M', "1M": 'M', "quarter": 'q', "1q": 'q', "year": 'y', "1y": 'y',
 }
 
-func (a *agg) histogram(ctx context.Context, ix *Index, body map[string]any, q query.Query) (*bleve.FacetRequest, error) {
-	if a.p.kind() != kindDate {
-		return nil, illegalArgument("field [%s] of type [%s] is not supported for aggregation [date_histogram]", a.field, a.p.Type)
+func (a *agg) parseHistogram(body map[string]any) error {
+	if a.p != nil && a.p.kind() != kindDate {
+		return illegalArgument("field [%s] of type [%s] is not supported for aggregation [date_histogram]", a.field, a.p.Type)
 	}
-	var unit string
-	var fixed time.Duration
 	for k, v := range body {
 		s := fmt.Sprint(v)
 		switch k {
-		case "field", "format", "keyed":
-			if k == "keyed" && v == true {
-				return nil, unsupported("[keyed] date histograms")
+		case "field", "format":
+		case "keyed":
+			if v == true {
+				return unsupported("[keyed] date histograms")
+			}
+		case "time_zone":
+			if s != "UTC" && s != "Z" && s != "+00:00" && s != "Etc/UTC" {
+				return unsupported("[time_zone] other than UTC in date histograms")
 			}
 		case "calendar_interval", "interval":
 			u, ok := calendarUnits[s]
@@ -303,72 +388,62 @@ func (a *agg) histogram(ctx context.Context, ix *Index, body map[string]any, q q
 				if k == "interval" {
 					d, err := parseFixed(s)
 					if err != nil {
-						return nil, err
+						return err
 					}
-					fixed = d
+					a.fixed = d
 					continue
 				}
-				return nil, illegalArgument("The supplied interval [%s] could not be parsed as a calendar interval.", s)
+				return illegalArgument("The supplied interval [%s] could not be parsed as a calendar interval.", s)
 			}
-			unit = u
+			a.unit = u
 		case "fixed_interval":
 			d, err := parseFixed(s)
 			if err != nil {
-				return nil, err
+				return err
 			}
-			fixed = d
+			a.fixed = d
 		case "min_doc_count":
-			if n, _ := number(v); n != 0 {
-				return nil, unsupported("[min_doc_count] other than 0 in date histograms")
+			n, err := number(v)
+			if err != nil || n < 0 {
+				return parsingError("[min_doc_count] of [%s] must be a non-negative integer", a.name)
 			}
+			a.minDocCount = int(n)
 		default:
-			return nil, unsupported("[%s] in date_histogram aggregations", k)
+			return unsupported("[%s] in date_histogram aggregations", k)
 		}
 	}
-	if unit == "" && fixed == 0 {
-		return nil, illegalArgument("Invalid interval specified, must be non-null and non-empty (give calendar_interval or fixed_interval in [%s])", a.name)
+	if a.unit == 0 && a.fixed == 0 {
+		return illegalArgument("Invalid interval specified, must be non-null and non-empty (give calendar_interval or fixed_interval in [%s])", a.name)
 	}
-	lo, hi, ok, err := ix.dateBounds(ctx, q, a.field)
-	if err != nil {
-		return nil, err
+	return nil
+}
+
+// bucketOf is the start, in epoch milliseconds, of the histogram bucket
+// holding t (Unix nanoseconds).
+func (a *agg) bucketOf(nanos int64) int64 {
+	if a.fixed > 0 {
+		return floorDiv(nanos/int64(time.Millisecond), a.fixed.Milliseconds())
 	}
-	fr := bleve.NewFacetRequest(a.field, 1)
-	if !ok {
-		fr.AddDateTimeRange("empty", time.Unix(0, 0), time.Unix(1, 0))
-		return fr, nil
+	t := time.Unix(0, nanos).UTC()
+	if a.unit == 'q' {
+		return time.Date(t.Year(), (t.Month()-1)/3*3+1, 1, 0, 0, 0, 0, time.UTC).UnixMilli()
 	}
-	start := lo
-	if unit != "" {
-		if unit == "q" {
-			start = time.Date(lo.Year(), (lo.Month()-1)/3*3+1, 1, 0, 0, 0, 0, time.UTC)
-		} else {
-			start, _ = roundDown(lo, unit[0])
-		}
-	} else {
-		start = time.UnixMilli(floorDiv(lo.UnixMilli(), fixed.Milliseconds())).UTC()
+	s, _ := roundDown(t, a.unit)
+	return s.UnixMilli()
+}
+
+// nextBucket is the start of the histogram bucket after the one starting
+// at ms.
+func (a *agg) nextBucket(ms int64) int64 {
+	if a.fixed > 0 {
+		return ms + a.fixed.Milliseconds()
 	}
-	for b := start; !b.After(hi); {
-		var next time.Time
-		switch unit {
-		case "":
-			next = b.Add(fixed)
-		case "q":
-			next = b.AddDate(0, 3, 0)
-		default:
-			next, _ = addUnit(b, unit[0], 1)
-		}
-		bucket := b
-		a.ranges = append(a.ranges, aggRange{start: b, end: next, bucket: &bucket})
-		if len(a.ranges) > maxBuckets {
-			return nil, &Error{Status: 400, Type: "too_many_buckets_exception", Reason: fmt.Sprintf("Trying to create too many buckets. Must be less than or equal to: [%d] (aggregation [%s])", maxBuckets, a.name)}
-		}
-		b = next
+	t := time.UnixMilli(ms).UTC()
+	if a.unit == 'q' {
+		return t.AddDate(0, 3, 0).UnixMilli()
 	}
-	fr = bleve.NewFacetRequest(a.field, len(a.ranges))
-	for i, r := range a.ranges {
-		fr.AddDateTimeRange(strconv.Itoa(i), r.start, r.end)
-	}
-	return fr, nil
+	n, _ := addUnit(t, a.unit, 1)
+	return n.UnixMilli()
 }
 
 func floorDiv(a, b int64) int64 {
@@ -395,59 +470,27 @@ func parseFixed(s string) (time.Duration, error) {
 	return 0, illegalArgument("failed to parse setting [date_histogram.fixedInterval] with value [%s] as a time value", s)
 }
 
-// result turns the facet back into Elasticsearch's aggregation answer.
-func (a *agg) result(fr *search.FacetResult) map[string]any {
-	if a.isMetric() {
-		return a.metric.result(a.kind)
+func (a *agg) parseMetric(body map[string]any) error {
+	for k := range body {
+		switch k {
+		case "field":
+		case "precision_threshold":
+			if a.kind != "cardinality" {
+				return parsingError("unknown key [%s] in [%s] aggregation [%s]", k, a.kind, a.name)
+			}
+			// counts are exact: no threshold needed
+		case "missing", "script", "format":
+			return unsupported("[%s] in [%s] aggregations (in [%s])", k, a.kind, a.name)
+		default:
+			return parsingError("unknown key [%s] in [%s] aggregation [%s]", k, a.kind, a.name)
+		}
 	}
 	switch a.kind {
-	case "terms":
-		buckets := []any{}
-		if fr != nil && fr.Terms != nil {
-			for _, tf := range fr.Terms.Terms() {
-				b := map[string]any{"key": tf.Term, "doc_count": tf.Count}
-				if a.p.kind() == kindBool {
-					b["key"], b["key_as_string"] = map[bool]int{true: 1, false: 0}[tf.Term == "T"], strconv.FormatBool(tf.Term == "T")
-				}
-				buckets = append(buckets, b)
-			}
-		}
-		other := 0
-		if fr != nil {
-			other = fr.Other
-		}
-		return map[string]any{"doc_count_error_upper_bound": 0, "sum_other_doc_count": other, "buckets": buckets}
-	}
-	counts := map[string]int{}
-	if fr != nil {
-		for _, nr := range fr.NumericRanges {
-			counts[nr.Name] = nr.Count
-		}
-		for _, dr := range fr.DateRanges {
-			counts[dr.Name] = dr.Count
+	case "value_count", "cardinality":
+	default:
+		if a.p != nil && a.p.kind() != kindNumber && a.p.kind() != kindDate {
+			return illegalArgument("Field [%s] of type [%s] is not supported for aggregation [%s]", a.field, a.p.Type, a.kind)
 		}
 	}
-	buckets := []any{}
-	for i, r := range a.ranges {
-		n := counts[strconv.Itoa(i)]
-		if r.bucket != nil {
-			buckets = append(buckets, map[string]any{"key_as_string": dateKey(*r.bucket), "key": r.bucket.UnixMilli(), "doc_count": n})
-			continue
-		}
-		b := map[string]any{"key": r.key, "doc_count": n}
-		if r.from != nil {
-			b["from"] = *r.from
-		}
-		if r.to != nil {
-			b["to"] = *r.to
-		}
-		if !r.start.IsZero() && !r.start.Equal(minDate) {
-			b["from"], b["from_as_string"] = r.start.UnixMilli(), dateKey(r.start)
-		}
-		if !r.end.IsZero() {
-			b["to"], b["to_as_string"] = r.end.UnixMilli(), dateKey(r.end)
-		}
-		buckets = append(buckets, b)
-	}
-	return map[string]any{"buckets": buckets}
+	return nil
 }

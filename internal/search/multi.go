@@ -19,60 +19,78 @@ func (ix *Index) Search(ctx context.Context, body []byte, params url.Values) (ma
 // app ("POST /a,b/_search", "/_search"). Each index translates the request
 // with its own mapping (a field may be text in one and keyword in another)
 // and returns its best from+size hits; the answers are merged as bleve's
-// IndexAlias merges them: hits in the requested order, totals summed,
-// facets merged. Every hit names the index it comes from.
+// IndexAlias merges them: hits in the requested order, totals summed.
+// Aggregations collect the documents of every index into the same
+// buckets. Every hit names the index it comes from.
 func SearchIndexes(ctx context.Context, ixs []*Index, body []byte, params url.Values) (map[string]any, error) {
 	started := time.Now()
 	byName := make(map[string]*Index, len(ixs))
-	var (
-		first  *searchRequest
-		order  search.SortOrder
-		merged *bleve.SearchResult
-	)
-	for _, ix := range ixs {
+	reqs := make([]*searchRequest, len(ixs))
+	for i, ix := range ixs {
 		release, err := ix.use()
 		if err != nil {
 			return nil, err
 		}
 		defer release()
-		r, err := ix.parseSearch(ctx, body, params, ix.meta())
-		if err != nil {
+		if reqs[i], err = ix.parseSearch(ctx, body, params, ix.meta()); err != nil {
 			return nil, err
 		}
+		byName[ix.Name] = ix
+	}
+	first := reqs[0]
+	var states []*aggState // what the aggregations collect, over every index
+	if len(first.aggs) > 0 {
+		others := make([][]*agg, 0, len(reqs)-1)
+		for _, r := range reqs[1:] {
+			others = append(others, r.aggs)
+		}
+		if err := adoptMappings(first.aggs, others); err != nil {
+			return nil, err
+		}
+		states = newStates(first.aggs)
+	}
+	var (
+		order  search.SortOrder
+		merged *bleve.SearchResult
+	)
+	for i, ix := range ixs {
+		r := reqs[i]
 		from, size := r.from, r.size
 		if len(ixs) > 1 {
-			for _, a := range r.aggs {
-				if a.kind == "date_histogram" {
-					// its buckets are drawn from each index's own dates
-					return nil, unsupported("[date_histogram] aggregations over several indexes ([%s])", a.name)
-				}
-			}
 			from, size = 0, r.from+r.size
 		}
-		req := bleve.NewSearchRequestOptions(r.query, size, from, false)
+		sctx := ctx
+		if len(r.aggs) > 0 {
+			sctx = withCollector(ctx, newAggCollector(r.aggs, states))
+		}
+		q := r.query
+		if r.hitsQuery != nil {
+			// post_filter: the aggregations see what the query matches,
+			// the hits what the filter keeps of it
+			if len(r.aggs) > 0 {
+				if _, err := ix.bi.SearchInContext(sctx, bleve.NewSearchRequestOptions(r.query, 0, 0, false)); err != nil {
+					return nil, searchError(err)
+				}
+				sctx = ctx
+			}
+			q = r.hitsQuery
+		}
+		req := bleve.NewSearchRequestOptions(q, size, from, false)
 		req.Fields = []string{fieldSource}
 		if r.sort != nil {
 			req.SortByCustom(r.sort)
 		}
-		req.Facets = r.facets
+		req.SearchAfter = r.searchAfter
 		req.IncludeLocations = r.highlight != nil
-		res, err := ix.bi.SearchInContext(ctx, req)
+		res, err := ix.bi.SearchInContext(sctx, req)
 		if err != nil {
 			return nil, searchError(err)
 		}
 		for _, h := range res.Hits {
 			h.Index = ix.Name
 		}
-		byName[ix.Name] = ix
-		into := r.aggs
-		if first != nil {
-			into = first.aggs
-		}
-		if err := collectMetrics(ctx, ix, r.query, into); err != nil {
-			return nil, err
-		}
 		if merged == nil {
-			first, order, merged = r, req.Sort, res
+			order, merged = req.Sort, res
 			continue
 		}
 		merged.Merge(res)
@@ -84,16 +102,13 @@ func SearchIndexes(ctx context.Context, ixs []*Index, body []byte, params url.Va
 		})
 		lo, hi := min(first.from, len(merged.Hits)), min(first.from+first.size, len(merged.Hits))
 		merged.Hits = merged.Hits[lo:hi]
-		for name, fr := range first.facets {
-			merged.Facets.Fixup(name, fr.Size)
-		}
 	}
-	return first.answer(merged, byName, started), nil
+	return first.answer(merged, byName, states, started)
 }
 
 // answer renders a bleve result in Elasticsearch's shape; indexes holds
 // the index of every hit by name.
-func (r *searchRequest) answer(res *bleve.SearchResult, indexes map[string]*Index, started time.Time) map[string]any {
+func (r *searchRequest) answer(res *bleve.SearchResult, indexes map[string]*Index, states []*aggState, started time.Time) (map[string]any, error) {
 	hits := make([]any, 0, len(res.Hits))
 	var maxScore any
 	if r.byScore || r.trackScores {
@@ -143,11 +158,14 @@ func (r *searchRequest) answer(res *bleve.SearchResult, indexes map[string]*Inde
 	}
 	out["hits"] = hitsObj
 	if r.aggs != nil {
-		aggs := map[string]any{}
-		for _, a := range r.aggs {
-			aggs[a.name] = a.result(res.Facets[a.name])
+		if len(r.aggs) == 0 {
+			states = nil
+		}
+		aggs, err := aggResults(r.aggs, states)
+		if err != nil {
+			return nil, err
 		}
 		out["aggregations"] = aggs
 	}
-	return out
+	return out, nil
 }

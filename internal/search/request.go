@@ -30,7 +30,11 @@ type searchRequest struct {
 	source      sourceFilter
 	totalCap    int // track_total_hits: -1 exact, 0 none, else the cap
 	totalAsInt  bool
-	facets      bleve.FacetsRequest
+	// hitsQuery is the query the hits must match when it differs from
+	// query, which the aggregations see (post_filter)
+	hitsQuery query.Query
+	// searchAfter are the sort values to start after, as bleve reads them
+	searchAfter []string
 }
 
 // parseSearch reads a search body and URL parameters (q, from, size, sort,
@@ -91,14 +95,12 @@ func (ix *Index) parseSearch(ctx context.Context, body []byte, params url.Values
 			if r.aggs != nil {
 				return nil, parsingError("found two aggregation definitions")
 			}
-			req := bleve.NewSearchRequest(r.query)
-			if r.aggs, err = t.parseAggs(ctx, ix, v, r.query, req); err != nil {
+			if r.aggs, err = t.parseAggs(v); err != nil {
 				return nil, err
 			}
 			if r.aggs == nil {
 				r.aggs = []*agg{}
 			}
-			r.facets = req.Facets
 		case "_source":
 			if r.source, err = parseSourceFilter(v); err != nil {
 				return nil, err
@@ -116,6 +118,21 @@ func (ix *Index) parseSearch(ctx context.Context, body []byte, params url.Values
 			}
 		case "track_scores":
 			r.trackScores = v == true
+		case "post_filter":
+			main := in["query"]
+			if main == nil {
+				main = map[string]any{"match_all": map[string]any{}}
+			}
+			if _, err := t.translate(v); err != nil {
+				return nil, err
+			}
+			if r.hitsQuery, err = t.translate(map[string]any{"bool": map[string]any{"must": []any{main}, "filter": []any{v}}}); err != nil {
+				return nil, err
+			}
+		case "search_after":
+			// read once the sort is known
+		case "collapse", "suggest", "rescore", "pit", "knn", "runtime_mappings", "script_fields", "docvalue_fields", "fields", "indices_boost", "min_score", "stats", "terminate_after", "slice", "ext":
+			return nil, unsupported("[%s] in search requests", k)
 		case "timeout", "explain", "version", "seq_no_primary_term", "stored_fields", "profile", "min_score_unused":
 			// accepted: pier answers within the request and keeps no other stored fields
 		default:
@@ -125,6 +142,11 @@ func (ix *Index) parseSearch(ctx context.Context, body []byte, params url.Values
 	if err := r.urlParams(params, m); err != nil {
 		return nil, err
 	}
+	if v, ok := in["search_after"]; ok {
+		if err := r.parseSearchAfter(v); err != nil {
+			return nil, err
+		}
+	}
 	if r.from+r.size > maxResultWindow {
 		return nil, illegalArgument("Result window is too large, from + size must be less than or equal to: [%d] but was [%d].", maxResultWindow, r.from+r.size)
 	}
@@ -132,6 +154,63 @@ func (ix *Index) parseSearch(ctx context.Context, body []byte, params url.Values
 		r.byScore = true
 	}
 	return r, nil
+}
+
+// parseSearchAfter reads search_after: the sort values of the last hit
+// of the previous page, as the answer gave them.
+func (r *searchRequest) parseSearchAfter(v any) error {
+	list, ok := v.([]any)
+	if !ok {
+		return parsingError("[search_after] must be an array of sort values")
+	}
+	if r.sort == nil {
+		return illegalArgument("[search_after] needs a [sort]: give one, with a unique field last as a tie-breaker")
+	}
+	if r.from > 0 {
+		return illegalArgument("[from] parameter must be set to 0 when [search_after] is used")
+	}
+	if len(list) != len(r.sort) {
+		return illegalArgument("search_after has %d value(s) but sort has %d.", len(list), len(r.sort))
+	}
+	r.searchAfter = make([]string, len(list))
+	for i, x := range list {
+		bad := func() error {
+			return parsingError("[search_after] value [%v] does not fit the sort on [%v]", x, r.sort[i])
+		}
+		switch r.sortKinds[i] {
+		case kindObject, kindNumber: // _score, numbers
+			n, err := number(x)
+			if err != nil {
+				return bad()
+			}
+			r.searchAfter[i] = strconv.FormatFloat(n, 'g', -1, 64)
+		case kindDate:
+			n, err := number(x)
+			if err != nil {
+				t, err := parseDate(x, "")
+				if err != nil {
+					return bad()
+				}
+				n = float64(t.UnixMilli())
+			}
+			r.searchAfter[i] = time.UnixMilli(int64(n)).UTC().Format(time.RFC3339Nano)
+		case kindBool:
+			switch x {
+			case true, 1.0, json.Number("1"), "true":
+				r.searchAfter[i] = "T"
+			case false, 0.0, json.Number("0"), "false":
+				r.searchAfter[i] = "F"
+			default:
+				return bad()
+			}
+		default:
+			if x == nil {
+				return bad()
+			}
+			r.searchAfter[i] = scalarString(x)
+		}
+	}
+	return nil
 }
 
 func (r *searchRequest) urlParams(params url.Values, m *meta) error {
@@ -312,32 +391,6 @@ func (ix *Index) Count(ctx context.Context, body []byte, params url.Values) (uin
 		return 0, searchError(err)
 	}
 	return res.Total, nil
-}
-
-// dateBounds finds the first and last value of a date field among the
-// documents matching q.
-func (ix *Index) dateBounds(ctx context.Context, q query.Query, field string) (lo, hi time.Time, ok bool, err error) {
-	for i, desc := range []bool{false, true} {
-		req := bleve.NewSearchRequestOptions(q, 1, 0, false)
-		req.SortByCustom(search.SortOrder{&search.SortField{Field: field, Desc: desc, Type: search.SortFieldAsDate, Missing: search.SortFieldMissingLast}})
-		res, err := ix.bi.SearchInContext(ctx, req)
-		if err != nil {
-			return lo, hi, false, searchError(err)
-		}
-		if len(res.Hits) == 0 || len(res.Hits[0].DecodedSort) == 0 {
-			return lo, hi, false, nil
-		}
-		t, err := time.Parse(time.RFC3339Nano, res.Hits[0].DecodedSort[0])
-		if err != nil {
-			return lo, hi, false, nil // no document has the field
-		}
-		if i == 0 {
-			lo = t
-		} else {
-			hi = t
-		}
-	}
-	return lo, hi, true, nil
 }
 
 // sortValues are a hit's sort values the way Elasticsearch shows them:
