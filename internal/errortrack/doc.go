@@ -26,24 +26,40 @@
 // envelope or event; 401 without a key; 403 for a key that is not the
 // project's; 404 for an unknown project; 413; 429 with Retry-After and
 // X-Sentry-Rate-Limits when the app is over its rate (a token bucket per
-// app and node, Options.RatePerSecond/Burst or the app's Config). Every
-// refusal also carries X-Sentry-Error.
+// app and node, Options.RatePerSecond/Burst or the app's Config; scope
+// "project") or when the node takes more than its cap from all apps
+// together (Options.NodeRatePerSecond/NodeBurst, pier up
+// --errors-node-rate; scope "organization"; the app's tokens are given
+// back). Every refusal also carries X-Sentry-Error.
 //
 // # Storage (storage.go)
 //
 // An accepted event is normalised, grouped (group.go) and appended to the
 // JetStream stream ERRORS on subject errors.<app>.<issue> before the SDK
 // gets its 200: acknowledged events survive kill -9. The stream keeps the
-// latest Options.EventsPerIssue events of each issue in full, none older
-// than Options.MaxAge, Options.MaxBytes in all. Issues (counts, users,
+// latest Options.EventsPerIssue events of each issue in full,
+// Options.MaxBytes in all. Issues (counts, users,
 // first/last seen and release, environments, tag values, status) live in
 // the KV bucket errors_issues under <app>.<issue>; a durable consumer of the
 // stream (the grouper) counts events into them in batches, one
 // compare-and-set per issue per batch, skipping events it already counted
 // (by stream sequence), so a crash between the append and the count only
-// delays the count. Retention (Sweep) drops, per app, issues last seen
-// longer ago than its retention and those past its issue cap, with their
-// events.
+// delays the count.
+//
+// An index (index.go) keeps each app's issues ordered by last seen, with
+// their status and count, in memory: a watch of errors_issues fills it at
+// start and follows every write, whichever node made it. Listing a page
+// (?limit, ?cursor: the last issue's last-seen time and id), counting
+// (/errors/counts) and retention read it, then only the issues they need,
+// never every key of the bucket.
+//
+// Retention (Sweep, every Options.SweepEvery) is per app, by age and by
+// count: its events stored longer ago than its retention (Config
+// RetentionDays, else Options.MaxAge, pier up --errors-retention) are
+// purged from the stream while their issues keep their counts; issues last
+// seen longer ago than that, and those past its issue cap (Config
+// MaxIssues, else Options.MaxIssues) least recently seen first, go with
+// their events.
 //
 // # Grouping (group.go, issue.go)
 //
