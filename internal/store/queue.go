@@ -353,7 +353,7 @@ func (q *WorkQueue) PutAll(ctx context.Context, msgs []PutMsg, seqs []uint64) er
 		for k, v := range m.Header {
 			msg.Header.Set(k, v)
 		}
-		f, err := q.s.js.PublishMsgAsync(msg)
+		f, err := q.s.js.PublishMsgAsync(msg, jetstream.WithRetryAttempts(0))
 		if err != nil {
 			if first == nil {
 				first = fmt.Errorf("store: put %s: %w", m.Subject, err)

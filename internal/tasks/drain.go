@@ -33,24 +33,28 @@ func (s *Service) runDrain(ctx context.Context, stopped chan<- struct{}) {
 			s.log.Error("task drain crashed", "panic", v, "stack", string(debug.Stack()))
 		}
 	}()
-	var batch []record
+	var left []record // taken from the journal, not stored yet
 	for {
 		select {
 		case <-s.jl.kick:
 		case <-ctx.Done():
 			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-			batch = s.drainOnce(fctx, batch)
+			if left = s.drainOnce(fctx, left); len(left) > 0 {
+				s.log.Warn("journaled tasks left for the next start", "records", len(left))
+			}
 			cancel()
 			return
 		}
-		batch = s.drainOnce(ctx, batch)
+		left = s.drainOnce(ctx, left)
 	}
 }
 
-// drainOnce takes what the journal holds and stores it; it retries until
-// done or ctx ends.
-func (s *Service) drainOnce(ctx context.Context, batch []record) []record {
-	batch, upto := s.jl.take(batch)
+// drainOnce stores left and what the journal holds, retrying until done
+// or ctx ends; it returns what is left then (still in the journal files,
+// which stay).
+func (s *Service) drainOnce(ctx context.Context, left []record) []record {
+	more, upto := s.jl.take(nil)
+	batch := append(left, more...)
 	for len(batch) > 0 {
 		n := min(len(batch), drainBatch)
 		for {
@@ -59,10 +63,13 @@ func (s *Service) drainOnce(ctx context.Context, batch []record) []record {
 				break
 			}
 			if ctx.Err() != nil {
-				return batch[:0] // left in the journal: replayed at start
+				return batch
 			}
 			s.log.Warn("store journaled tasks; retrying", "err", err)
-			time.Sleep(200 * time.Millisecond)
+			select {
+			case <-ctx.Done():
+			case <-time.After(200 * time.Millisecond):
+			}
 		}
 		batch = batch[n:]
 	}
@@ -72,7 +79,7 @@ func (s *Service) drainOnce(ctx context.Context, batch []record) []record {
 	s.dr.changed = make(chan struct{})
 	s.dr.mu.Unlock()
 	s.jl.removeBefore(s.jl.oldest())
-	return batch[:0]
+	return nil
 }
 
 // drainRecords stores rs: first the puts (skipping tasks already deleted
@@ -90,6 +97,21 @@ func (s *Service) drainRecords(ctx context.Context, rs []record) error {
 		if r.kind != recPut || r.j.seq != 0 || r.j.gone {
 			continue
 		}
+		if r.sent {
+			// Sent before without an answer: stored or not?
+			s.mu.Unlock()
+			m, err := s.q.Last(ctx, subject(r.app, r.queue, "r", r.id))
+			s.mu.Lock()
+			if err == nil {
+				r.j.seq = m.Seq
+				continue
+			}
+			if !errors.Is(err, store.ErrNotFound) {
+				s.mu.Unlock()
+				return err
+			}
+		}
+		r.sent = true
 		jobs = append(jobs, r.j)
 		msgs = append(msgs, store.PutMsg{Subject: subject(r.app, r.queue, "r", r.id), Data: r.body, Header: r.j.header()})
 	}
@@ -97,7 +119,11 @@ func (s *Service) drainRecords(ctx context.Context, rs []record) error {
 	var first error
 	if len(msgs) > 0 {
 		seqs := make([]uint64, len(msgs))
-		first = s.q.PutAll(ctx, msgs, seqs)
+		// Once sent, a put may be stored whatever happens next: its
+		// acknowledgement is waited for even when the service stops.
+		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		first = s.q.PutAll(pctx, msgs, seqs)
+		cancel()
 		s.mu.Lock()
 		for i, j := range jobs {
 			if seqs[i] != 0 {

@@ -54,6 +54,7 @@ type record struct {
 	body       []byte
 	j          *job // the live task (nil when replayed)
 	file       int  // journal file it is in
+	sent       bool // the drain sent the put once already
 }
 
 // journal appends records to numbered files in dir.
@@ -152,7 +153,7 @@ func (jl *journal) append(r record) error {
 func (jl *journal) take(into []record) ([]record, uint64) {
 	jl.mu.Lock()
 	defer jl.mu.Unlock()
-	into = append(into[:0], jl.pending...)
+	into = append(into, jl.pending...)
 	clear(jl.pending)
 	jl.pending = jl.pending[:0]
 	return into, jl.appended
@@ -181,7 +182,9 @@ func (jl *journal) close() {
 	}
 }
 
+// encodeRecord appends r to b.
 func encodeRecord(b []byte, r record) []byte {
+	start := len(b)
 	b = append(b, 0, 0, 0, 0, 0, 0, 0, 0) // length, checksum
 	b = append(b, r.kind)
 	b = binary.LittleEndian.AppendUint64(b, r.id)
@@ -198,8 +201,8 @@ func encodeRecord(b []byte, r record) []byte {
 	b = append(b, r.queue...)
 	b = binary.LittleEndian.AppendUint32(b, uint32(len(r.body)))
 	b = append(b, r.body...)
-	binary.LittleEndian.PutUint32(b[0:], uint32(len(b)-8))
-	binary.LittleEndian.PutUint32(b[4:], crc32.Checksum(b[8:], castagnoli))
+	binary.LittleEndian.PutUint32(b[start:], uint32(len(b)-start-8))
+	binary.LittleEndian.PutUint32(b[start+4:], crc32.Checksum(b[start+8:], castagnoli))
 	return b
 }
 

@@ -245,7 +245,7 @@ func cmdStatsJob(c *conn, cmd command) error {
 			left = int64(d.Seconds())
 		}
 	}
-	reserves := max(t.Attempt, 0)
+	reserves := t.Reserves
 	c.replyData("OK", yaml(
 		"id", t.ID, "tube", t.Queue, "state", t.State, "pri", t.Priority, "age", age,
 		"delay", delay, "ttr", int64(time.Duration(t.TTR).Seconds()), "time-left", max(left, 0),

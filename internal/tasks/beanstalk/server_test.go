@@ -21,7 +21,7 @@ import (
 
 // startServer runs a beanstalk server on a free loopback port over a real
 // store; apps maps tokens to apps, and a single entry makes it the sole app.
-func startServer(t *testing.T, apps map[string]string) string {
+func startServer(t testing.TB, apps map[string]string) string {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	st, err := store.Open(ctx, store.Options{Dir: t.TempDir()})

@@ -1,0 +1,194 @@
+package tasks
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"pier/internal/store"
+)
+
+func TestJournalRecords(t *testing.T) {
+	created := time.Unix(0, 1_700_000_000_123_456_789)
+	tests := []struct {
+		name string
+		r    record
+	}{
+		{"put", record{kind: recPut, id: 42, created: created, pri: 7, ttr: 90 * time.Second, app: "blog", queue: "email", body: []byte("hello")}},
+		{"put, empty body", record{kind: recPut, id: 1, created: created, app: "a", queue: "q", body: []byte{}}},
+		{"put, binary body", record{kind: recPut, id: 1<<63 + 5, created: created, pri: 1<<32 - 1, app: "a", queue: "q", body: []byte{0, '\r', '\n', 255}}},
+		{"delete", record{kind: recDelete, id: 42, seq: 9001, app: "blog", queue: "email"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			b := encodeRecord(nil, tc.r)
+			got, n, err := decodeRecord(b)
+			if err != nil || n != len(b) {
+				t.Fatalf("decode: %v, %d of %d bytes", err, n, len(b))
+			}
+			if got.kind != tc.r.kind || got.id != tc.r.id || got.seq != tc.r.seq || got.pri != tc.r.pri ||
+				got.ttr != tc.r.ttr || got.app != tc.r.app || got.queue != tc.r.queue || !bytes.Equal(got.body, tc.r.body) {
+				t.Fatalf("got %+v, want %+v", got, tc.r)
+			}
+			if tc.r.kind == recPut && !got.created.Equal(tc.r.created) {
+				t.Fatalf("created %v, want %v", got.created, tc.r.created)
+			}
+			// Cut anywhere, or one bit flipped: refused.
+			for cut := range len(b) - 1 {
+				if _, _, err := decodeRecord(b[:cut]); err == nil {
+					t.Fatalf("a record cut at %d of %d bytes was read", cut, len(b))
+				}
+			}
+			bad := bytes.Clone(b)
+			bad[len(bad)-1] ^= 1
+			if _, _, err := decodeRecord(bad); err == nil {
+				t.Fatal("a damaged record was read")
+			}
+		})
+	}
+}
+
+func FuzzJournalRecord(f *testing.F) {
+	f.Add(encodeRecord(nil, record{kind: recPut, id: 1, app: "a", queue: "q", body: []byte("x")}))
+	f.Add(encodeRecord(nil, record{kind: recDelete, id: 1, seq: 2, app: "a", queue: "q"}))
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r, n, err := decodeRecord(b)
+		if err != nil {
+			return
+		}
+		if n > len(b) {
+			t.Fatalf("read %d bytes of %d", n, len(b))
+		}
+		again, _, err := decodeRecord(encodeRecord(nil, r))
+		if err != nil || again.id != r.id || again.kind != r.kind || !bytes.Equal(again.body, r.body) {
+			t.Fatalf("a decoded record does not encode back: %+v (%v)", r, err)
+		}
+	})
+}
+
+// startOn runs a Service over st with its journal in dir until the test
+// ends (or stop is called).
+func startOn(t *testing.T, st *store.Store, dir string) (*Service, func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	s, err := New(ctx, Options{Store: st, Dir: dir, Domain: "localhost"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	stop := func() { cancel(); s.Close() }
+	t.Cleanup(stop)
+	return s, stop
+}
+
+// TestJournalReplay: journal files an engine left (it died before its
+// drain) are applied at start — puts stored once even when they were
+// drained already, deletes applied — and then removed.
+func TestJournalReplay(t *testing.T) {
+	ctx := context.Background()
+	st, err := store.Open(ctx, store.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	dir := t.TempDir()
+	s, stop := startOn(t, st, dir)
+	drained, _ := s.Enqueue(ctx, "blog", "email", NewTask{Body: []byte("drained")})
+	gone, _ := s.Enqueue(ctx, "blog", "email", NewTask{Body: []byte("deleted after the drain")})
+	stop()
+	if n, _ := s.q.Count(ctx, "tasks.blog.email.r.*"); n != 2 {
+		t.Fatalf("%d tasks stored by the first engine, want 2", n)
+	}
+	goneTask, err := s.q.Last(ctx, subject("blog", "email", "r", gone))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What a dead engine's journal could hold: the drained put again, a
+	// put never drained, a put and its delete, and the delete of a
+	// drained task.
+	now := time.Now()
+	var b []byte
+	for _, r := range []record{
+		{kind: recPut, id: drained, created: now, app: "blog", queue: "email", body: []byte("drained")},
+		{kind: recPut, id: drained + 100, created: now, pri: 3, ttr: time.Minute, app: "blog", queue: "email", body: []byte("journaled only")},
+		{kind: recPut, id: drained + 101, created: now, app: "blog", queue: "email", body: []byte("put and deleted")},
+		{kind: recDelete, id: drained + 101, app: "blog", queue: "email"},
+		{kind: recDelete, id: gone, seq: goneTask.Seq, app: "blog", queue: "email"},
+	} {
+		b = encodeRecord(b, r)
+	}
+	b = append(b, encodeRecord(nil, record{kind: recPut, id: 7, app: "blog", queue: "email", body: []byte("torn")})[:20]...)
+	if err := os.WriteFile(filepath.Join(dir, journalName(1)), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	s2, _ := startOn(t, st, dir)
+	var bodies []string
+	for {
+		task, err := s2.Peek(ctx, "blog", "email", StateReady)
+		if err != nil {
+			break
+		}
+		bodies = append(bodies, string(task.Body))
+		if err := s2.DeleteStored(ctx, "blog", task.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(bodies) != 2 || bodies[0] != "drained" || bodies[1] != "journaled only" {
+		t.Fatalf("ready after the replay: %q, want the drained task then the journaled-only one (priority 3)", bodies)
+	}
+	if err := s2.drainWait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s2.q.Count(ctx, "tasks.blog.email.*.*"); err != nil || n != 0 {
+		t.Fatalf("%d messages left (%v), want none: the replay stored no duplicate", n, err)
+	}
+	if files, _ := journalFiles(dir); len(files) != 1 || files[0] != 2 {
+		t.Fatalf("journal files after the replay: %v, want only the new one (2)", files)
+	}
+}
+
+// TestCountersSurviveRestart: a task's stats-job counters are stored with
+// it when it is stored again (here: released with a new priority), so a
+// new engine reports them.
+func TestCountersSurviveRestart(t *testing.T) {
+	ctx := context.Background()
+	st, err := store.Open(ctx, store.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	dir := t.TempDir()
+	s, stop := startOn(t, st, dir)
+	id, _ := s.Enqueue(ctx, "blog", "email", NewTask{Body: []byte("x"), Priority: 5})
+	se := s.Session("blog")
+	for range 2 {
+		if _, err := se.Reserve(ctx, []string{"email"}, time.Second); err != nil {
+			t.Fatal(err)
+		}
+		if err := se.Release(ctx, id, 5, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := se.Reserve(ctx, []string{"email"}, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := se.Release(ctx, id, 9, 0); err != nil { // stored again
+		t.Fatal(err)
+	}
+	stop()
+	s2, _ := startOn(t, st, dir)
+	task, err := s2.Lookup(ctx, "blog", id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if task.Reserves != 3 || task.Releases != 3 || task.Priority != 9 || task.State != StateReady {
+		t.Fatalf("after a restart: %+v, want 3 reserves, 3 releases, priority 9, ready", task)
+	}
+}
