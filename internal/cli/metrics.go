@@ -26,6 +26,7 @@ type metricsPoint struct {
 	RSS       uint64    `json:"rss"`
 	Restarts  uint32    `json:"restarts"`
 	Instances uint32    `json:"instances"`
+	Cache     [5]uint32 `json:"cache"` // HIT, MISS, STALE, REVALIDATED, BYPASS
 }
 
 type appMetrics struct {
@@ -49,17 +50,37 @@ type appMetrics struct {
 		Values []float32 `json:"values"`
 		P99    []float32 `json:"p99"`
 	} `json:"statsd"`
+	Queues []struct {
+		Queue  string `json:"queue"`
+		Points []struct {
+			Ready    uint32  `json:"ready"`
+			Delayed  uint32  `json:"delayed"`
+			Reserved uint32  `json:"reserved"`
+			Dead     uint32  `json:"dead"`
+			Enqueued float32 `json:"enqueued_per_s"`
+			Done     float32 `json:"done_per_s"`
+			Failed   float32 `json:"failed_per_s"`
+		} `json:"points"`
+	} `json:"queues"`
+	Errors []struct {
+		Events uint32 `json:"events"`
+	} `json:"errors"`
 }
 
 type appSummary struct {
-	App       string  `json:"app"`
-	RPS       float64 `json:"rps"`
-	P99       float32 `json:"p99_ms"`
-	ErrorRate float64 `json:"error_rate"`
-	CPU       float32 `json:"cpu"`
-	RSS       uint64  `json:"rss"`
-	Instances uint32  `json:"instances"`
-	Restarts  uint32  `json:"restarts"`
+	App           string   `json:"app"`
+	RPS           float64  `json:"rps"`
+	P99           float32  `json:"p99_ms"`
+	ErrorRate     float64  `json:"error_rate"`
+	CacheHitRatio *float64 `json:"cache_hit_ratio"`
+	ErrorEvents   float64  `json:"error_events_per_s"`
+	TasksDone     float64  `json:"tasks_done_per_s"`
+	Queued        uint64   `json:"queued"`
+	DeadTasks     uint64   `json:"dead_tasks"`
+	CPU           float32  `json:"cpu"`
+	RSS           uint64   `json:"rss"`
+	Instances     uint32   `json:"instances"`
+	Restarts      uint32   `json:"restarts"`
 }
 
 func (a *cli) metricsCmd() *cobra.Command {
@@ -72,9 +93,11 @@ func (a *cli) metricsCmd() *cobra.Command {
 		Use:   "metrics",
 		Short: "Print an app's metrics: traffic, latency, CPU, memory, statsd",
 		Long: `Metrics sums an app's figures over --since (default 10m) per process type:
-requests/s, 5xx share, latency p50/p95/p99 (the worst window), CPU and memory,
-restarts; then each instance's current CPU and memory, and the app's own
-statsd metrics. The engine keeps 10 s points for an hour and 1 min points for
+requests/s, 5xx share, latency p50/p95/p99 (the worst window), cache hit
+ratio (HIT, STALE, REVALIDATED over those and MISS), CPU and memory,
+restarts; then each instance's current CPU and memory, each task queue's
+depth and rates, the error events per second, and the app's own statsd
+metrics. The engine keeps 10 s points for an hour and 1 min points for
 24 h; --json prints every point.`,
 		Example: "  pier metrics\n  pier metrics --app blog --since 1h\n  pier metrics --since 24h --json",
 		Args:    maxArgs(0),
@@ -105,9 +128,9 @@ statsd metrics. The engine keeps 10 s points for an hour and 1 min points for
 func (a *cli) printMetrics(m appMetrics, since time.Duration) {
 	fmt.Fprintf(a.stdout, "%s, last %s (%d s points)\n\n", m.App, since, m.Step)
 	tw := table(a.stdout)
-	fmt.Fprintln(tw, "PROCESS\tREQ/S\t5XX\tP50\tP95\tP99\tCPU\tMEMORY\tRESTARTS")
+	fmt.Fprintln(tw, "PROCESS\tREQ/S\t5XX\tP50\tP95\tP99\tCACHE\tCPU\tMEMORY\tRESTARTS")
 	for _, p := range m.Processes {
-		var reqs, errs, restarts uint32
+		var reqs, errs, restarts, hits, lookups uint32
 		var p50, p95, p99, cpu float32
 		var rss uint64
 		for _, pt := range p.Points {
@@ -115,15 +138,37 @@ func (a *cli) printMetrics(m appMetrics, since time.Duration) {
 			errs += pt.Status[4]
 			restarts += pt.Restarts
 			p50, p95, p99 = max(p50, pt.P50), max(p95, pt.P95), max(p99, pt.P99)
+			h := pt.Cache[0] + pt.Cache[2] + pt.Cache[3]
+			hits, lookups = hits+h, lookups+h+pt.Cache[1]
 		}
 		if n := len(p.Points); n > 0 {
 			cpu, rss = p.Points[n-1].CPU, p.Points[n-1].RSS
 		}
 		rps := float64(reqs) / math.Max(1, float64(len(p.Points)*m.Step))
-		fmt.Fprintf(tw, "%s\t%.2f\t%s\t%s\t%s\t%s\t%.0f%%\t%s\t%d\n", p.Process, rps, percent(errs, reqs),
-			ms(p50), ms(p95), ms(p99), cpu*100, bytesHuman(rss), restarts)
+		fmt.Fprintf(tw, "%s\t%.2f\t%s\t%s\t%s\t%s\t%s\t%.0f%%\t%s\t%d\n", p.Process, rps, percent(errs, reqs),
+			ms(p50), ms(p95), ms(p99), percent(hits, lookups), cpu*100, bytesHuman(rss), restarts)
 	}
 	tw.Flush()
+	if len(m.Queues) > 0 {
+		fmt.Fprintln(a.stdout)
+		tw = table(a.stdout)
+		fmt.Fprintln(tw, "QUEUE\tREADY\tDELAYED\tRESERVED\tDEAD\tENQUEUED/S\tDONE/S\tFAILED/S")
+		for _, q := range m.Queues {
+			if n := len(q.Points); n > 0 {
+				p := q.Points[n-1]
+				fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%.2f\t%.2f\t%.2f\n", q.Queue, p.Ready, p.Delayed, p.Reserved, p.Dead,
+					p.Enqueued, p.Done, p.Failed)
+			}
+		}
+		tw.Flush()
+	}
+	if len(m.Errors) > 0 {
+		var events uint64
+		for _, p := range m.Errors {
+			events += uint64(p.Events)
+		}
+		fmt.Fprintf(a.stdout, "\nError events: %d (%.2f/s)\n", events, float64(events)/math.Max(1, float64(len(m.Errors)*m.Step)))
+	}
 	if len(m.Instances) > 0 {
 		fmt.Fprintln(a.stdout)
 		tw = table(a.stdout)
@@ -155,7 +200,7 @@ func (a *cli) topCmd() *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:     "top",
-		Short:   "Every app's last minute: requests/s, p99, errors, CPU, memory",
+		Short:   "Every app's last minute: requests/s, p99, 5xx, cache hits, error events, tasks, CPU, memory",
 		Example: "  pier top\n  pier top --json",
 		Args:    maxArgs(0),
 		RunE: a.wrap(func(cmd *cobra.Command, args []string) error {
@@ -171,9 +216,14 @@ func (a *cli) topCmd() *cobra.Command {
 				return nil
 			}
 			tw := table(a.stdout)
-			fmt.Fprintln(tw, "APP\tREQ/S\tP99\tERRORS\tCPU\tMEMORY\tINSTANCES\tRESTARTS")
+			fmt.Fprintln(tw, "APP\tREQ/S\tP99\t5XX\tCACHE\tERRORS/S\tTASKS/S\tQUEUED\tDEAD\tCPU\tMEMORY\tINSTANCES\tRESTARTS")
 			for _, x := range s {
-				fmt.Fprintf(tw, "%s\t%.2f\t%s\t%.1f%%\t%.0f%%\t%s\t%d\t%d\n", x.App, x.RPS, ms(x.P99), x.ErrorRate*100,
+				cache := "-"
+				if x.CacheHitRatio != nil {
+					cache = fmt.Sprintf("%.1f%%", *x.CacheHitRatio*100)
+				}
+				fmt.Fprintf(tw, "%s\t%.2f\t%s\t%.1f%%\t%s\t%.2f\t%.2f\t%d\t%d\t%.0f%%\t%s\t%d\t%d\n", x.App, x.RPS, ms(x.P99),
+					x.ErrorRate*100, cache, x.ErrorEvents, x.TasksDone, x.Queued, x.DeadTasks,
 					x.CPU*100, bytesHuman(x.RSS), x.Instances, x.Restarts)
 			}
 			return tw.Flush()

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strings"
 
+	"pier/internal/errortrack"
 	"pier/internal/metrics"
 	"pier/internal/store"
 	"pier/internal/supervisor"
@@ -26,14 +27,23 @@ type engineMetrics struct {
 	statsd string // where the statsd listener binds; "" = a free loopback port
 	sup    *supervisor.Supervisor
 
-	tasks *tasks.Service // nil = no queue figures
-	apps  *store.Bucket  // the apps, whose queues are listed
+	tasks   *tasks.Service      // nil = no queue figures
+	apps    *store.Bucket       // the apps, whose queues are listed
+	tracker *errortrack.Tracker // nil = no error rates
 }
 
 func newEngineMetrics(log *slog.Logger, statsdAddr string) *engineMetrics {
 	e := &engineMetrics{log: log, statsd: statsdAddr}
-	e.m = metrics.New(metrics.Options{Logger: log, Processes: e.processes, Queues: e})
+	e.m = metrics.New(metrics.Options{Logger: log, Processes: e.processes, Queues: e, Errors: e})
 	return e
+}
+
+// ErrorEvents reads the error tracker's per-app event counts.
+func (e *engineMetrics) ErrorEvents() map[string]int64 {
+	if e.tracker == nil {
+		return nil
+	}
+	return e.tracker.EventCounts()
 }
 
 // QueueSamples reads every app's queues from the tasks service: a store
@@ -88,7 +98,7 @@ func (e *engineMetrics) start(ctx context.Context, h *hub) error {
 	if err != nil {
 		return fmt.Errorf("metrics: %w", err)
 	}
-	e.tasks, e.apps = h.tasks, apps
+	e.tasks, e.apps, e.tracker = h.tasks, apps, h.tracker
 	e.m.Start(ctx)
 	addr := e.statsd
 	if addr == "" {

@@ -138,8 +138,15 @@ func New(opts Options) *Metrics {
 }
 
 // Start runs the collector every 10 s, on the wall clock's multiples of
-// 10 s, until ctx ends.
+// 10 s, until ctx ends. It first reads the error counts as a baseline, so
+// the first window counts the events since Start and none from before.
 func (m *Metrics) Start(ctx context.Context) {
+	if m.errorSrc != nil {
+		errs := m.errorSrc.ErrorEvents()
+		m.histMu.Lock()
+		m.src.baseline(errs)
+		m.histMu.Unlock()
+	}
 	go func() {
 		defer func() {
 			if r := recover(); r != nil {

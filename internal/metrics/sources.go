@@ -146,6 +146,7 @@ type sources struct {
 	lastQueues []QueueSample // the last window's samples, for Prometheus
 	errors     map[string]*rollup[ErrorPoint]
 	errPrev    map[string]int64  // the source's count at the last window
+	errRead    bool              // errPrev holds a reading
 	errTotal   map[string]uint64 // events counted since the engine started
 }
 
@@ -203,14 +204,15 @@ func (s *sources) collect(now int64, qs []QueueSample, qok bool, errs map[string
 	}
 	if errs != nil {
 		for app, n := range errs {
+			// The first reading is a baseline: the counts include events
+			// from before this engine started. An app that appears later
+			// had no count, so all of its count is new.
 			prev, known := s.errPrev[app]
 			s.errPrev[app] = n
 			var d uint32
-			if known && n > prev {
+			if (known || s.errRead) && n > prev {
 				d = uint32(min(n-prev, int64(^uint32(0))))
 			}
-			// The first reading is a baseline: the count includes events
-			// from before this engine started.
 			s.errTotal[app] += uint64(d)
 			r := s.errors[app]
 			if r == nil {
@@ -222,9 +224,22 @@ func (s *sources) collect(now int64, qs []QueueSample, qok bool, errs map[string
 		for app, r := range s.errors {
 			if _, ok := errs[app]; !ok {
 				r.add(ErrorPoint{T: now}) // no count: no events
+				delete(s.errPrev, app)    // its issues are gone: a new count starts at 0
 			}
 		}
+		s.errRead = true
 	}
+}
+
+// baseline takes errs as the counts new events are counted from.
+func (s *sources) baseline(errs map[string]int64) {
+	if errs == nil {
+		return
+	}
+	for app, n := range errs {
+		s.errPrev[app] = n
+	}
+	s.errRead = true
 }
 
 // forget drops app's queue and error history.

@@ -179,6 +179,7 @@ func TestQueuesAndErrors(t *testing.T) {
 	src.mu.Lock()
 	src.qerr = nil
 	src.errors["blog"] = 8
+	src.errors["shop"] = 4      // its first events: all new
 	src.queues = src.queues[:1] // shop's queue is gone
 	src.mu.Unlock()
 	now = now.Add(Step)
@@ -191,8 +192,12 @@ func TestQueuesAndErrors(t *testing.T) {
 	if n := len(q.Errors); q.Errors[n-2].Events != 0 || q.Errors[n-1].Events != 3 {
 		t.Errorf("error points around a falling count: %+v", q.Errors[n-2:])
 	}
-	if s := m.Query("shop", time.Hour); len(s.Queues) != 0 {
+	s := m.Query("shop", time.Hour)
+	if len(s.Queues) != 0 {
 		t.Errorf("shop's queue is gone but still has points: %+v", s.Queues)
+	}
+	if len(s.Errors) != 1 || s.Errors[0].Events != 4 {
+		t.Errorf("shop's first error points %+v, want one with 4 events", s.Errors)
 	}
 
 	m.Forget("blog")
@@ -203,5 +208,25 @@ func TestQueuesAndErrors(t *testing.T) {
 	m.WritePrometheus(&buf)
 	if strings.Contains(buf.String(), `app="blog"`) {
 		t.Errorf("after Forget the exposition still has blog:\n%s", buf.String())
+	}
+}
+
+// TestErrorBaselineAtStart checks that Start reads the counts from before
+// it as a baseline, and that the first window counts what came after.
+func TestErrorBaselineAtStart(t *testing.T) {
+	src := &scriptedSources{errors: map[string]int64{"blog": 1000}}
+	m := New(Options{Errors: src})
+	ctx, cancel := context.WithCancel(context.Background())
+	m.Start(ctx)
+	cancel() // the baseline is taken; this test collects by itself
+	src.mu.Lock()
+	src.errors["blog"] = 1002
+	src.errors["shop"] = 3
+	src.mu.Unlock()
+	m.Collect(time.Now())
+	for app, want := range map[string]uint32{"blog": 2, "shop": 3} {
+		if q := m.Query(app, time.Hour); len(q.Errors) != 1 || q.Errors[0].Events != want {
+			t.Errorf("%s: error points %+v, want one with %d events", app, q.Errors, want)
+		}
 	}
 }
