@@ -21,20 +21,20 @@ import (
 // it the way the engine does: ingestion under /_pier/errors/ and /api/,
 // the API under /v1/.
 type env struct {
-	t   *testing.T
+	t   testing.TB
 	tr  *Tracker
 	st  *store.Store
 	srv *httptest.Server
 	dir string
 }
 
-func newEnv(t *testing.T, mod func(*Options)) *env {
+func newEnv(t testing.TB, mod func(*Options)) *env {
 	t.Helper()
 	dir := t.TempDir()
 	return startEnv(t, dir, mod)
 }
 
-func startEnv(t *testing.T, dir string, mod func(*Options)) *env {
+func startEnv(t testing.TB, dir string, mod func(*Options)) *env {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	st, err := store.Open(ctx, store.Options{Dir: dir})
@@ -69,7 +69,7 @@ func (e *env) stop(cancel context.CancelFunc) {
 	e.st.Close()
 }
 
-func testLogger(t *testing.T) *slog.Logger {
+func testLogger(t testing.TB) *slog.Logger {
 	if testing.Verbose() {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
