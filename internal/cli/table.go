@@ -49,10 +49,10 @@ func (t *fitTable) Flush() error {
 }
 
 // fit cuts tab-separated rows so that, aligned, no line is wider than
-// width runes: while too wide, the widest column (the free text: a
-// cause, a title, a URL; numbers and names are short) is shortened to
-// what the width allows, never below minCell, its longer cells ending in
-// "…". A table that fits is returned as it is.
+// width runes: while too wide, the widest column of free text (a cause, a
+// title: cells with spaces), else the widest column, is shortened to what
+// the width allows, never below minCell, its longer cells ending in "…".
+// A table that fits is returned as it is; one that cannot fit wraps.
 func fit(text string, width int) string {
 	lines := strings.Split(text, "\n")
 	rows := make([][]string, len(lines))
@@ -89,6 +89,18 @@ func fit(text string, width int) string {
 		}
 		return n
 	}
+	// spaced[j]: a cell at j below the header has a space in it.
+	var spaced []bool
+	for i, r := range rows {
+		for j, c := range r {
+			if j >= len(spaced) {
+				spaced = append(spaced, false)
+			}
+			if i > 0 && strings.Contains(strings.TrimSpace(c), " ") {
+				spaced[j] = true
+			}
+		}
+	}
 	changed := false
 	for {
 		w, cells := seg()
@@ -96,10 +108,17 @@ func fit(text string, width int) string {
 		if over <= 0 {
 			break
 		}
+		// Free text (a cell with a space: a cause, a title) goes first;
+		// names, times and URLs only when no free text is left to cut.
 		widest := -1
-		for j, x := range w {
-			if x > minCell && (widest < 0 || x > w[widest]) {
-				widest = j
+		for _, free := range []bool{true, false} {
+			for j, x := range w {
+				if x > minCell && (!free || spaced[j]) && (widest < 0 || x > w[widest]) {
+					widest = j
+				}
+			}
+			if widest >= 0 {
+				break
 			}
 		}
 		if widest < 0 {

@@ -26,6 +26,12 @@ func TestFit(t *testing.T) {
 				"v12\tactive\tenv set DATABASE_URL, s…\t2026-11-21 22:10\n" +
 				"v11\tretired\tdeploy\t2026-11-21 21:00\n"},
 		{"never below minCell", "a\tbbbbbbbbbbbbbbbbbbbb\tc\n", 5, "a\tbbbbbbb…\tc\n"},
+		// NAME is 27 + 2, TITLE 20: the title goes first, down to minCell,
+		{"free text before a wider name", "NAME\tTITLE\nshop-production-europe-west\tKeyError in checkout\n", 37,
+			"NAME\tTITLE\nshop-production-europe-west\tKeyErro…\n"},
+		// then the name.
+		{"then the widest other column", "NAME\tTITLE\nshop-production-europe-west\tKeyError in checkout\n", 20,
+			"NAME\tTITLE\nshop-prod…\tKeyErro…\n"},
 		{"multibyte counted as runes", "k\tééééééééééééééééééé\n", 12, "k\téééééééé…\n"},
 		{"trailing text sets no column", "title line that is long but has no tab\nab\tcd\n", 60, "title line that is long but has no tab\nab\tcd\n"},
 		{"the last cell cut too", "NAME\tURL\nblog\thttp://blog.localhost:8080/a/very/long/path\n", 30,
