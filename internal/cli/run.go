@@ -68,8 +68,9 @@ func (a *cli) destroyCmd() *cobra.Command {
 		Use:   "destroy APP",
 		Short: "Delete an app with its releases, instances, config and logs",
 		Long: `Destroy stops every instance of APP and deletes its releases, config vars,
-routes and logs. It cannot be undone. It asks you to type the app name unless
---yes is given; without a terminal to ask on, --yes is required.`,
+routes and logs, and its staging copy (APP-staging) if it has one. It cannot
+be undone. It asks you to type the app name unless --yes is given; without a
+terminal to ask on, --yes is required.`,
 		Example: "  pier destroy blog\n  pier destroy blog --yes",
 		Args:    exactArgs(1, "the APP to destroy"),
 		RunE: a.wrap(func(cmd *cobra.Command, args []string) error {
@@ -92,8 +93,17 @@ routes and logs. It cannot be undone. It asks you to type the app name unless
 			if err != nil {
 				return err
 			}
+			// The engine destroys the app's staging copy with it; say so.
+			var staging string
+			if info, err := c.App(cmd.Context(), name); err == nil {
+				staging = info.Staging
+			}
 			if err := c.Destroy(cmd.Context(), name); err != nil {
 				return err
+			}
+			if staging != "" {
+				fmt.Fprintf(a.stdout, "Destroyed %s and its staging copy %s.\n", name, staging)
+				return nil
 			}
 			fmt.Fprintf(a.stdout, "Destroyed %s.\n", name)
 			return nil

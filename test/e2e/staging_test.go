@@ -150,7 +150,9 @@ func TestStaging(t *testing.T) {
 		t.Fatalf("pier releases does not say where v3 came from:\n%s", rels)
 	}
 
-	e.must(dir, "destroy", "shop", "--yes")
+	if out := e.must(dir, "destroy", "shop", "--yes"); !strings.Contains(out, "Destroyed shop and its staging copy shop-staging.") {
+		t.Fatalf("destroy output: %q", out)
+	}
 	if _, errs, code := e.pier(dir, "ps", "--app", "shop-staging"); code == 0 || !strings.Contains(errs, "no app named") {
 		t.Fatalf("the staging copy outlived its app: exit %d, %s", code, errs)
 	}
