@@ -87,12 +87,12 @@ type front struct {
 	ctx  context.Context // every request's: never canceled
 
 	handoff chan net.Conn // connections for the http.Server
-	start   sync.Once
-	done    chan struct{} // closed by Close
-	err     error         // the accept loop's end; set before done closes... or with closeOnce
-	once    sync.Once
+	start   sync.Once     // starts the accept loop on the first Accept
+	done    chan struct{} // closed by stop
+	once    sync.Once     // guards the stop
 
-	mu     sync.Mutex // guards conns, closed
+	mu     sync.Mutex // guards conns, closed, err
+	err    error      // why the accept loop ended; nil = closed
 	conns  map[*frontConn]struct{}
 	closed bool
 }
@@ -116,9 +116,24 @@ func (f *front) Accept() (net.Conn, error) {
 
 func (f *front) Addr() net.Addr { return f.ln.Addr() }
 
+// frontDrain bounds the wait of Close for responses under way.
+const frontDrain = 5 * time.Second
+
+// Close stops accepting, closes idle connections and waits, up to
+// frontDrain, for busy ones to finish their response, as
+// http.Server.Shutdown waits for its own.
 func (f *front) Close() error {
 	err := f.ln.Close()
 	f.stop(nil)
+	for deadline := time.Now().Add(frontDrain); time.Now().Before(deadline); {
+		f.mu.Lock()
+		n := len(f.conns)
+		f.mu.Unlock()
+		if n == 0 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	return err
 }
 

@@ -450,3 +450,65 @@ func FuzzFrontParse(f *testing.F) {
 		}
 	})
 }
+
+// TestFrontShutdown: http.Server.Shutdown closes the loop's listener and
+// idle connections, and lets a response under way finish.
+func TestFrontShutdown(t *testing.T) {
+	started, release := make(chan struct{}), make(chan struct{})
+	app := startBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			close(started)
+			<-release
+		}
+		io.WriteString(w, "done")
+	}))
+	g := New(Options{Logger: testLogger(t)})
+	g.SetRoutes([]Route{{App: "app", Hosts: []string{"app.localhost"}, Backends: []string{app}}})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: g}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(g.Front(ln, g, FrontOptions{ReadHeaderTimeout: 10 * time.Second})) }()
+	addr := ln.Addr().String()
+
+	// An idle keep-alive connection, and one with a response under way.
+	_, _, idle, idleBr := roundTrip(t, addr, "GET / HTTP/1.1\r\nHost: app.localhost\r\n\r\n")
+	busy, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	busy.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(busy, "GET /slow HTTP/1.1\r\nHost: app.localhost\r\n\r\n")
+	<-started
+
+	shut := make(chan error, 1)
+	go func() { shut <- srv.Shutdown(context.Background()) }()
+	if _, err := idleBr.ReadByte(); err == nil {
+		t.Errorf("the idle connection got data, want it closed")
+	}
+	_ = idle
+	waitFor(t, "the listener to close", func() bool {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+		}
+		return err != nil
+	})
+	close(release)
+	resp, err := http.ReadResponse(bufio.NewReader(busy), nil)
+	if err != nil {
+		t.Fatalf("the response under way: %v", err)
+	}
+	if body, _ := io.ReadAll(resp.Body); string(body) != "done" {
+		t.Errorf("body %q, want done", body)
+	}
+	if err := <-shut; err != nil {
+		t.Errorf("Shutdown: %v", err)
+	}
+	if err := <-served; err != http.ErrServerClosed {
+		t.Errorf("Serve: %v, want ErrServerClosed", err)
+	}
+}
