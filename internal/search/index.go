@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/blevesearch/bleve/v2"
 	"github.com/blevesearch/bleve/v2/document"
@@ -30,15 +31,16 @@ const (
 type Index struct {
 	App, Name string
 	path      string
-	bi        bleve.Index
-	tl        *translog
+	bi        bleve.Index // guarded by life; nil while closed for idleness
+	tl        *translog   // guarded by life, as bi
 	// translogSize is the size past which the translog is flushed.
 	translogSize int64
 
-	// life is held shared by every operation and exclusively to close,
-	// so that no operation sees a closed bleve index.
-	life   sync.RWMutex
-	closed bool // guarded by life
+	// life is held shared by every operation and exclusively to open or
+	// close the bleve index, so that no operation sees it closed.
+	life    sync.RWMutex
+	closed  bool         // guarded by life: closed for good (deleted, service closed)
+	lastUse atomic.Int64 // Unix nanoseconds of the last use()
 
 	// mu guards m. A write that grows the mapping holds it exclusively
 	// until its batch is persisted, so that the stored mapping always
@@ -57,34 +59,52 @@ type Index struct {
 var bleveConfig = map[string]any{"unsafe_batch": true}
 
 func openIndex(app, name, path string, translogSize int64) (*Index, error) {
-	bi, err := bleve.OpenUsing(path, bleveConfig)
-	if err != nil {
-		return nil, fmt.Errorf("open index %s/%s: %w", app, name, err)
+	ix := &Index{App: app, Name: name, path: path, translogSize: translogSize}
+	if err := ix.openStore(); err != nil {
+		return nil, err
 	}
-	ix := &Index{App: app, Name: name, path: path, bi: bi, translogSize: translogSize}
+	return ix, nil
+}
+
+// openStore opens the bleve index, reads pier's metadata from it and
+// recovers what the translog holds. Called before the index is shared or
+// with life held exclusively.
+func (ix *Index) openStore() error {
+	bi, err := bleve.OpenUsing(ix.path, bleveConfig)
+	if err != nil {
+		return fmt.Errorf("open index %s/%s: %w", ix.App, ix.Name, err)
+	}
+	ix.bi = bi
 	data, err := bi.GetInternal([]byte(internalMeta))
 	if err == nil && data == nil {
 		err = fmt.Errorf("no pier metadata")
 	}
+	m := &meta{}
 	if err == nil {
-		ix.m = &meta{}
-		err = json.Unmarshal(data, ix.m)
+		err = json.Unmarshal(data, m)
 	}
 	if err == nil {
-		if ix.m.Mapping.Properties == nil {
-			ix.m.Mapping.Properties = map[string]*Property{}
+		if m.Mapping.Properties == nil {
+			m.Mapping.Properties = map[string]*Property{}
 		}
+		ix.mu.Lock()
+		ix.m = m
+		ix.mu.Unlock()
 		if seq, _ := bi.GetInternal([]byte(internalSeq)); seq != nil {
 			n, _ := strconv.ParseInt(string(seq), 10, 64)
-			ix.seq.Store(n)
+			if n > ix.seq.Load() {
+				ix.seq.Store(n)
+			}
 		}
 		err = ix.recover()
 	}
 	if err != nil {
 		bi.Close()
-		return nil, fmt.Errorf("open index %s/%s: %w", app, name, err)
+		ix.bi = nil
+		return fmt.Errorf("open index %s/%s: %w", ix.App, ix.Name, err)
 	}
-	return ix, nil
+	ix.lastUse.Store(time.Now().UnixNano())
+	return nil
 }
 
 // recover applies again what the translog holds (writes acknowledged but
@@ -196,10 +216,20 @@ func (ix *Index) close() error {
 		return nil
 	}
 	ix.closed = true
-	// persist everything, so that the next open has nothing to replay
+	return ix.closeStore()
+}
+
+// closeStore persists everything, so that the next open has nothing to
+// replay, and closes the bleve index. Called with life held exclusively.
+func (ix *Index) closeStore() error {
+	if ix.bi == nil {
+		return nil
+	}
 	err := ix.barrier()
 	err = errors.Join(err, ix.tl.close(err == nil))
-	return errors.Join(err, ix.bi.Close())
+	err = errors.Join(err, ix.bi.Close())
+	ix.bi, ix.tl = nil, nil
+	return err
 }
 
 // drop closes the index without persisting anything: it is being deleted.
@@ -210,18 +240,59 @@ func (ix *Index) drop() error {
 		return nil
 	}
 	ix.closed = true
-	return errors.Join(ix.tl.close(false), ix.bi.Close())
+	if ix.bi == nil {
+		return nil
+	}
+	err := errors.Join(ix.tl.close(false), ix.bi.Close())
+	ix.bi, ix.tl = nil, nil
+	return err
 }
 
-// use is held for the length of an operation; it fails once the index is
-// closed (deleted meanwhile).
-func (ix *Index) use() (release func(), err error) {
-	ix.life.RLock()
-	if ix.closed {
-		ix.life.RUnlock()
-		return nil, indexNotFound(ix.Name)
+// closeIfIdle closes the bleve index (its files, its goroutines) if no
+// operation used it since before; the next use opens it again. An index
+// in use is left alone.
+func (ix *Index) closeIfIdle(before time.Time) (bool, error) {
+	if !ix.life.TryLock() {
+		return false, nil
 	}
-	return ix.life.RUnlock, nil
+	defer ix.life.Unlock()
+	if ix.closed || ix.bi == nil || ix.lastUse.Load() > before.UnixNano() {
+		return false, nil
+	}
+	return true, ix.closeStore()
+}
+
+// isOpen says whether the bleve index is open (not closed for idleness).
+func (ix *Index) isOpen() bool {
+	ix.life.RLock()
+	defer ix.life.RUnlock()
+	return ix.bi != nil
+}
+
+// use is held for the length of an operation: it opens the index again if
+// it was closed for idleness, and fails once the index is closed for good
+// (deleted meanwhile).
+func (ix *Index) use() (release func(), err error) {
+	for {
+		ix.life.RLock()
+		if ix.closed {
+			ix.life.RUnlock()
+			return nil, indexNotFound(ix.Name)
+		}
+		if ix.bi != nil {
+			ix.lastUse.Store(time.Now().UnixNano())
+			return ix.life.RUnlock, nil
+		}
+		ix.life.RUnlock()
+		ix.life.Lock()
+		if !ix.closed && ix.bi == nil {
+			err = ix.openStore()
+		}
+		ix.life.Unlock()
+		if err != nil {
+			return nil, err
+		}
+	}
 }
 
 // meta returns the current mapping and settings; callers must not change

@@ -3,10 +3,14 @@ package search
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 func TestReopenKeepsDocumentsAndMapping(t *testing.T) {
@@ -114,4 +118,80 @@ func TestDeleteIndexAndApp(t *testing.T) {
 		t.Errorf("app directory left: %v", err)
 	}
 	s.must(404, "GET", "/wenzhang/_search", nil)
+}
+
+// openFilesUnder counts this process's open files under dir.
+func openFilesUnder(t *testing.T, dir string) int {
+	t.Helper()
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skip("no /proc/self/fd here")
+	}
+	n := 0
+	for _, fd := range fds {
+		target, err := os.Readlink(filepath.Join("/proc/self/fd", fd.Name()))
+		if err == nil && strings.HasPrefix(target, dir+string(filepath.Separator)) {
+			n++
+		}
+	}
+	return n
+}
+
+// An index unused for IdleClose releases its files, and opens again,
+// with its documents, on its next use; writes after that are durable too.
+func TestIdleIndexesClose(t *testing.T) {
+	dir := t.TempDir()
+	svc, err := Open(Options{Dir: dir, IdleClose: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Close()
+	ts := httptest.NewServer(svc.Handler(func(r *http.Request) (string, string, error) { return "blog", r.URL.Path, nil }))
+	defer ts.Close()
+	s := &server{t: t, svc: svc, url: ts.URL, dir: dir}
+	s.load("articles", articlesMapping, articles)
+	s.load("recettes", recettesMapping, recettes)
+	ctx := context.Background()
+	ix, err := svc.Index(ctx, "blog", "articles", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idxDir := filepath.Join(dir, "blog", "articles")
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting until %s", what)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	waitFor("the idle indexes are closed", func() bool { return !ix.isOpen() && openFilesUnder(t, dir) == 0 })
+
+	// used again: opened transparently, with its documents
+	out := s.must(200, "POST", "/articles/_search", obj("query", obj("match", obj("title", "fox"))))
+	if got := ids(out); len(got) != 1 || got[0] != "4" {
+		t.Errorf("search after idle close: %v, want [4]", got)
+	}
+	if openFilesUnder(t, idxDir) == 0 {
+		t.Error("the index was searched but has no open files")
+	}
+	s.must(201, "PUT", "/articles/_doc/7", obj("title", "A fox again", "tags", list("examples")))
+	waitFor("the index is closed again", func() bool { return !ix.isOpen() })
+	if gens, _ := translogGens(idxDir); len(gens) != 0 {
+		t.Errorf("closed for idleness with translog generations %v left", gens)
+	}
+	if out := s.must(200, "GET", "/articles/_count", nil); out["count"] != 7.0 {
+		t.Errorf("count after a write and a second idle close: %v, want 7", out["count"])
+	}
+	// a busy index is not closed under its users
+	for range 20 {
+		s.must(200, "GET", "/recettes/_doc/r1", nil)
+		time.Sleep(5 * time.Millisecond)
+	}
+	// deleting a closed index works
+	waitFor("recettes is closed", func() bool { return openFilesUnder(t, filepath.Join(dir, "blog", "recettes")) == 0 })
+	s.must(200, "DELETE", "/recettes", nil)
+	s.must(404, "GET", "/recettes/_doc/r1", nil)
 }

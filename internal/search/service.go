@@ -20,9 +20,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -41,14 +43,22 @@ type Options struct {
 	// TranslogSize is the size past which an index's translog is flushed
 	// into bleve and started again (see translog.go). Zero: 64 MiB.
 	TranslogSize int64
+	// IdleClose is how long an index stays open unused: then its files
+	// and goroutines are released, and its next use opens it again, so
+	// that many apps with many indexes hold a bounded number of open
+	// files. Zero: 5 minutes; negative: never.
+	IdleClose time.Duration
 }
 
 // Service manages the search indexes of every app. Indexes open on first
-// use and stay open until Close or their deletion.
+// use and close when idle (Options.IdleClose), deleted, or on Close.
 type Service struct {
 	dir          string
 	log          *slog.Logger
 	translogSize int64
+	idleClose    time.Duration
+	stop         chan struct{}  // closed by Close: ends the idle closer
+	done         sync.WaitGroup // the idle closer
 
 	mu     sync.Mutex        // guards open, closed
 	open   map[string]*Index // by "<app>/<index>"
@@ -75,16 +85,60 @@ func Open(opts Options) (*Service, error) {
 	if opts.TranslogSize <= 0 {
 		opts.TranslogSize = 64 << 20
 	}
-	return &Service{dir: opts.Dir, log: opts.Logger, translogSize: opts.TranslogSize, open: map[string]*Index{}}, nil
+	if opts.IdleClose == 0 {
+		opts.IdleClose = 5 * time.Minute
+	}
+	s := &Service{dir: opts.Dir, log: opts.Logger, translogSize: opts.TranslogSize, idleClose: opts.IdleClose,
+		stop: make(chan struct{}), open: map[string]*Index{}}
+	if s.idleClose > 0 {
+		s.done.Add(1)
+		go s.closeIdle()
+	}
+	return s, nil
+}
+
+// closeIdle closes, every so often, the indexes unused for idleClose.
+func (s *Service) closeIdle() {
+	defer s.done.Done()
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("idle index closer panicked", "panic", r, "stack", string(debug.Stack()))
+		}
+	}()
+	tick := time.NewTicker(max(s.idleClose/4, 10*time.Millisecond))
+	defer tick.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-tick.C:
+		}
+		s.mu.Lock()
+		open := slices.Collect(maps.Values(s.open))
+		s.mu.Unlock()
+		before := time.Now().Add(-s.idleClose)
+		for _, ix := range open {
+			closed, err := ix.closeIfIdle(before)
+			if err != nil {
+				s.log.Warn("close idle index", "app", ix.App, "index", ix.Name, "err", err)
+			} else if closed {
+				s.log.Debug("closed idle index", "app", ix.App, "index", ix.Name)
+			}
+		}
+	}
 }
 
 // Close closes every open index.
 func (s *Service) Close() error {
 	s.mu.Lock()
+	if !s.closed {
+		close(s.stop)
+	}
 	s.closed = true
 	open := s.open
 	s.open = map[string]*Index{}
 	s.mu.Unlock()
+	s.done.Wait()
 	var errs []error
 	for _, ix := range open {
 		errs = append(errs, ix.close())
