@@ -33,6 +33,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzStaticPath -fuzztime=30s ./internal/gateway
 	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=30s ./internal/tasks/beanstalk
 	$(GO) test -run='^$$' -fuzz=FuzzParseEnvelope -fuzztime=30s ./internal/errortrack
+	$(GO) test -run='^$$' -fuzz=FuzzParseCursor -fuzztime=10s ./internal/errortrack
 	$(GO) test -run='^$$' -fuzz=FuzzParsePacket -fuzztime=30s ./internal/metrics
 	$(GO) test -run='^$$' -fuzz=FuzzQueryString -fuzztime=30s ./internal/search
 	$(GO) test -run='^$$' -fuzz=FuzzSearchBody -fuzztime=30s ./internal/search

@@ -48,3 +48,29 @@ func FuzzParseEnvelope(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseCursor: a cursor from a client either parses into one that
+// prints as a cursor naming the same position, or is refused with a
+// message; never a panic.
+func FuzzParseCursor(f *testing.F) {
+	f.Add("1767225600000000000-00000000000a")
+	f.Add("0-ffffffffffff")
+	f.Add("-1-00000000000a")
+	f.Add("9223372036854775807-abcdefabcdef")
+	f.Add("1-")
+	f.Fuzz(func(t *testing.T, s string) {
+		c, err := parseCursor(s)
+		if err != nil {
+			if err.Error() == "" {
+				t.Fatal("refusal without a message")
+			}
+			return
+		}
+		if again, err := parseCursor(c.String()); err != nil || again != c {
+			t.Fatalf("cursor %q prints as %q, which parses as %v, %v", s, c.String(), again, err)
+		}
+		if !validIssueID(c.id) {
+			t.Fatalf("cursor %q has id %q", s, c.id)
+		}
+	})
+}
