@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -335,5 +337,126 @@ func TestTasksCrash(t *testing.T) {
 	t.Logf("after the restart: %d tasks delivered", len(got))
 	if inDoubt != 0 {
 		t.Logf("the task whose delete was in doubt came back: %v", got[inDoubt])
+	}
+}
+
+// cronRecorderApp records every pushed task (id and ETA, one JSON line each) in
+// a file outside the app, so deliveries are counted across engine
+// restarts (the app's processes restart with the engine).
+const cronRecorderApp = `import json, os
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+class H(BaseHTTPRequestHandler):
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        with open(os.environ["TICKS_FILE"], "a") as f:
+            f.write(json.dumps({"id": self.headers["X-Pier-Task-Id"], "eta": self.headers["X-Pier-ETA"]}) + "\n")
+        self.send_response(200)
+        self.end_headers()
+
+    def do_GET(self):
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, *args):
+        pass
+
+ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
+`
+
+type tick struct {
+	ID  string    `json:"id"`
+	ETA time.Time `json:"eta"`
+}
+
+func readTicks(t *testing.T, path string) []tick {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		t.Fatal(err)
+	}
+	var out []tick
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		if line == "" {
+			continue
+		}
+		var tk tick
+		if err := json.Unmarshal([]byte(line), &tk); err != nil {
+			t.Fatalf("tick line %q: %v", line, err)
+		}
+		out = append(out, tk)
+	}
+	return out
+}
+
+// TestTasksCronRestart: an "@every 1s" cron entry is delivered once per
+// tick, and a kill -9 and a restart of the engine across ticks neither
+// repeats a tick nor makes up for the ones missed while it was down more
+// than once. The server keeps the schedule; measured here, ticks missed
+// during the downtime are skipped (the next one comes on the first whole
+// second after the restart), which is what docs/services.md promises.
+func TestTasksCronRestart(t *testing.T) {
+	e := startEngine(t)
+	// The app runs as its own user: its file goes in a directory anyone
+	// may write to.
+	shared, err := os.MkdirTemp("", "pier-ticks-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(shared) })
+	if err := os.Chmod(shared, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	ticks := filepath.Join(shared, "ticks.jsonl")
+	dir := writeApp(t, map[string]string{
+		"requirements.txt": "# standard library only\n",
+		"app.py":           cronRecorderApp,
+		"pier.yaml": "name: ticker\nprocesses:\n  web: python3 app.py\nhealth:\n  path: /healthz\n" +
+			"queues:\n  ticks: {push: /tick}\n" +
+			"cron:\n  - {schedule: \"@every 1s\", queue: ticks, body: tick}\n" +
+			"env: {TICKS_FILE: " + strconv.Quote(ticks) + "}\n",
+	})
+	e.must(dir, "deploy")
+	waitFor(t, 30*time.Second, "three ticks", func() bool { return len(readTicks(t, ticks)) >= 3 })
+	e.kill9()
+	down := time.Now()
+	time.Sleep(3 * time.Second) // ticks missed while the engine is down
+	e.start()
+	up := time.Now()
+	waitFor(t, 60*time.Second, "three ticks after the restart", func() bool {
+		n := 0
+		for _, tk := range readTicks(t, ticks) {
+			if tk.ETA.After(up) {
+				n++
+			}
+		}
+		return n >= 3
+	})
+	e.stop()
+
+	all := readTicks(t, ticks)
+	seen := map[string]bool{}
+	missed := 0
+	for i, tk := range all {
+		if seen[tk.ID] {
+			t.Errorf("tick %s (ETA %s) delivered twice", tk.ID, tk.ETA.Format(time.RFC3339Nano))
+		}
+		seen[tk.ID] = true
+		if tk.ETA.After(down) && !tk.ETA.After(up) {
+			missed++
+		}
+		// A tick is the copy the server makes of the schedule: two copies
+		// well inside one period would be one tick run twice.
+		if i > 0 && tk.ETA.Sub(all[i-1].ETA) < 500*time.Millisecond {
+			t.Errorf("ticks %s and %s only %v apart", all[i-1].ID, tk.ID, tk.ETA.Sub(all[i-1].ETA))
+		}
+	}
+	if missed > 1 {
+		t.Errorf("%d ticks made for the 3 s the engine was down, want at most one", missed)
+	}
+	t.Logf("%d ticks delivered; %d made while the engine was down or starting", len(all), missed)
+	for _, tk := range all {
+		t.Logf("tick %s at %s", tk.ID, tk.ETA.Format("15:04:05.000"))
 	}
 }
