@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -16,6 +17,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"pier/internal/store"
 )
@@ -57,9 +59,43 @@ type syslogMsg struct {
 	host, app, procid, msgid, sd, text string
 }
 
-// rfc5424 is the header grammar of RFC 5424 section 6 (NILVALUE or
-// PRINTUSASCII fields of bounded length).
-var rfc5424 = regexp.MustCompile(`^<(\d{1,3})>1 (\S+) ([!-~]{1,255}) ([!-~]{1,48}) ([!-~]{1,128}) ([!-~]{1,32}) (-|\[.*?\]) (.*)$`)
+// The grammar of RFC 5424 section 6: header fields are NILVALUE or
+// PRINTUSASCII of bounded length; STRUCTURED-DATA is NILVALUE or SD-ELEMENTs,
+// each "[" SD-ID *(SP PARAM-NAME "=" DQUOTE PARAM-VALUE DQUOTE) "]", names
+// being 1-32 printable characters but '=', SP, ']' and '"', and values any
+// UTF-8 with '"', '\' and ']' escaped by a backslash.
+var (
+	sdName     = `[!#-<>-\\^-~]{1,32}`
+	sdParam    = sdName + `="((?:[^"\\\]]|\\["\\\]])*)"`
+	sdElement  = `\[` + sdName + `(?: ` + sdParam + `)*\]`
+	rfc5424    = regexp.MustCompile(`(?s)^<(\d{1,3})>1 (\S+) ([!-~]{1,255}) ([!-~]{1,48}) ([!-~]{1,128}) ([!-~]{1,32}) (-|(?:` + sdElement + `)+) (.*)$`)
+	sdElements = regexp.MustCompile(`\[(` + sdName + `)((?: ` + sdParam + `)*)\]`)
+	sdParams   = regexp.MustCompile(` (` + sdName + `)="((?:[^"\\\]]|\\["\\\]])*)"`)
+	sdUnescape = strings.NewReplacer(`\"`, `"`, `\\`, `\`, `\]`, `]`)
+)
+
+// parseSD reads STRUCTURED-DATA that matched the grammar: SD-ID -> name ->
+// unescaped value.
+func parseSD(sd string) (map[string]map[string]string, error) {
+	out := map[string]map[string]string{}
+	if sd == "-" {
+		return out, nil
+	}
+	for _, el := range sdElements.FindAllStringSubmatch(sd, -1) {
+		if out[el[1]] != nil {
+			return nil, fmt.Errorf("SD-ID %q twice", el[1])
+		}
+		params := map[string]string{}
+		for _, p := range sdParams.FindAllStringSubmatch(el[2], -1) {
+			if !utf8.ValidString(p[2]) {
+				return nil, fmt.Errorf("PARAM-VALUE %q is not UTF-8", p[2])
+			}
+			params[p[1]] = sdUnescape.Replace(p[2])
+		}
+		out[el[1]] = params
+	}
+	return out, nil
+}
 
 func newSyslogServer(t *testing.T) *syslogServer {
 	t.Helper()
@@ -103,6 +139,10 @@ func (s *syslogServer) serve(c net.Conn) {
 			s.fail(fmt.Sprintf("not RFC 5424: %q", buf))
 			continue
 		}
+		m = append(m[:8], m[len(m)-1]) // the SD's inner groups are parseSD's
+		if _, err := parseSD(m[7]); err != nil {
+			s.fail(fmt.Sprintf("structured data of %q: %v", buf, err))
+		}
 		pri, _ := strconv.Atoi(m[1])
 		ts, err := time.Parse(time.RFC3339Nano, m[2])
 		if err != nil {
@@ -145,8 +185,10 @@ func TestSyslogDrain(t *testing.T) {
 		t.Fatalf("server errors: %q", errs)
 	}
 	want := []syslogMsg{
-		{pri: 14, time: t0, host: "node-1", app: "blog", procid: "web.2", msgid: "web", sd: "-", text: "hello world"},
-		{pri: 11, time: t0, host: "node-1", app: "blog", procid: "worker.1", msgid: "worker", sd: "-", text: "Traceback: ünïcode"},
+		{pri: 14, time: t0, host: "node-1", app: "blog", procid: "web.2", msgid: "web",
+			sd: `[pier@32473 app="blog" release="3" process="web" instance="web.2" stream="stdout"]`, text: "hello world"},
+		{pri: 11, time: t0, host: "node-1", app: "blog", procid: "worker.1", msgid: "worker",
+			sd: `[pier@32473 app="blog" process="worker" instance="worker.1" stream="stderr"]`, text: "Traceback: ünïcode"},
 	}
 	for i := range want {
 		if msgs[i] != want[i] {
@@ -163,10 +205,63 @@ func TestSyslogDrain(t *testing.T) {
 }
 
 func TestSyslogFormatFields(t *testing.T) {
-	got := formatSyslog(Line{App: "a", Process: "", Instance: "we b.1", Stream: "pier", Text: "x"}, "")
-	if !regexp.MustCompile(`^<13>1 \S+ - a we_b.1 - - x$`).MatchString(got) {
-		t.Errorf("got %q", got)
+	for _, tc := range []struct {
+		name string
+		line Line
+		want string // after the timestamp
+	}{
+		{"empty fields", Line{App: "a", Process: "", Instance: "we b.1", Stream: "pier", Text: "x"},
+			` - a we_b.1 - [pier@32473 app="a" process="" instance="we b.1" stream="pier"] x`},
+		{"escapes", Line{App: `a"b`, Release: 12, Process: `w]e\b`, Instance: `]"\`, Stream: "stdout", Text: `"]\`},
+			` - a"b ]"\ w]e\b [pier@32473 app="a\"b" release="12" process="w\]e\\b" instance="\]\"\\" stream="stdout"] "]\`},
+		{"not UTF-8", Line{App: "app", Process: "web", Instance: "web.1\xff", Stream: "stdout", Text: "t"},
+			` - app web.1_ web [pier@32473 app="app" process="web" instance="web.1` + "\uFFFD" + `" stream="stdout"] t`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := formatSyslog(tc.line, "")
+			_, rest, _ := strings.Cut(got, "Z")
+			if rest != tc.want {
+				t.Errorf("got  %q\nwant %q", rest, tc.want)
+			}
+			checkSyslog(t, got, tc.line)
+		})
 	}
+}
+
+// checkSyslog parses msg with the RFC 5424 grammar and checks that its
+// structured data gives back l's fields exactly.
+func checkSyslog(t *testing.T, msg string, l Line) {
+	t.Helper()
+	m := rfc5424.FindStringSubmatch(msg)
+	if m == nil {
+		t.Fatalf("not RFC 5424: %q", msg)
+	}
+	sd, err := parseSD(m[7])
+	if err != nil {
+		t.Fatalf("%q: %v", msg, err)
+	}
+	want := map[string]string{"app": l.App, "process": l.Process, "instance": l.Instance, "stream": l.Stream}
+	if l.Release > 0 {
+		want["release"] = strconv.Itoa(l.Release)
+	}
+	for k, v := range want {
+		want[k] = strings.ToValidUTF8(v, "\uFFFD")
+	}
+	if got := sd["pier@32473"]; len(sd) != 1 || !maps.Equal(got, want) {
+		t.Fatalf("%q: structured data %q, want %q", msg, sd, want)
+	}
+}
+
+// FuzzSyslogFormat checks that every line, whatever its fields hold,
+// becomes a message the RFC 5424 grammar accepts, with the fields whole
+// in its structured data.
+func FuzzSyslogFormat(f *testing.F) {
+	f.Add("blog", "web", "web.1", "stdout", "hello", 3)
+	f.Add(`a"]\`, "", "] [x=\"y\"]", "pier", "\n", 0)
+	f.Fuzz(func(t *testing.T, app, process, instance, stream, text string, release int) {
+		l := Line{App: app, Process: process, Instance: instance, Stream: stream, Text: text, Release: release}
+		checkSyslog(t, formatSyslog(l, "host"), l)
+	})
 }
 
 // TestHTTPDrainBatchesAndRecovers posts NDJSON batches; while the

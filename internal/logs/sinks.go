@@ -89,13 +89,24 @@ const (
 	severityInfo   = 6
 )
 
+// syslogSDID is the SD-ID of the structured data element every message
+// carries. RFC 5424 wants a private SD-ID to end in "@" and an IANA
+// private enterprise number; pier has none of its own, so it uses 32473,
+// the number RFC 5612 reserves for documentation and examples.
+const syslogSDID = "pier@32473"
+
 // formatSyslog renders one line as an RFC 5424 message:
 //
-//	<PRI>1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID - MSG
+//	<PRI>1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID STRUCTURED-DATA MSG
 //
 // with APP-NAME the app, PROCID the instance ("web.1"), MSGID the process
-// type ("web"), no structured data, and severity error for stderr,
-// notice for pier's own notes, info otherwise.
+// type ("web"), and severity error for stderr, notice for pier's own
+// notes, info otherwise. The header fields are cut and stripped to
+// printable ASCII, so the structured data repeats them whole:
+//
+//	[pier@32473 app="blog" release="3" process="web" instance="web.1" stream="stdout"]
+//
+// (release left out when unknown).
 func formatSyslog(l Line, hostname string) string {
 	sev := severityInfo
 	switch l.Stream {
@@ -108,11 +119,30 @@ func formatSyslog(l Line, hostname string) string {
 	if t.IsZero() {
 		t = time.Now()
 	}
-	return fmt.Sprintf("<%d>1 %s %s %s %s %s - %s", facilityUser*8+sev,
+	var sd strings.Builder
+	sd.WriteString("[" + syslogSDID)
+	param := func(name, value string) {
+		sd.WriteString(" " + name + `="`)
+		sd.WriteString(sdValue.Replace(strings.ToValidUTF8(value, "\uFFFD")))
+		sd.WriteByte('"')
+	}
+	param("app", l.App)
+	if l.Release > 0 {
+		param("release", strconv.Itoa(l.Release))
+	}
+	param("process", l.Process)
+	param("instance", l.Instance)
+	param("stream", l.Stream)
+	sd.WriteByte(']')
+	return fmt.Sprintf("<%d>1 %s %s %s %s %s %s %s", facilityUser*8+sev,
 		t.UTC().Format("2006-01-02T15:04:05.000000Z07:00"),
 		syslogField(hostname, 255), syslogField(l.App, 48), syslogField(l.Instance, 128),
-		syslogField(l.Process, 32), strings.TrimRight(l.Text, "\r\n"))
+		syslogField(l.Process, 32), sd.String(), strings.TrimRight(l.Text, "\r\n"))
 }
+
+// sdValue escapes a PARAM-VALUE: RFC 5424 section 6.3.3 wants '"', '\'
+// and ']' preceded by a backslash.
+var sdValue = strings.NewReplacer(`"`, `\"`, `\`, `\\`, `]`, `\]`)
 
 // syslogField makes s a header field: printable US-ASCII, at most n
 // bytes, "-" when empty.

@@ -39,10 +39,17 @@ ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
 `,
 }
 
-// syslogFrame is the RFC 5424 header (section 6) of one octet-counted
+// syslogFrame is the RFC 5424 grammar (section 6) of one octet-counted
 // frame (RFC 6587): PRI, version, timestamp, hostname, app-name, procid,
-// msgid, structured data, message.
-var syslogFrame = regexp.MustCompile(`^<(\d{1,3})>1 (\S+) ([!-~]{1,255}) ([!-~]{1,48}) ([!-~]{1,128}) ([!-~]{1,32}) (-|\[.*?\]) (.*)$`)
+// msgid, structured data, message. Structured data is NILVALUE or
+// SD-ELEMENTs: "[" SD-ID *(SP PARAM-NAME "=" DQUOTE PARAM-VALUE DQUOTE) "]",
+// names of 1-32 printable characters but '=', SP, ']' and '"', values with
+// '"', '\' and ']' escaped by a backslash.
+var syslogFrame = func() *regexp.Regexp {
+	name := `[!#-<>-\\^-~]{1,32}`
+	element := `\[` + name + `(?: ` + name + `="(?:[^"\\\]]|\\["\\\]])*")*\]`
+	return regexp.MustCompile(`(?s)^<(\d{1,3})>1 (\S+) ([!-~]{1,255}) ([!-~]{1,48}) ([!-~]{1,128}) ([!-~]{1,32}) (-|(?:` + element + `)+) (.*)$`)
+}()
 
 type syslogListener struct {
 	ln    net.Listener
@@ -125,11 +132,12 @@ func TestLogsDrainAndJSON(t *testing.T) {
 		t.Errorf("frames that are not RFC 5424: %q", sl.bad)
 	}
 	for _, m := range sl.lines {
-		if m[4] != "ticker" || m[5] != "web.1" || m[6] != "web" || m[1] != "14" || !strings.HasPrefix(m[8], "tick ") {
+		if m[4] != "ticker" || m[5] != "web.1" || m[6] != "web" || m[1] != "14" || !strings.HasPrefix(m[8], "tick ") ||
+			m[7] != `[pier@32473 app="ticker" release="1" process="web" instance="web.1" stream="stdout"]` {
 			// pier's own notes about the instance come from the same
 			// APP-NAME and PROCID with severity notice.
-			if !(m[4] == "ticker" && m[1] == "13") {
-				t.Errorf("frame fields: pri %s app %s procid %s msgid %s msg %q", m[1], m[4], m[5], m[6], m[8])
+			if !(m[4] == "ticker" && m[1] == "13" && strings.HasPrefix(m[7], `[pier@32473 app="ticker" `) && strings.HasSuffix(m[7], ` stream="pier"]`)) {
+				t.Errorf("frame fields: pri %s app %s procid %s msgid %s structured data %s msg %q", m[1], m[4], m[5], m[6], m[7], m[8])
 			}
 		}
 		if ts, err := time.Parse(time.RFC3339Nano, m[2]); err != nil || time.Since(ts) > time.Minute {
