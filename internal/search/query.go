@@ -29,24 +29,25 @@ var queries map[string]queryFunc
 
 func init() {
 	queries = map[string]queryFunc{
-		"match_all":      (*translator).matchAll,
-		"match_none":     func(*translator, any) (query.Query, error) { return query.NewMatchNoneQuery(), nil },
-		"match":          (*translator).match,
-		"match_phrase":   (*translator).matchPhrase,
-		"multi_match":    (*translator).multiMatch,
-		"term":           (*translator).term,
-		"terms":          (*translator).terms,
-		"range":          (*translator).rangeQuery,
-		"bool":           (*translator).boolQuery,
-		"query_string":   (*translator).queryString,
-		"fuzzy":          (*translator).fuzzy,
-		"prefix":         (*translator).prefix,
-		"wildcard":       (*translator).wildcard,
-		"regexp":         (*translator).regexp,
-		"exists":         (*translator).exists,
-		"ids":            (*translator).ids,
-		"constant_score": (*translator).constantScore,
-		"dis_max":        (*translator).disMax,
+		"match_all":           (*translator).matchAll,
+		"match_none":          func(*translator, any) (query.Query, error) { return query.NewMatchNoneQuery(), nil },
+		"match":               (*translator).match,
+		"match_phrase":        (*translator).matchPhrase,
+		"multi_match":         (*translator).multiMatch,
+		"term":                (*translator).term,
+		"terms":               (*translator).terms,
+		"range":               (*translator).rangeQuery,
+		"bool":                (*translator).boolQuery,
+		"query_string":        (*translator).queryString,
+		"simple_query_string": (*translator).simpleQueryString,
+		"fuzzy":               (*translator).fuzzy,
+		"prefix":              (*translator).prefix,
+		"wildcard":            (*translator).wildcard,
+		"regexp":              (*translator).regexp,
+		"exists":              (*translator).exists,
+		"ids":                 (*translator).ids,
+		"constant_score":      (*translator).constantScore,
+		"dis_max":             (*translator).disMax,
 	}
 }
 
@@ -56,7 +57,7 @@ var knownQueries = []string{"nested", "has_child", "has_parent", "parent_id", "g
 	"geo_distance", "geo_polygon", "geo_shape", "shape", "script", "script_score", "function_score",
 	"more_like_this", "span_term", "span_near", "span_or", "span_not", "span_first", "span_multi",
 	"span_containing", "span_within", "field_masking_span", "intervals", "percolate", "rank_feature",
-	"distance_feature", "pinned", "wrapper", "combined_fields", "simple_query_string",
+	"distance_feature", "pinned", "wrapper", "combined_fields",
 	"match_phrase_prefix", "match_bool_prefix", "boosting", "terms_set", "knn", "sparse_vector",
 	"semantic", "type"}
 
