@@ -49,7 +49,8 @@ type indexEntry struct {
 	rev      uint64 // KV revision this entry reflects
 }
 
-// before reports whether a sorts before b: seen more recently, then by id.
+// compare orders entries as the index does: seen more recently first,
+// then by id.
 func (a *indexEntry) compare(b *indexEntry) int {
 	if c := cmp.Compare(b.lastSeen, a.lastSeen); c != 0 {
 		return c
