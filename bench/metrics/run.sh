@@ -1,17 +1,26 @@
 #!/usr/bin/env bash
 # bench/metrics: what metrics cost.
-#  1. Gateway throughput with the metrics hook on and off: one backend
-#     behind two gateways in one process (bench/metrics/gw), loaded with
-#     wrk alternately, RUNS runs of DURATION seconds each; medians.
+#  1. Gateway throughput and CPU with the metrics hook on and off: one
+#     backend process and two gateway processes in front of it, one with
+#     the metrics hook and collector, one without (bench/metrics/gw). wrk
+#     loads them in interleaved pairs (on then off, off then on, ...), RUNS
+#     pairs of DURATION seconds each. On a shared, noisy machine two runs
+#     seconds apart can differ by 2x, so the figures are:
+#       - the median over pairs of on/off throughput (each pair ran under
+#         nearly the same load);
+#       - CPU time per request: each gateway's user+system time from
+#         /proc/<pid>/stat over a run, divided by the requests wrk counted.
+#         Load from other processes slows a run but barely changes the CPU
+#         a request costs, so this is the steadier figure.
 #  2. Memory of the metrics store for 20 apps with 24 h of 10 s windows
 #     (bench/metrics/rss feeds the in-memory store; no waiting 24 h).
 # Everything listens on loopback; what is started is stopped by PID.
 #
-#   bench/metrics/run.sh               # RUNS=5 DURATION=5 THREADS=2 CONNS=32
+#   bench/metrics/run.sh               # RUNS=7 DURATION=5 THREADS=2 CONNS=32
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export PATH="/usr/local/go/bin:$PATH"
-RUNS=${RUNS:-5}
+RUNS=${RUNS:-7}
 DURATION=${DURATION:-5}
 THREADS=${THREADS:-2}
 CONNS=${CONNS:-32}
@@ -20,34 +29,73 @@ if ! command -v wrk >/dev/null; then
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk >/dev/null
 fi
 work=$(mktemp -d /tmp/pier-bench-metrics.XXXXXX)
-gwpid=
+pids=()
 cleanup() {
-	[ -n "$gwpid" ] && kill "$gwpid" 2>/dev/null && wait "$gwpid" 2>/dev/null
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
 	rm -rf "$work"
 }
 trap cleanup EXIT
 go build -o "$work/gw" ./bench/metrics/gw
 go build -o "$work/rss" ./bench/metrics/rss
-mkfifo "$work/in"
-"$work/gw" <"$work/in" >"$work/addrs" &
-gwpid=$!
-exec 3>"$work/in"
-for _ in $(seq 100); do [ -s "$work/addrs" ] && break; sleep 0.05; done
-read -r ON OFF <"$work/addrs"
 
-rps() { wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" -H 'Host: bench.localhost' "http://$1/" | awk '/Requests\/sec/ {print $2}'; }
-median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
-rps "$ON" >/dev/null # warm up both
-rps "$OFF" >/dev/null
-: >"$work/on"; : >"$work/off"
+# start NAME ARGS...: runs gw with ARGS, waits for the address it prints.
+start() {
+	local name=$1
+	shift
+	"$work/gw" "$@" >"$work/$name.addr" &
+	pids+=($!)
+	echo $! >"$work/$name.pid"
+	for _ in $(seq 100); do [ -s "$work/$name.addr" ] && return; sleep 0.05; done
+	echo "bench/metrics: $name did not start" >&2
+	exit 1
+}
+start backend -backend
+start on -to "$(cat "$work/backend.addr")" -metrics on
+start off -to "$(cat "$work/backend.addr")" -metrics off
+
+ticks=$(getconf CLK_TCK)
+# cpu NAME: the gateway's user+system CPU so far, in clock ticks (fields
+# 14 and 15 of /proc/PID/stat, counted after the ")" that ends the name).
+cpu() { awk '{sub(/^.*\) /, ""); print $12 + $13}' "/proc/$(cat "$work/$1.pid")/stat"; }
+# run NAME: one wrk run against the gateway; appends "rps requests cputicks".
+run() {
+	local before after out
+	before=$(cpu "$1")
+	out=$(wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" -H 'Host: bench.localhost' "http://$(cat "$work/$1.addr")/")
+	after=$(cpu "$1")
+	echo "$out" | awk -v t=$((after - before)) '/requests in/ {n=$1} /Requests\/sec/ {r=$2} END {print r, n, t}' >>"$work/$1.runs"
+}
+median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+
+run on; run off # warm up both
+: >"$work/on.runs"; : >"$work/off.runs"
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 for i in $(seq "$RUNS"); do
-	if [ $((i % 2)) -eq 1 ]; then rps "$ON" >>"$work/on"; rps "$OFF" >>"$work/off"
-	else rps "$OFF" >>"$work/off"; rps "$ON" >>"$work/on"; fi
+	if [ $((i % 2)) -eq 1 ]; then run on; run off; else run off; run on; fi
 done
-on=$(median <"$work/on"); off=$(median <"$work/off")
-echo "gateway throughput, wrk -t$THREADS -c$CONNS, $RUNS runs of ${DURATION}s each, medians ($(nproc) cores, shared):"
-echo "  metrics off: $off req/s   (runs: $(tr '\n' ' ' <"$work/off"))"
-echo "  metrics on:  $on req/s   (runs: $(tr '\n' ' ' <"$work/on"))"
-awk -v on="$on" -v off="$off" 'BEGIN {printf "  cost:        %.1f%%\n", (off-on)/off*100}'
-exec 3>&-
+load_after=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# Per pair: on/off throughput, and CPU per request (µs) of each.
+paste -d' ' "$work/on.runs" "$work/off.runs" | awk -v hz="$ticks" '{
+	printf "%.6f %.3f %.3f\n", $1/$4, $3/hz*1e6/$2, $6/hz*1e6/$5
+}' >"$work/pairs"
+ratio=$(cut -d' ' -f1 "$work/pairs" | median)
+cpu_on=$(cut -d' ' -f2 "$work/pairs" | median)
+cpu_off=$(cut -d' ' -f3 "$work/pairs" | median)
+cpu_ratio=$(awk '{print $2/$3}' "$work/pairs" | median)
+
+echo "gateway with metrics on vs off: wrk -t$THREADS -c$CONNS, $RUNS interleaved pairs of ${DURATION}s"
+echo "  machine: $(nproc) cores, shared; load average $load_before before, $load_after after"
+echo "  throughput (req/s) per run:"
+echo "    on:  $(cut -d' ' -f1 "$work/on.runs" | tr '\n' ' ')"
+echo "    off: $(cut -d' ' -f1 "$work/off.runs" | tr '\n' ' ')"
+echo "  CPU per request (µs) per run:"
+echo "    on:  $(cut -d' ' -f2 "$work/pairs" | tr '\n' ' ')"
+echo "    off: $(cut -d' ' -f3 "$work/pairs" | tr '\n' ' ')"
+awk -v r="$ratio" 'BEGIN {printf "  throughput cost, median of per-pair on/off:  %.1f%%\n", (1-r)*100}'
+awk -v on="$cpu_on" -v off="$cpu_off" -v r="$cpu_ratio" 'BEGIN {
+	printf "  CPU per request, medians: on %.1f µs, off %.1f µs; median of per-pair on/off: %+.1f%%\n", on, off, (r-1)*100
+}'
+for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
 "$work/rss"

@@ -1,10 +1,12 @@
 // Command rss measures the memory the metrics store needs for 20 apps
 // with 24 h of history: it feeds 8,640 windows of 10 s (traffic on each
-// app's web process, a worker per app, 10 statsd series per app, two of
-// them timers) and reports the Go heap and the process's RSS.
+// app's web process with cache results, a worker per app, 10 statsd series
+// per app, two of them timers, two task queues per app and its error
+// events) and reports the Go heap and the process's RSS.
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"os"
@@ -27,7 +29,8 @@ func main() {
 			metrics.Process{App: app, Process: "web", Instance: "web.1", PID: os.Getpid()},
 			metrics.Process{App: app, Process: "worker", Instance: "worker.1", PID: os.Getpid()})
 	}
-	m := metrics.New(metrics.Options{Processes: func() []metrics.Process { return procs }})
+	src := &sources{apps: *apps}
+	m := metrics.New(metrics.Options{Processes: func() []metrics.Process { return procs }, Queues: src, Errors: src})
 	before := heap()
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	windows := *hours * 360
@@ -46,12 +49,13 @@ func main() {
 				m.AddStatsd(app, []byte("series."+strconv.Itoa(s)+":"+strconv.Itoa(w%100)+"|"+kind+"|#env:prod"))
 			}
 		}
+		src.window = w
 		m.Collect(now)
 	}
 	runtime.GC()
 	after := heap()
 	runtime.KeepAlive(m)
-	fmt.Printf("metrics store, %d apps x (web + worker + 10 statsd series), %d h of 10 s windows (%d):\n", *apps, *hours, windows)
+	fmt.Printf("metrics store, %d apps x (web + worker + 10 statsd series + 2 task queues + error events), %d h of 10 s windows (%d):\n", *apps, *hours, windows)
 	fmt.Printf("  Go heap in use: %.1f MB (%.1f MB before feeding)\n", float64(after)/(1<<20), float64(before)/(1<<20))
 	fmt.Printf("  process RSS:    %s\n", rss())
 	fmt.Printf("  per app:        %.0f KB\n", float64(after-before)/float64(*apps)/1024)
@@ -72,4 +76,30 @@ func rss() string {
 		}
 	}
 	return "?"
+}
+
+// sources stands in for the tasks service and the error tracker: two
+// queues per app whose figures change every window, and error events.
+type sources struct {
+	apps, window int
+}
+
+func (s *sources) QueueSamples(context.Context) ([]metrics.QueueSample, error) {
+	out := make([]metrics.QueueSample, 0, 2*s.apps)
+	for i := range s.apps {
+		app := "app" + strconv.Itoa(i)
+		for _, q := range []string{"mail", "reports"} {
+			out = append(out, metrics.QueueSample{App: app, Queue: q, Ready: s.window % 50, Delayed: 2, Reserved: 1,
+				Dead: s.window / 1000, Enqueued: float64(s.window % 7), Done: float64(s.window % 5), Failed: 0.1})
+		}
+	}
+	return out, nil
+}
+
+func (s *sources) ErrorEvents() map[string]int64 {
+	out := make(map[string]int64, s.apps)
+	for i := range s.apps {
+		out["app"+strconv.Itoa(i)] = int64(s.window * (i % 3))
+	}
+	return out
 }
