@@ -183,8 +183,20 @@ try {
   await page.waitForURL(`${base}/apps/${app}/deploys`);
   await page.locator(`ol.events li[data-release="${want + 1}"][data-type="done"]`).waitFor({ timeout: 60_000 });
 
-  step("set a config var from the page and see the new release");
+  step("a config var pier sets itself is refused, with the reason and a way back");
   await page.goto(`${base}/apps/${app}#config`);
+  const seen = problems.length; // the refusal's page comes with a 400, which the browser logs
+  await page.getByLabel("Config var", { exact: true }).fill("PIER_APP");
+  await page.getByLabel("Value", { exact: true }).fill("x");
+  await page.getByRole("button", { name: "Set", exact: true }).click();
+  await page.getByRole("alert").filter({ hasText: "PIER_APP is set by pier itself" }).waitFor();
+  await shot("08-config-refused");
+  await page.getByRole("link", { name: `Back to ${app}` }).click();
+  await page.waitForURL(`${base}/apps/${app}`);
+  if (await page.locator(`#releases tr[data-release="${want + 2}"]`).count()) throw new Error("a refused config change made a release");
+  problems.push(...problems.splice(seen).filter((p) => !p.includes("status of 400")));
+
+  step("set a config var from the page and see the new release");
   await page.getByLabel("Config var", { exact: true }).fill("DASH_COLOR");
   await page.getByLabel("Value", { exact: true }).fill("teal-from-the-page");
   await page.getByRole("button", { name: "Set", exact: true }).click();

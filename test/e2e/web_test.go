@@ -123,7 +123,7 @@ func TestDashboardInBrowser(t *testing.T) {
 		t.Fatalf("browser test failed: %v (screenshots in %s)", err, shots)
 	}
 	for _, name := range []string{"01-login", "02-overview", "02-overview-phone", "03-app", "04-app-phone", "04-app-phone-top",
-		"04-app-phone-releases", "05-deploy", "06-error", "06-error-resolved", "07-queues", "07-queues-phone", "08-config-set"} {
+		"04-app-phone-releases", "05-deploy", "06-error", "06-error-resolved", "07-queues", "07-queues-phone", "08-config-refused", "08-config-set"} {
 		if _, err := os.Stat(filepath.Join(shots, name+".png")); err != nil {
 			t.Errorf("screenshot %s: %v", name, err)
 		}

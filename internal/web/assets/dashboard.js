@@ -9,6 +9,14 @@
     rss: { series: [{ label: "MiB", key: "rss_mb", stroke: "#6b3fa0" }] },
   };
   const charts = new Map(); // element -> uPlot
+  // A chart follows its box (a window resized, a phone turned); until it
+  // has, the box's overflow: hidden keeps it from widening the page.
+  const resized = new ResizeObserver((entries) => {
+    for (const e of entries) {
+      const u = charts.get(e.target);
+      if (u && Math.abs(u.width - width(e.target)) > 1) u.setSize({ width: width(e.target), height: 160 });
+    }
+  });
   let fetching = false;
 
   const clock = (t) => new Date(t * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false });
@@ -32,6 +40,7 @@
         legend: { show: true, live: false },
       }, data, el);
       charts.set(el, u);
+      resized.observe(el);
     } else {
       u.setData(data);
     }
@@ -79,7 +88,6 @@
   document.addEventListener("DOMContentLoaded", () => {
     refresh();
     setInterval(refresh, 3000);
-    window.addEventListener("resize", () => { for (const [el, u] of charts) u.setSize({ width: width(el), height: 160 }); });
     document.body.addEventListener("htmx:afterSwap", trimLogs);
     document.body.addEventListener("htmx:sseMessage", (e) => {
       const list = e.target;
