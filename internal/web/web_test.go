@@ -256,6 +256,10 @@ func TestLoginRequiredEverywhere(t *testing.T) {
 		{"GET", "/apps/blog/events/stream", http.StatusUnauthorized},
 		{"GET", "/apps/blog/metrics.json", http.StatusUnauthorized},
 		{"POST", "/apps/blog/scale", http.StatusUnauthorized},
+		{"POST", "/apps/blog/env", http.StatusUnauthorized},
+		{"POST", "/apps/blog/env/unset", http.StatusUnauthorized},
+		{"POST", "/apps/blog/errors/i1/resolve", http.StatusUnauthorized},
+		{"POST", "/apps/blog/tasks/email/pause", http.StatusUnauthorized},
 		{"POST", "/logout", http.StatusUnauthorized},
 	} {
 		req, _ := http.NewRequest(tc.method, f.srv.URL+tc.path, nil)
