@@ -379,3 +379,13 @@ func (q *WorkQueue) PutAll(ctx context.Context, msgs []PutMsg, seqs []uint64) er
 	}
 	return first
 }
+
+// PurgeBelow removes every message on subject (wildcards allowed) whose
+// sequence is below seq, in one request: for removing many finished
+// messages at once.
+func (q *WorkQueue) PurgeBelow(ctx context.Context, subject string, seq uint64) error {
+	if err := q.st.Purge(ctx, jetstream.WithPurgeSubject(subject), jetstream.WithPurgeSequence(seq)); err != nil {
+		return fmt.Errorf("store: purge %s below %d: %w", subject, seq, err)
+	}
+	return nil
+}

@@ -103,7 +103,7 @@ func (s *Service) drainRecords(ctx context.Context, rs []record) error {
 			m, err := s.q.Last(ctx, subject(r.app, r.queue, "r", r.id))
 			s.mu.Lock()
 			if err == nil {
-				r.j.seq = m.Seq
+				s.setSeq(r.j, m.Seq)
 				continue
 			}
 			if !errors.Is(err, store.ErrNotFound) {
@@ -127,7 +127,7 @@ func (s *Service) drainRecords(ctx context.Context, rs []record) error {
 		s.mu.Lock()
 		for i, j := range jobs {
 			if seqs[i] != 0 {
-				j.seq = seqs[i]
+				s.setSeq(j, seqs[i])
 			}
 		}
 		s.mu.Unlock()
@@ -135,35 +135,77 @@ func (s *Service) drainRecords(ctx context.Context, rs []record) error {
 			return first
 		}
 	}
-	// Deletes, a few at a time: each is a request to the server.
+	// Deletes. A queue's deleted tasks on r.* below its lowest live one
+	// go in one purge (the usual case: tasks are done roughly in the
+	// order they came); the others one request each, a few at a time.
+	type purge struct {
+		q     *queue
+		below uint64 // the queue's lowest live sequence: the purge's bound
+		most  uint64 // the highest deleted sequence under it
+	}
 	var (
-		wg   sync.WaitGroup
-		mu   sync.Mutex
-		sem  = make(chan struct{}, 16)
-		done []uint64
+		purges = map[*queue]*purge{}
+		single []*record
+		done   []uint64
 	)
+	s.mu.Lock()
+	canPurge := s.storing == 0
 	for i := range rs {
 		r := &rs[i]
 		if r.kind != recDelete || r.seq == ^uint64(0) {
 			continue
 		}
-		seq := r.seq
-		if r.j != nil {
-			s.mu.Lock()
-			seq = r.j.seq
-			s.mu.Unlock()
-		}
+		seq := r.j.seq
 		if seq == 0 {
 			// Its put was never stored.
 			r.seq = ^uint64(0)
 			done = append(done, r.id)
 			continue
 		}
+		r.seq = seq
+		if canPurge && r.j.onR {
+			p := purges[r.j.q]
+			if p == nil {
+				p = &purge{q: r.j.q, below: r.j.q.lowestLive()}
+				purges[r.j.q] = p
+			}
+			if seq < p.below {
+				p.most = max(p.most, seq)
+				continue
+			}
+		}
+		single = append(single, r)
+	}
+	s.mu.Unlock()
+	var mu sync.Mutex // guards first, done
+	for _, p := range purges {
+		if p.most == 0 {
+			continue
+		}
+		err := s.q.PurgeBelow(ctx, "tasks."+p.q.app+"."+p.q.name+".r.*", min(p.below, p.most+1))
+		if err != nil {
+			// Left for the next round, one by one.
+			first = err
+			continue
+		}
+		for i := range rs {
+			r := &rs[i]
+			if r.kind == recDelete && r.seq != ^uint64(0) && r.j.q == p.q && r.j.onR && r.seq <= p.most {
+				r.seq = ^uint64(0)
+				done = append(done, r.id)
+			}
+		}
+	}
+	var (
+		wg  sync.WaitGroup
+		sem = make(chan struct{}, 16)
+	)
+	for _, r := range single {
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			err := s.q.Delete(ctx, seq)
+			err := s.q.Delete(ctx, r.seq)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil && !errors.Is(err, store.ErrNotFound) {

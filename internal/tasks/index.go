@@ -26,6 +26,7 @@ type job struct {
 	// kicked or retried; it decides when a push task is dead.
 	attempt int
 	counts  jobCounts
+	onR     bool         // seq is on tasks.<app>.<queue>.r.<id> (else f.<id>)
 	hidx    int          // index in q.ready; -1 when not ready
 	res     *reservation // set while reserved
 	// gone: deleted or moved out of the index; the drain must not store a
@@ -86,7 +87,7 @@ func (j *job) task() Task {
 func jobFrom(t Task, q *queue) *job {
 	return &job{
 		id: t.ID, q: q, pri: t.Priority, ttr: time.Duration(t.TTR), created: t.Created, name: t.Name,
-		path: t.path, body: t.Body, seq: t.seq, attempt: t.Attempt, hidx: -1,
+		path: t.path, body: t.Body, seq: t.seq, onR: t.onR, attempt: t.Attempt, hidx: -1,
 		counts: jobCounts{t.Reserves, t.Timeouts, t.Releases, t.Buries, t.Kicks},
 	}
 }
@@ -168,8 +169,71 @@ func (s *Service) index(j *job) bool {
 		return false // deleted; the drain has not removed its message yet
 	}
 	s.jobs[j.id] = j
+	if j.seq != 0 && j.onR {
+		heap.Push(&j.q.stored, stored{j.seq, j})
+	}
 	s.makeReady(j)
 	return true
+}
+
+// setSeq records that j is stored at seq on its r.<id> subject. Caller
+// holds s.mu.
+func (s *Service) setSeq(j *job, seq uint64) {
+	j.seq, j.onR = seq, true
+	if s.jobs[j.id] == j || j.hidx >= 0 || j.res != nil {
+		heap.Push(&j.q.stored, stored{seq, j})
+	}
+}
+
+// stored is a ready message of a queue in the stream, for purges.
+type stored struct {
+	seq uint64
+	j   *job
+}
+
+// storedHeap holds the stream sequences of a queue's indexed tasks on r.*
+// subjects, lowest first; entries of tasks deleted or stored again since
+// are dropped when they reach the top.
+type storedHeap []stored
+
+func (h storedHeap) Len() int           { return len(h) }
+func (h storedHeap) Less(a, b int) bool { return h[a].seq < h[b].seq }
+func (h storedHeap) Swap(a, b int)      { h[a], h[b] = h[b], h[a] }
+func (h *storedHeap) Push(x any)        { *h = append(*h, x.(stored)) }
+func (h *storedHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	old[len(old)-1] = stored{}
+	*h = old[:len(old)-1]
+	return e
+}
+
+// lowestLive is the lowest sequence of q's live tasks on r.* subjects
+// (^0 when none): every r.* message of q below it is deleted or being
+// deleted. Caller holds s.mu.
+func (q *queue) lowestLive() uint64 {
+	for len(q.stored) > 0 {
+		top := q.stored[0]
+		if top.j.seq == top.seq && top.j.onR && !top.j.gone {
+			return top.seq
+		}
+		heap.Pop(&q.stored)
+	}
+	return ^uint64(0)
+}
+
+// beginStore and endStore bracket a ready message stored outside the
+// drain until it is in the index (endStore, or storing-- under s.mu).
+func (s *Service) beginStore() {
+	s.mu.Lock()
+	s.storing++
+	s.mu.Unlock()
+}
+
+func (s *Service) endStore() {
+	s.mu.Lock()
+	s.storing--
+	s.mu.Unlock()
 }
 
 // drop removes j from the index (it was deleted or moved to the stream

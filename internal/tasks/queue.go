@@ -65,6 +65,7 @@ type queue struct {
 
 	// Guarded by Service.mu.
 	ready     readyHeap            // ready tasks, most urgent first
+	stored    storedHeap           // stream sequences of its tasks on r.*, for purges
 	urgent    int                  // ready tasks with a priority under 1024
 	nreserved int                  // reserved tasks
 	waiters   map[*waiter]struct{} // reserves and push dispatchers waiting for a task
@@ -372,13 +373,16 @@ func (s *Service) toReady(ctx context.Context, m store.Message, kicked bool) (*j
 	} else if err != nil {
 		return nil, false, err
 	}
+	s.beginStore()
 	seq, err := s.store(ctx, t, "r", 0)
 	if err != nil {
+		s.endStore()
 		return nil, false, fmt.Errorf("tasks: kick %d: %w", t.ID, err)
 	}
-	t.seq = seq
+	t.seq, t.onR = seq, true
 	j := jobFrom(t, q)
 	s.mu.Lock()
+	s.storing--
 	s.index(j)
 	s.mu.Unlock()
 	return j, true, nil

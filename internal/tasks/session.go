@@ -348,8 +348,14 @@ func (s *Service) move(ctx context.Context, j *job, code string, delay time.Dura
 	t := j.task()
 	s.mu.Unlock()
 	edit(&t)
+	if code == "r" {
+		s.beginStore()
+	}
 	newSeq, err := s.store(ctx, t, code, delay)
 	if err != nil {
+		if code == "r" {
+			s.endStore()
+		}
 		s.putBack(j)
 		return fmt.Errorf("tasks: move %d: %w", j.id, err)
 	}
@@ -360,8 +366,12 @@ func (s *Service) move(ctx context.Context, j *job, code string, delay time.Dura
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if code == "r" {
+		s.storing--
+	}
 	if code == "r" && !j.gone {
-		j.seq, j.pri = newSeq, t.Priority
+		j.pri = t.Priority
+		s.setSeq(j, newSeq)
 		s.makeReady(j)
 		return nil
 	}

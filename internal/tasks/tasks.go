@@ -170,6 +170,9 @@ type Service struct {
 	queues  map[string]*queue   // by "<app>/<queue>"
 	jobs    map[uint64]*job     // ready and reserved tasks, by id
 	tomb    map[uint64]struct{} // deleted tasks whose message the drain has not removed yet
+	// storing counts ready messages being stored outside the drain, not
+	// yet in the index: the drain's purges wait until there are none.
+	storing int
 	pushers map[string]*pusher  // by "<app>/<queue>"
 
 	ctx     context.Context // the service's lifetime, set by Start
@@ -296,6 +299,7 @@ type Task struct {
 	Kicks    int `json:"kicks,omitempty"`
 	seq      uint64
 	path     string // push path override (Pier-Path)
+	onR      bool   // its message is on tasks.<app>.<queue>.r.<id>
 }
 
 // Duration is a time.Duration that reads and writes as "1.5s" in JSON.
@@ -381,7 +385,13 @@ func (s *Service) Enqueue(ctx context.Context, app, queue string, t NewTask) (ui
 		po.At, po.Target = eta, subject(app, queue, "f", id)
 		subj = subject(app, queue, "d", id)
 	}
+	if !delayed {
+		s.beginStore()
+	}
 	seq, err := s.q.Put(ctx, subj, t.Body, hdr, po)
+	if err != nil && !delayed {
+		s.endStore()
+	}
 	if errors.Is(err, store.ErrDuplicate) {
 		first := uint64(0)
 		if m, gerr := s.q.Get(ctx, seq); gerr == nil {
@@ -393,8 +403,9 @@ func (s *Service) Enqueue(ctx context.Context, app, queue string, t NewTask) (ui
 		return 0, fmt.Errorf("tasks: enqueue on %s/%s: %w", app, queue, err)
 	}
 	if !delayed {
-		j.seq = seq
 		s.mu.Lock()
+		s.storing--
+		s.setSeq(j, seq)
 		s.index(j)
 		s.mu.Unlock()
 	}
@@ -411,6 +422,7 @@ func taskFrom(m store.Message) Task {
 		switch parts[3] {
 		case "r", "f":
 			t.State = StateReady
+			t.onR = parts[3] == "r"
 		case "d":
 			t.State = StateDelayed
 		case "x":
