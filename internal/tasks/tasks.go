@@ -166,14 +166,14 @@ type Service struct {
 	// waiters and counts, every job, reservation and Session.reserved —
 	// and queues, pushers. Nothing calls into the store or the journal
 	// while holding it.
-	mu      sync.Mutex
-	queues  map[string]*queue   // by "<app>/<queue>"
-	jobs    map[uint64]*job     // ready and reserved tasks, by id
-	tomb    map[uint64]struct{} // deleted tasks whose message the drain has not removed yet
+	mu     sync.Mutex
+	queues map[string]*queue   // by "<app>/<queue>"
+	jobs   map[uint64]*job     // ready and reserved tasks, by id
+	tomb   map[uint64]struct{} // deleted tasks whose message the drain has not removed yet
 	// storing counts ready messages being stored outside the drain, not
 	// yet in the index: the drain's purges wait until there are none.
 	storing int
-	pushers map[string]*pusher  // by "<app>/<queue>"
+	pushers map[string]*pusher // by "<app>/<queue>"
 
 	ctx     context.Context // the service's lifetime, set by Start
 	cancel  context.CancelFunc
