@@ -35,6 +35,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzParseEnvelope -fuzztime=30s ./internal/errortrack
 	$(GO) test -run='^$$' -fuzz=FuzzParseCursor -fuzztime=10s ./internal/errortrack
 	$(GO) test -run='^$$' -fuzz=FuzzParsePacket -fuzztime=30s ./internal/metrics
+	$(GO) test -run='^$$' -fuzz=FuzzSyslogFormat -fuzztime=10s ./internal/logs
 	$(GO) test -run='^$$' -fuzz=FuzzQueryString -fuzztime=30s ./internal/search
 	$(GO) test -run='^$$' -fuzz=FuzzSearchBody -fuzztime=30s ./internal/search
 
