@@ -304,7 +304,7 @@ func (g *Gateway) exchange(w http.ResponseWriter, r *http.Request, uc *upConn, b
 	cerr := resp.copyBody(w, uc, buf[:])
 	if cerr != nil {
 		g.log.Debug("gateway: response cut", "app", st.app, "backend", b.addr, "err", cerr)
-		if ctx.Value(http.ServerContextKey) != nil || ctx.Value(frontKey{}) != nil {
+		if abortable(w, ctx) {
 			panic(http.ErrAbortHandler) // net/http closes the client's connection
 		}
 		return true, nil, false
@@ -323,6 +323,27 @@ func (g *Gateway) exchange(w http.ResponseWriter, r *http.Request, uc *upConn, b
 }
 
 var aLongTimeAgo = time.Unix(1, 0)
+
+// abortable reports whether a response cut in the middle may end with
+// panic(http.ErrAbortHandler), which makes the server (net/http, or the
+// gateway's Front) close the client's connection, as ReverseProxy does: not
+// in a background revalidation, where nobody recovers it.
+func abortable(w http.ResponseWriter, ctx context.Context) bool {
+	if ctx.Value(http.ServerContextKey) != nil {
+		return true
+	}
+	for w != nil {
+		if _, ok := w.(*frontWriter); ok {
+			return true
+		}
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			return false
+		}
+		w = u.Unwrap()
+	}
+	return false
+}
 
 // copyBody sends the client's body to the app, counting what it took.
 func copyBody(dst *bufio.Writer, body io.Reader, buf []byte, sent *int64, st *proxyState) error {

@@ -2,12 +2,12 @@ package gateway
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"runtime"
 	"strconv"
 	"strings"
@@ -56,7 +56,6 @@ func (g *Gateway) Front(ln net.Listener, h http.Handler, opts FrontOptions) net.
 		handoff: make(chan net.Conn),
 		done:    make(chan struct{}),
 		conns:   make(map[*frontConn]struct{}),
-		ctx:     context.WithValue(context.Background(), frontKey{}, true),
 	}
 	if f.log == nil {
 		f.log = g.log
@@ -66,11 +65,6 @@ func (g *Gateway) Front(ln net.Listener, h http.Handler, opts FrontOptions) net.
 	}
 	return f
 }
-
-// frontKey marks the context of requests the front serves: a response cut
-// in the middle makes the handler panic with http.ErrAbortHandler, as under
-// net/http.
-type frontKey struct{}
 
 const (
 	frontBufSize = 4 << 10  // the read buffer: the largest head served
@@ -84,7 +78,6 @@ type front struct {
 	ln   net.Listener
 	opts FrontOptions
 	log  *slog.Logger
-	ctx  context.Context // every request's: never canceled
 
 	handoff chan net.Conn // connections for the http.Server
 	start   sync.Once     // starts the accept loop on the first Accept
@@ -199,7 +192,8 @@ type frontConn struct {
 
 var (
 	frontReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, frontBufSize) }}
-	frontWriters = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4<<10) }}
+	// A response up to this size (head and body) leaves in one write.
+	frontWriters = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 32<<10) }}
 )
 
 func (fc *frontConn) serve() {
@@ -207,8 +201,6 @@ func (fc *frontConn) serve() {
 	handed := false
 	fc.br = frontReaders.Get().(*bufio.Reader)
 	fc.br.Reset(fc.c)
-	fc.bw = frontWriters.Get().(*bufio.Writer)
-	fc.bw.Reset(fc.c)
 	fc.remote = fc.c.RemoteAddr().String()
 	defer func() {
 		f.mu.Lock()
@@ -216,8 +208,7 @@ func (fc *frontConn) serve() {
 		f.mu.Unlock()
 		fc.br.Reset(nil)
 		frontReaders.Put(fc.br)
-		fc.bw.Reset(nil)
-		frontWriters.Put(fc.bw)
+		fc.releaseWriter()
 		if !handed {
 			fc.c.Close()
 		}
@@ -269,7 +260,7 @@ func (fc *frontConn) serve() {
 					fc.w.header.Set("Connection", "close")
 					writeText(&fc.w, http.StatusRequestTimeout, "pier: request body not received in time")
 					fc.w.finish()
-					fc.bw.Flush()
+					fc.writer().Flush()
 				}
 				return
 			}
@@ -281,11 +272,32 @@ func (fc *frontConn) serve() {
 	}
 }
 
+// writer returns the connection's write buffer, taken from the pool for a
+// busy period.
+func (fc *frontConn) writer() *bufio.Writer {
+	if fc.bw == nil {
+		fc.bw = frontWriters.Get().(*bufio.Writer)
+		fc.bw.Reset(fc.c)
+	}
+	return fc.bw
+}
+
+// releaseWriter returns the write buffer, flushed or not, to the pool.
+func (fc *frontConn) releaseWriter() {
+	if fc.bw != nil {
+		fc.bw.Reset(nil)
+		frontWriters.Put(fc.bw)
+		fc.bw = nil
+	}
+}
+
 // handOff gives the connection, with the bytes read of it, to net/http.
 // It reports whether net/http took it.
 func (fc *frontConn) handOff() bool {
-	if err := fc.bw.Flush(); err != nil {
-		return false
+	if fc.bw != nil {
+		if err := fc.bw.Flush(); err != nil {
+			return false
+		}
 	}
 	pending, _ := fc.br.Peek(fc.br.Buffered())
 	hc := &handedConn{Conn: fc.c, pending: append([]byte(nil), pending...)}
@@ -358,19 +370,36 @@ func (fc *frontConn) parseRequest(s string) *http.Request {
 	if !ok || cl > frontMaxBody {
 		return nil
 	}
-	r, err := http.NewRequestWithContext(fc.f.ctx, method, target, nil)
-	if err != nil {
+	u := requestURL(target)
+	if u == nil {
 		return nil
 	}
-	r.Proto, r.ProtoMajor, r.ProtoMinor = "HTTP/1.1", 1, 1
-	r.Header = h
-	r.Host = host
-	r.RequestURI = target
-	r.RemoteAddr = fc.remote
-	r.ContentLength = cl
-	r.Body = http.NoBody
-	r.Close = closeAfter
-	return r
+	// No context of its own: the loop does not watch the connection
+	// while a handler runs, and context.Background is what Context
+	// returns.
+	return &http.Request{
+		Method: method, URL: u, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header: h, Body: http.NoBody, ContentLength: cl, Close: closeAfter,
+		Host: host, RemoteAddr: fc.remote, RequestURI: target,
+	}
+}
+
+// requestURL is url.ParseRequestURI(target) for an origin-form target,
+// without its work when the target has nothing to unescape.
+func requestURL(target string) *url.URL {
+	if strings.IndexByte(target, '%') >= 0 || strings.HasSuffix(target, "?") {
+		u, err := url.ParseRequestURI(target)
+		if err != nil {
+			return nil
+		}
+		return u
+	}
+	path, query, _ := strings.Cut(target, "?")
+	u := &url.URL{Path: path, RawQuery: query}
+	if u.EscapedPath() != path {
+		u.RawPath = path // as url.Parse keeps a spelling its escaping would change ("/!")
+	}
+	return u
 }
 
 // parseFields parses header lines, each ending in CRLF, up to an empty
@@ -511,7 +540,9 @@ func (fc *frontConn) serveRequest(r *http.Request) (keep bool) {
 		return false
 	}
 	if fc.br.Buffered() == 0 || w.closeAfter {
-		if fc.bw.Flush() != nil {
+		err := fc.writer().Flush()
+		fc.releaseWriter() // idle connections hold no write buffer
+		if err != nil {
 			return false
 		}
 	}
@@ -608,7 +639,7 @@ func (w *frontWriter) WriteHeader(code int) {
 	}
 	if code < 200 && code != http.StatusSwitchingProtocols {
 		// Informational: sent at once, with the header as it is.
-		bw := w.fc.bw
+		bw := w.fc.writer()
 		writeStatusLine(bw, code)
 		writeHeaderMap(bw, w.header, false)
 		bw.WriteString("\r\n")
@@ -667,7 +698,7 @@ func (w *frontWriter) body(p []byte) {
 	if len(p) == 0 || w.req.Method == http.MethodHead || w.err != nil {
 		return
 	}
-	bw := w.fc.bw
+	bw := w.fc.writer()
 	if w.chunked {
 		var nb [16]byte
 		bw.Write(strconv.AppendInt(nb[:0], int64(len(p)), 16))
@@ -685,7 +716,7 @@ func (w *frontWriter) body(p []byte) {
 func (w *frontWriter) commit(final bool, next []byte) {
 	w.committed = true
 	h := w.header
-	bw := w.fc.bw
+	bw := w.fc.writer()
 	delete(h, "Transfer-Encoding")
 	_, trailers := h["Trailer"]
 	var extra [4]field
@@ -739,7 +770,7 @@ func (w *frontWriter) Flush() {
 		w.commit(false, nil)
 	}
 	if w.err == nil {
-		w.err = w.fc.bw.Flush()
+		w.err = w.fc.writer().Flush()
 	}
 }
 
@@ -755,7 +786,7 @@ func (w *frontWriter) finish() {
 		w.closeAfter = true // the body is short: the connection cannot carry another
 	}
 	if w.chunked && w.err == nil {
-		bw := w.fc.bw
+		bw := w.fc.writer()
 		bw.WriteString("0\r\n")
 		for k, vv := range w.header {
 			name, prefixed := strings.CutPrefix(k, http.TrailerPrefix)
