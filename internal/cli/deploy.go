@@ -123,14 +123,16 @@ func (a *cli) deploy(ctx context.Context, dir, appFlag string, canary float64, t
 	var done *api.Event
 	shown := name
 	p := a.progress()
+	bundle := p.upload(pr)
 	if canary > 0 {
-		done, err = c.DeployCanary(ctx, name, pr, canary, p.event)
+		done, err = c.DeployCanary(ctx, name, bundle, canary, p.event)
 	} else if to != "" {
 		shown = api.StagingApp(name)
-		done, err = c.DeployStaging(ctx, name, pr, p.event)
+		done, err = c.DeployStaging(ctx, name, bundle, p.event)
 	} else {
-		done, err = c.Deploy(ctx, name, pr, p.event)
+		done, err = c.Deploy(ctx, name, bundle, p.event)
 	}
+	p.stop()
 	pr.CloseWithError(errUploadEnded)
 	cancel()
 	if perr := <-packed; perr != nil && !errors.Is(perr, errUploadEnded) && !errors.Is(perr, io.ErrClosedPipe) && !errors.Is(perr, context.Canceled) {

@@ -9,9 +9,10 @@ import (
 	"pier/internal/api"
 )
 
-// TestDeployProgressOnATerminal: on a terminal each step says how long
-// after the start it came, and the last line the total; build output is
-// left as it is. (Piped output is TestDeploy's, unchanged.)
+// TestDeployProgressOnATerminal: on a terminal the bundle's upload is
+// counted on one line, each step says how long after the start it came,
+// and the last line the total; build output is left as it is. (Piped
+// output is TestDeploy's, unchanged.)
 func TestDeployProgressOnATerminal(t *testing.T) {
 	f := newFakeEngine(t)
 	f.set(func(f *fakeEngine) {
@@ -45,6 +46,8 @@ func TestDeployProgressOnATerminal(t *testing.T) {
 		}
 		want := []string{
 			`-----> Deploying blog from .* to .*`,
+			// the upload line, rewritten in place until the first event
+			`(\r\x1b\[K-----> Uploading \d+(\.\d)? [KM]?B)*\r\x1b\[K-----> Uploaded \d+(\.\d)? [KM]?B ` + tc.time,
 			`-----> Building python ` + tc.time,
 			`       Collecting flask`,
 			`-----> Starting v3 \(2 web\) ` + tc.time,
@@ -59,6 +62,17 @@ func TestDeployProgressOnATerminal(t *testing.T) {
 			if !regexp.MustCompile("^" + w + "$").MatchString(got[i]) {
 				t.Errorf("%s: line %d: got %q, want /%s/", tc.name, i+1, got[i], w)
 			}
+		}
+	}
+}
+
+func TestByteSize(t *testing.T) {
+	for _, tc := range []struct {
+		n    int64
+		want string
+	}{{0, "0 B"}, {999, "999 B"}, {1000, "1.0 KB"}, {34_567, "34.6 KB"}, {12_100_000, "12.1 MB"}} {
+		if got := byteSize(tc.n); got != tc.want {
+			t.Errorf("byteSize(%d) = %q, want %q", tc.n, got, tc.want)
 		}
 	}
 }

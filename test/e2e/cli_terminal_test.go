@@ -71,13 +71,18 @@ func (e *engine) pierOnATerminal(cols uint16, dir string, args ...string) string
 	return strings.ReplaceAll(out.String(), "\r\n", "\n")
 }
 
-// TestCLIOnATerminal: on a terminal, a listing table wider than the
-// terminal is cut to it, and a config change's steps say when they came;
-// piped, the same commands print every character and no times.
+// TestCLIOnATerminal: on a terminal, a deploy counts its upload, a
+// deploy's and a config change's steps say when they came, and a listing
+// table wider than the terminal is cut to it; piped, the same commands
+// print every character and no times.
 func TestCLIOnATerminal(t *testing.T) {
 	e := startEngine(t)
 	hello := example(t, "hello-python")
-	e.must(hello, "deploy")
+	deployed := e.pierOnATerminal(80, hello, "deploy")
+	if !regexp.MustCompile(`\r\x1b\[K-----> Uploaded \d+(\.\d)? [KM]?B \(\d+\.\ds\)\n-----> `).MatchString(deployed) ||
+		!regexp.MustCompile(`(?m)^-----> Done: v1 .*\(\d+\.\ds\)$`).MatchString(deployed) {
+		t.Errorf("a deploy on a terminal, want the upload counted and the steps timed:\n%q", deployed)
+	}
 
 	piped := e.must(hello, "env", "set", "A_RATHER_LONG_CONFIG_VAR_NAME=1", "ANOTHER_QUITE_LONG_NAME=2", "--app", "hello-python")
 	if strings.Contains(piped, "s)\n") {
