@@ -9,8 +9,10 @@
 // (mapping.go and document.go turn Elasticsearch mappings and JSON
 // documents into bleve documents); query.go, querystring.go, request.go and
 // aggs.go translate Elasticsearch searches into bleve searches and bleve
-// results back; http.go is the REST API. A write is acknowledged only once
-// bleve has persisted it.
+// results back (collect.go computes aggregations from doc values while
+// bleve collects the hits); http.go is the REST API. A write is
+// acknowledged only once it is in the index's translog, on disk
+// (translog.go); indexes unused for a while are closed and reopen on use.
 package search
 
 import (
