@@ -97,5 +97,8 @@ awk -v r="$ratio" 'BEGIN {printf "  throughput cost, median of per-pair on/off: 
 awk -v on="$cpu_on" -v off="$cpu_off" -v r="$cpu_ratio" 'BEGIN {
 	printf "  CPU per request, medians: on %.1f µs, off %.1f µs; median of per-pair on/off: %+.1f%%\n", on, off, (r-1)*100
 }'
+observed=$(curl -s -H 'Host: bench.localhost' "http://$(cat "$work/on.addr")/_pier/metrics" |
+	awk '/^pier_http_requests_total\{app="bench"/ {n += $2} END {print n + 0}')
+echo "  requests the metrics-on gateway observed: $observed (wrk counted $(awk '{n += $2} END {print n}' "$work/on.runs") plus a warm-up run)"
 for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
 "$work/rss"

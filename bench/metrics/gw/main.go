@@ -5,7 +5,8 @@
 //	gw -to ADDR -metrics on|off  a pier gateway in front of ADDR, served by
 //	                             the gateway's own HTTP/1.1 loop (Front) as
 //	                             the engine serves it, with the metrics hook
-//	                             and collector, or without
+//	                             and collector (its exposition under
+//	                             /_pier/), or without
 //
 // Each prints the address it listens on (127.0.0.1, a free port) and runs
 // until it is killed.
@@ -50,6 +51,9 @@ func main() {
 		m := metrics.New(metrics.Options{Logger: quiet})
 		m.Start(context.Background()) // the collector's work every 10 s is part of the cost
 		opts.Observe = m.Observe
+		// run.sh reads the exposition at the end: proof that the hook saw
+		// the requests.
+		opts.Internal = m.PrometheusHandler(nil)
 	}
 	g := gateway.New(opts)
 	g.SetRoutes([]gateway.Route{{App: "bench", Hosts: []string{"bench.localhost"}, Backends: []string{*to}}})
