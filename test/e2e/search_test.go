@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 
@@ -120,6 +121,39 @@ func TestSearchEndToEnd(t *testing.T) {
 		t.Errorf("count %v, want 3", out["count"])
 	}
 
+	// sub-aggregations, stats, simple_query_string and search_after through
+	// the official client
+	out = esDo(t, "search with sub-aggregations")(es.Search(es.Search.WithIndex("recettes"), es.Search.WithBody(esutil.NewJSONReader(map[string]any{
+		"size":  1,
+		"query": map[string]any{"simple_query_string": map[string]any{"query": "pommes | crêpes", "fields": []string{"titre"}}},
+		"sort":  []any{map[string]any{"minutes": "asc"}},
+		"aggs": map[string]any{
+			"regions": map[string]any{"terms": map[string]any{"field": "region"},
+				"aggs": map[string]any{"time": map[string]any{"avg": map[string]any{"field": "minutes"}}}},
+			"minutes": map[string]any{"stats": map[string]any{"field": "minutes"}},
+		},
+	}))))
+	if ids := hitIDs(out); len(ids) != 1 || ids[0] != "3" {
+		t.Errorf("first page by minutes: %v, want [3]", ids)
+	}
+	buckets = out["aggregations"].(map[string]any)["regions"].(map[string]any)["buckets"].([]any)
+	if b := buckets[0].(map[string]any); b["key"] != "Normandie" || b["time"].(map[string]any)["value"] != 32.5 {
+		t.Errorf("regions > avg minutes: %v", buckets)
+	}
+	if st := out["aggregations"].(map[string]any)["minutes"].(map[string]any); st["count"] != 3.0 || st["max"] != 60.0 {
+		t.Errorf("stats of minutes: %v", st)
+	}
+	last := out["hits"].(map[string]any)["hits"].([]any)[0].(map[string]any)["sort"]
+	out = esDo(t, "search_after")(es.Search(es.Search.WithIndex("recettes"), es.Search.WithBody(esutil.NewJSONReader(map[string]any{
+		"size":         5,
+		"query":        map[string]any{"simple_query_string": map[string]any{"query": "pommes | crêpes", "fields": []string{"titre"}}},
+		"sort":         []any{map[string]any{"minutes": "asc"}},
+		"search_after": last,
+	}))))
+	if ids := hitIDs(out); !slices.Equal(ids, []string{"2", "1"}) {
+		t.Errorf("after the first page: %v, want [2 1]", ids)
+	}
+
 	// the credentials are the app's: no password, a wrong one, or another
 	// app's name are refused
 	noAuth := *u
@@ -162,4 +196,13 @@ func TestSearchEndToEnd(t *testing.T) {
 	if out["count"] != 4.0 {
 		t.Errorf("count after kill -9: %v, want 4", out["count"])
 	}
+}
+
+// hitIDs are the _id of a search answer's hits, in order.
+func hitIDs(out map[string]any) []string {
+	var ids []string
+	for _, h := range out["hits"].(map[string]any)["hits"].([]any) {
+		ids = append(ids, h.(map[string]any)["_id"].(string))
+	}
+	return ids
 }
