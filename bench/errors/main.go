@@ -47,7 +47,7 @@ func main() {
 	}
 }
 
-func run(runs, batch, total, conc, nIssues, fillIssues int) error {
+func run(runs, batch, total, conc, nIssues, fillIssues int) (err error) {
 	tmp, err := os.MkdirTemp("", "pier-bench-errors-")
 	if err != nil {
 		return err
@@ -63,6 +63,14 @@ func run(runs, batch, total, conc, nIssues, fillIssues int) error {
 		return err
 	}
 	defer pe.Stop()
+	defer func() {
+		// The engine's log goes with its temporary home: show its end.
+		if err != nil {
+			if b, rerr := os.ReadFile(filepath.Join(tmp, "home", "engine.log")); rerr == nil {
+				fmt.Fprintf(os.Stderr, "engine log (end):\n%s\n", b[max(0, len(b)-4000):])
+			}
+		}
+	}()
 	e := &engine{pe}
 	if _, err := e.Deploy("examples/hello-python", "hello-python"); err != nil {
 		return err
@@ -117,7 +125,7 @@ func run(runs, batch, total, conc, nIssues, fillIssues int) error {
 	if err := e.waitCounted(app, sent); err != nil {
 		return err
 	}
-	fmt.Printf("stored %d events in all (filled in %.0fs)\n", sent, time.Since(t0).Seconds())
+	fmt.Printf("stored %d events in all (filled in %.0fs, %.0f events/s; %d sent again after a 429 or 503)\n", sent, time.Since(t0).Seconds(), float64(sent-runs*batch)/time.Since(t0).Seconds(), retries.Load())
 	time.Sleep(2 * time.Second)
 	var rss []float64
 	for range 5 {
@@ -168,6 +176,9 @@ func envelope(i, k int) []byte {
 	return []byte(`{"event_id":"` + fmt.Sprintf("%032x", i+1) + `"}` + "\n" + `{"type":"event","length":` + strconv.Itoa(len(ev)) + "}\n" + ev + "\n")
 }
 
+// retries counts the events sent again after a 429 or 503.
+var retries atomic.Int64
+
 func send(url, key string, from, n, conc, nIssues int) error {
 	var next atomic.Int64
 	next.Store(int64(from))
@@ -184,17 +195,31 @@ func send(url, key string, from, n, conc, nIssues int) error {
 				if i >= end || firstErr.Load() != nil {
 					return
 				}
-				req, _ := http.NewRequest("POST", url, bytes.NewReader(envelope(int(i), int(i)%nIssues)))
-				req.Header.Set("X-Sentry-Auth", "Sentry sentry_version=7, sentry_key="+key)
-				resp, err := client.Do(req)
-				if err != nil {
-					firstErr.Store(err)
-					return
-				}
-				io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != 200 {
-					firstErr.Store(fmt.Errorf("event %d: %s", i, resp.Status))
+				body := envelope(int(i), int(i)%nIssues)
+				// As an SDK does: 429 and 503 mean wait Retry-After and
+				// send again (counted, and said in the report).
+				for attempt := 0; ; attempt++ {
+					req, _ := http.NewRequest("POST", url, bytes.NewReader(body))
+					req.Header.Set("X-Sentry-Auth", "Sentry sentry_version=7, sentry_key="+key)
+					resp, err := client.Do(req)
+					if err != nil {
+						firstErr.Store(err)
+						return
+					}
+					msg, _ := io.ReadAll(resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode == 200 {
+						break
+					}
+					if (resp.StatusCode == 429 || resp.StatusCode == 503) && attempt < 10 {
+						if retries.Add(1) == 1 {
+							fmt.Printf("(event %d: %s %s; retrying after Retry-After %q)\n", i, resp.Status, strings.TrimSpace(string(msg)), resp.Header.Get("Retry-After"))
+						}
+						wait, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
+						time.Sleep(time.Duration(max(wait, 1)) * time.Second)
+						continue
+					}
+					firstErr.Store(fmt.Errorf("event %d: %s %s", i, resp.Status, msg))
 					return
 				}
 			}
