@@ -399,13 +399,9 @@ func (s *Server) rollback(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// rolloutWait bounds how long a rollout's request waits for the rollout
-// to start before sending the browser to the deploy view anyway.
-const rolloutWait = 3 * time.Second
-
 // rollout starts a release (rollback, config change) that outlives the
 // request and sends the browser to the deploy view, where its progress
-// arrives through the events stream. It waits (up to rolloutWait) for the
+// arrives through the events stream. It waits (up to RolloutWait) for the
 // first progress event or the end, so that a refusal (unknown app, a
 // release that never worked, a bad config var) is answered here instead
 // of only logged.
@@ -433,7 +429,7 @@ func (s *Server) rollout(w http.ResponseWriter, r *http.Request, app, what strin
 		s.log.Info("from the dashboard", "app", app, "what", what)
 		http.Redirect(w, r, "/apps/"+app+"#releases", http.StatusSeeOther)
 		return
-	case <-time.After(rolloutWait):
+	case <-time.After(s.opts.RolloutWait):
 		// Queued behind another change to the app (the engine makes them
 		// one at a time): it shows in the deploy view when its turn comes.
 	case <-r.Context().Done():

@@ -203,6 +203,10 @@ type Options struct {
 	// in, so they outlive the request that started them. If nil,
 	// context.Background().
 	Background context.Context
+	// RolloutWait is how long a rollback or config change from a page
+	// waits to start (another change to the app goes first) before the
+	// browser is sent to the deploy view anyway. If 0, 3 seconds.
+	RolloutWait time.Duration
 }
 
 // Server is the dashboard's http.Handler.
@@ -228,6 +232,9 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.Background == nil {
 		opts.Background = context.Background()
+	}
+	if opts.RolloutWait == 0 {
+		opts.RolloutWait = 3 * time.Second
 	}
 	s := &Server{opts: opts, log: opts.Logger, mux: http.NewServeMux()}
 	if s.log == nil {

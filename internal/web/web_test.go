@@ -29,6 +29,8 @@ const testToken = "0123456789abcdef0123456789abcdef"
 type storeEngine struct {
 	events, logs *store.Stream
 
+	busy sync.Mutex // held: SetEnv waits (a change queued behind another)
+
 	mu      sync.Mutex // guards apps, scaled, changes
 	apps    map[string]api.App
 	scaled  []map[string]int
@@ -78,7 +80,9 @@ func (e *storeEngine) Env(ctx context.Context, app string) (map[string]string, e
 }
 
 // SetEnv refuses what deploy.Manager refuses before a release starts
-// (a name pier sets itself), else records the change and emits one event.
+// (a name pier sets itself), waits while busy is held (another change to
+// the app going first, as deploy.Manager's lock makes it), then records
+// the change and emits one event.
 func (e *storeEngine) SetEnv(ctx context.Context, app string, change api.EnvChange, emit func(api.Event)) (int, error) {
 	for k := range change.Set {
 		if strings.HasPrefix(k, "PIER_") {
@@ -88,6 +92,8 @@ func (e *storeEngine) SetEnv(ctx context.Context, app string, change api.EnvChan
 	if _, err := e.App(ctx, app); err != nil {
 		return 0, err
 	}
+	e.busy.Lock()
+	e.busy.Unlock()
 	e.mu.Lock()
 	e.changes = append(e.changes, change)
 	e.mu.Unlock()
@@ -690,5 +696,30 @@ func TestOverviewAtAGlance(t *testing.T) {
 		if cell == nil || cell[1] != tc.want {
 			t.Errorf("%s %s: got %v, want %q", tc.app, tc.glance, cell, tc.want)
 		}
+	}
+}
+
+// TestQueuedRollout: a config change that has to wait for another change
+// to the app sends the browser to the deploy view without waiting for its
+// turn, and is made when its turn comes.
+func TestQueuedRollout(t *testing.T) {
+	f := newFixtureWith(t, func(o *Options) { o.RolloutWait = 50 * time.Millisecond })
+	c := f.client()
+	csrf := f.login(c)
+	f.eng.busy.Lock()
+	code, loc, b := f.post(c, "/apps/blog/env", url.Values{"csrf": {csrf}, "name": {"QUEUED"}, "value": {"1"}})
+	if code != http.StatusSeeOther || loc != "/apps/blog/deploys" {
+		t.Errorf("queued change: got %d to %q (%s), want 303 to the deploy view", code, loc, b)
+	}
+	if got := f.eng.envChanges(); len(got) != 0 {
+		t.Errorf("changes made while another held the app: %+v", got)
+	}
+	f.eng.busy.Unlock()
+	deadline := time.Now().Add(10 * time.Second)
+	for len(f.eng.envChanges()) == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := f.eng.envChanges(); len(got) != 1 || got[0].Set["QUEUED"] != "1" {
+		t.Errorf("after its turn: changes %+v, want QUEUED=1", got)
 	}
 }

@@ -35,7 +35,9 @@
         // chart's left edge cut it), far enough apart to stay legible; room
         // on the right for the last one. A static legend names the series,
         // the figure's caption has the latest value.
-        axes: [{ space: 70, values: (u, ticks) => ticks.map(clock) }, { size: 50 }],
+        // Values to three significant digits: uPlot's own rounding showed
+        // 0.0005 and 0.001 both as "0.001" on a quiet app's CPU chart.
+        axes: [{ space: 70, values: (u, ticks) => ticks.map(clock) }, { size: 50, values: (u, ticks) => ticks.map((v) => String(+v.toPrecision(3))) }],
         padding: [8, 36, 0, 0],
         legend: { show: true, live: false },
       }, data, el);
