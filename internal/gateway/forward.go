@@ -54,6 +54,7 @@ type upConn struct {
 	head   []byte // the response head being read; reused
 	idleAt int64  // monoNow() when put back in the pool
 	reused bool
+	resp   respHead // the response being read; reused
 }
 
 // upPool is a backend's idle connections, the most recently used last.
@@ -534,43 +535,47 @@ func readHeadBytes(uc *upConn) ([]byte, error) {
 // with method.
 func readResponseHead(uc *upConn, method string) (*respHead, error) {
 	raw, err := readHeadBytes(uc)
+	h := &uc.resp
+	h.reset()
 	if err != nil {
-		return &respHead{nothing: len(raw) == 0}, err
+		h.nothing = len(raw) == 0
+		return h, err
 	}
-	return parseResponseHead(string(raw), method)
+	return h, parseResponseHead(h, string(raw), method)
 }
 
-// parseResponseHead parses a response head, which ends with an empty line.
-func parseResponseHead(s string, method string) (*respHead, error) {
+// reset empties h for the next response on its connection, keeping its
+// slices' arrays. vals is not kept: the header map it went to holds it.
+func (h *respHead) reset() {
+	*h = respHead{fields: h.fields[:0], trailer: h.trailer[:0], announce: h.announce[:0], length: -1}
+}
+
+// parseResponseHead parses a response head, which ends with an empty line,
+// into h (reset).
+func parseResponseHead(h *respHead, s string, method string) error {
 	line, rest, _ := strings.Cut(s, "\n")
 	line = strings.TrimSuffix(line, "\r")
-	h := &respHead{length: -1}
 	proto, code, ok := strings.Cut(line, " ")
 	if !ok || len(code) < 3 || (len(code) > 3 && code[3] != ' ') {
-		return h, fmt.Errorf("%w: status line %q", errBadResponse, line)
+		return fmt.Errorf("%w: status line %q", errBadResponse, line)
 	}
 	switch proto {
 	case "HTTP/1.1":
 		h.keepAlive = true
 	case "HTTP/1.0":
 	default:
-		return h, fmt.Errorf("%w: status line %q", errBadResponse, line)
+		return fmt.Errorf("%w: status line %q", errBadResponse, line)
 	}
 	for i := 0; i < 3; i++ {
 		if code[i] < '0' || code[i] > '9' {
-			return h, fmt.Errorf("%w: status line %q", errBadResponse, line)
+			return fmt.Errorf("%w: status line %q", errBadResponse, line)
 		}
 		h.status = h.status*10 + int(code[i]-'0')
 	}
 	if h.status < 100 {
-		return h, fmt.Errorf("%w: status line %q", errBadResponse, line)
+		return fmt.Errorf("%w: status line %q", errBadResponse, line)
 	}
-	n := strings.Count(rest, "\n")
-	var fieldsArr [24]field
-	fields := fieldsArr[:0]
-	if n > len(fieldsArr) {
-		fields = make([]field, 0, n)
-	}
+	fields := h.fields[:0]
 	var conn []string
 	var cl string
 	clSeen, te := false, false
@@ -582,14 +587,17 @@ func parseResponseHead(s string, method string) (*respHead, error) {
 		}
 		k, v, ok := strings.Cut(line, ":")
 		if !ok || !validFieldName(k) {
-			return h, fmt.Errorf("%w: header line %q", errBadResponse, line)
+			return fmt.Errorf("%w: header line %q", errBadResponse, line)
 		}
 		k = canonicalKey(k)
 		v = strings.Trim(v, " \t")
+		if !validFieldValue(v) {
+			return fmt.Errorf("%w: header line %q", errBadResponse, line)
+		}
 		switch k {
 		case "Content-Length":
 			if clSeen && v != cl {
-				return h, fmt.Errorf("%w: Content-Length %q and %q", errBadResponse, cl, v)
+				return fmt.Errorf("%w: Content-Length %q and %q", errBadResponse, cl, v)
 			}
 			clSeen, cl = true, v
 			fields = append(fields, field{k, v})
@@ -601,7 +609,7 @@ func parseResponseHead(s string, method string) (*respHead, error) {
 				last = v[i+1:]
 			}
 			if !strings.EqualFold(strings.TrimSpace(last), "chunked") {
-				return h, fmt.Errorf("%w: Transfer-Encoding %q", errBadResponse, v)
+				return fmt.Errorf("%w: Transfer-Encoding %q", errBadResponse, v)
 			}
 			h.chunked = true
 			continue
@@ -631,11 +639,13 @@ func parseResponseHead(s string, method string) (*respHead, error) {
 		}
 		out = append(out, f)
 	}
-	h.fields = make([]field, len(out))
-	copy(h.fields, out)
+	h.fields = out
 	h.vals = make([]string, len(h.fields))
 	for i := range h.fields {
 		h.vals[i] = h.fields[i].value
+	}
+	if _, ok := parseLen(cl); clSeen && !ok {
+		return fmt.Errorf("%w: Content-Length %q", errBadResponse, cl)
 	}
 	h.noBody = method == http.MethodHead || h.status < 200 || h.status == http.StatusNoContent || h.status == http.StatusNotModified
 	switch {
@@ -643,15 +653,11 @@ func parseResponseHead(s string, method string) (*respHead, error) {
 		h.length = 0
 	case h.chunked:
 	case clSeen:
-		n, ok := parseLen(cl)
-		if !ok {
-			return h, fmt.Errorf("%w: Content-Length %q", errBadResponse, cl)
-		}
-		h.length = n
+		h.length, _ = parseLen(cl)
 	default:
 		h.keepAlive = false // the body ends when the connection does
 	}
-	return h, nil
+	return nil
 }
 
 func parseLen(s string) (int64, bool) {
