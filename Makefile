@@ -31,6 +31,8 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzParseProcfile -fuzztime=30s ./internal/manifest
 	$(GO) test -run='^$$' -fuzz=FuzzUnpack -fuzztime=30s ./internal/bundle
 	$(GO) test -run='^$$' -fuzz=FuzzStaticPath -fuzztime=30s ./internal/gateway
+	$(GO) test -run='^$$' -fuzz=FuzzFrontParse -fuzztime=30s ./internal/gateway
+	$(GO) test -run='^$$' -fuzz=FuzzParseResponseHead -fuzztime=30s ./internal/gateway
 	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=30s ./internal/tasks/beanstalk
 	$(GO) test -run='^$$' -fuzz=FuzzParseEnvelope -fuzztime=30s ./internal/errortrack
 	$(GO) test -run='^$$' -fuzz=FuzzParseCursor -fuzztime=10s ./internal/errortrack
