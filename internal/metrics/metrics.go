@@ -73,6 +73,12 @@ type Metrics struct {
 	instances map[string]*instState // by app/instance
 	src       sources               // queue and error history
 	lastTick  time.Time
+
+	// forgets counts Forget calls; forgotten maps an app to the count at
+	// its Forget (under histMu). A Collect that read its figures before an
+	// app's Forget drops that app's, so a destroyed app does not come back.
+	forgets   atomic.Uint64
+	forgotten map[string]uint64
 }
 
 type seriesKey struct{ app, process string }
@@ -80,11 +86,13 @@ type seriesKey struct{ app, process string }
 // httpStats are one app's gateway counters. The atomics only grow; the
 // collector keeps the values it last read (prev*) to take deltas.
 type httpStats struct {
-	status [6]atomic.Uint64        // index 0: outside 100-599; 1..5: 1xx..5xx
-	cache  [numCache]atomic.Uint64 // by cacheIndex
-	bytes  atomic.Uint64
-	lat    Histogram
-	prom   [len(promBounds) + 1]atomic.Uint64 // per classic bucket, last = +Inf
+	// answers counts requests by status class (0: outside 100-599; 1..5:
+	// 1xx..5xx) and cache result (by cacheIndex): one atomic add per
+	// request for both, the totals of each are sums at read time.
+	answers [6][numCache]atomic.Uint64
+	bytes   atomic.Uint64
+	lat     Histogram
+	prom    [len(promBounds) + 1]atomic.Uint64 // per classic bucket, last = +Inf
 
 	// owned by Collect (under histMu)
 	prev       Dist
@@ -131,6 +139,7 @@ func New(opts Options) *Metrics {
 		statsd:    newStatsdStore(maxSeries),
 		series:    make(map[seriesKey]*series),
 		instances: make(map[string]*instState),
+		forgotten: make(map[string]uint64),
 	}
 	empty := map[string]*httpStats{}
 	m.apps.Store(&empty)
@@ -181,13 +190,24 @@ func (m *Metrics) Observe(app string, status int, bytes int64, d time.Duration, 
 	if status >= 100 && status < 600 {
 		class = status / 100
 	}
-	s.status[class].Add(1)
-	s.cache[cacheIndex(cache)].Add(1)
+	s.answers[class][cacheIndex(cache)].Add(1)
 	if bytes > 0 {
 		s.bytes.Add(uint64(bytes))
 	}
 	s.lat.Observe(d)
 	s.prom[promBucket(d)].Add(1)
+}
+
+// totals sums the answers by status class and by cache result.
+func (s *httpStats) totals() (status [6]uint64, cache [numCache]uint64) {
+	for i := range s.answers {
+		for j := range s.answers[i] {
+			v := s.answers[i][j].Load()
+			status[i] += v
+			cache[j] += v
+		}
+	}
+	return status, cache
 }
 
 func (m *Metrics) addApp(app string) *httpStats {
@@ -222,6 +242,7 @@ func (m *Metrics) Forget(app string) {
 	}
 	m.appsMu.Unlock()
 	m.histMu.Lock()
+	m.forgotten[app] = m.forgets.Add(1)
 	for k := range m.series {
 		if k.app == app {
 			delete(m.series, k)
@@ -236,6 +257,7 @@ func (m *Metrics) Forget(app string) {
 // the processes and appends a point to each series. Start calls it every
 // 10 s; tests and benchmarks call it to simulate time.
 func (m *Metrics) Collect(now time.Time) {
+	gen := m.forgets.Load() // before any reading
 	var procs []Process
 	if m.processes != nil {
 		procs = m.processes()
@@ -252,6 +274,14 @@ func (m *Metrics) Collect(now time.Time) {
 
 	m.histMu.Lock()
 	defer m.histMu.Unlock()
+	stale := func(app string) bool { g, ok := m.forgotten[app]; return ok && g > gen }
+	defer func() {
+		for app, g := range m.forgotten {
+			if g <= gen { // later Collects read after this Forget
+				delete(m.forgotten, app)
+			}
+		}
+	}()
 	m.lastTick = now
 	points := make(map[seriesKey]*Point)
 	point := func(k seriesKey) *Point {
@@ -264,13 +294,16 @@ func (m *Metrics) Collect(now time.Time) {
 	}
 	lats := make(map[seriesKey]*Dist)
 	for app, s := range apps {
+		if stale(app) {
+			continue
+		}
 		s.lat.Load(&s.cur)
 		s.delta.Delta(&s.cur, &s.prev)
 		s.prev, s.cur = s.cur, s.prev
 		k := seriesKey{app, "web"}
 		p := point(k)
-		for i := range s.status {
-			v := s.status[i].Load()
+		status, cache := s.totals()
+		for i, v := range status {
 			d := uint32(v - s.prevStatus[i])
 			s.prevStatus[i] = v
 			p.Requests += d
@@ -279,7 +312,7 @@ func (m *Metrics) Collect(now time.Time) {
 			}
 		}
 		for i := 1; i < numCache; i++ { // cacheNone is not kept per point
-			v := s.cache[i].Load()
+			v := cache[i]
 			p.Cache[i-1] = uint32(v - s.prevCache[i])
 			s.prevCache[i] = v
 		}
@@ -290,6 +323,9 @@ func (m *Metrics) Collect(now time.Time) {
 		lats[k] = &s.delta
 	}
 	for _, pr := range procs {
+		if stale(pr.App) {
+			continue
+		}
 		id := pr.App + "/" + pr.Instance
 		st := m.instances[id]
 		if st == nil {
@@ -340,6 +376,6 @@ func (m *Metrics) Collect(now time.Time) {
 			s.add(Point{T: now.Unix()}, nil)
 		}
 	}
-	m.src.collect(now.Unix(), queues, queuesOK, errEvents)
+	m.src.collect(now.Unix(), queues, queuesOK, errEvents, stale)
 	m.statsd.collect(now)
 }

@@ -51,13 +51,13 @@ func (m *Metrics) WritePrometheus(w io.Writer) error {
 
 	family(bw, "pier_http_requests_total", "counter", "Requests the gateway answered for an app, by status class.")
 	for _, app := range names {
-		s := apps[app]
-		for i := range s.status {
+		status, _ := apps[app].totals()
+		for i, v := range status {
 			code := "other"
 			if i > 0 {
 				code = strconv.Itoa(i) + "xx"
 			}
-			sample(bw, "pier_http_requests_total", labels("app", app, "code", code), float64(s.status[i].Load()))
+			sample(bw, "pier_http_requests_total", labels("app", app, "code", code), float64(v))
 		}
 	}
 	family(bw, "pier_http_response_bytes_total", "counter", "Response body bytes the gateway sent for an app.")
@@ -81,13 +81,13 @@ func (m *Metrics) WritePrometheus(w io.Writer) error {
 	}
 	family(bw, "pier_http_cache_requests_total", "counter", "Requests the gateway answered for an app, by cache result (none: no cache answered).")
 	for _, app := range names {
-		s := apps[app]
-		for i := range s.cache {
+		_, cache := apps[app].totals()
+		for i, v := range cache {
 			result := "none"
 			if i != cacheNone {
 				result = strings.ToLower(cacheNames[i])
 			}
-			sample(bw, "pier_http_cache_requests_total", labels("app", app, "result", result), float64(s.cache[i].Load()))
+			sample(bw, "pier_http_cache_requests_total", labels("app", app, "result", result), float64(v))
 		}
 	}
 

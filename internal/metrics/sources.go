@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"context"
+	"slices"
 	"time"
 )
 
@@ -179,10 +180,12 @@ func (m *Metrics) readSources() (qs []QueueSample, qok bool, errs map[string]int
 	return qs, qok, errs
 }
 
-// collectSources appends this window's queue and error points. Called by
-// Collect under histMu.
-func (s *sources) collect(now int64, qs []QueueSample, qok bool, errs map[string]int64) {
+// collect appends this window's queue and error points, but for the apps
+// stale says were forgotten since the figures were read. Called by Collect
+// under histMu.
+func (s *sources) collect(now int64, qs []QueueSample, qok bool, errs map[string]int64, stale func(app string) bool) {
 	if qok {
+		qs = slices.DeleteFunc(slices.Clone(qs), func(q QueueSample) bool { return stale(q.App) })
 		seen := make(map[queueKey]bool, len(qs))
 		for _, q := range qs {
 			k := queueKey{q.App, q.Queue}
@@ -204,6 +207,9 @@ func (s *sources) collect(now int64, qs []QueueSample, qok bool, errs map[string
 	}
 	if errs != nil {
 		for app, n := range errs {
+			if stale(app) {
+				continue
+			}
 			// The first reading is a baseline: the counts include events
 			// from before this engine started. An app that appears later
 			// had no count, so all of its count is new.

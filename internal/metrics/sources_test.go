@@ -230,3 +230,46 @@ func TestErrorBaselineAtStart(t *testing.T) {
 		}
 	}
 }
+
+// forgetting is a queue source that destroys an app while the collector
+// reads: the engine's destroy can run at any point of a window.
+type forgetting struct {
+	m   *Metrics
+	app string
+}
+
+func (f *forgetting) QueueSamples(context.Context) ([]QueueSample, error) {
+	f.m.Forget(f.app)
+	return []QueueSample{{App: f.app, Queue: "mail", Ready: 1}, {App: "shop", Queue: "orders", Ready: 2}}, nil
+}
+
+func (f *forgetting) ErrorEvents() map[string]int64 { return map[string]int64{f.app: 5, "shop": 1} }
+
+// TestForgetDuringCollect destroys an app after the collector read its
+// figures: they must not bring it back.
+func TestForgetDuringCollect(t *testing.T) {
+	f := &forgetting{app: "blog"}
+	m := New(Options{Queues: f, Errors: f, Processes: func() []Process {
+		return []Process{{App: "blog", Process: "web", Instance: "web.1"}, {App: "shop", Process: "web", Instance: "web.1"}}
+	}})
+	f.m = m
+	m.Observe("blog", 200, 1, time.Millisecond, "HIT")
+	m.Observe("shop", 200, 1, time.Millisecond, "HIT")
+	m.Collect(time.Now())
+	if q := m.Query("blog", time.Hour); len(q.Processes) != 0 || len(q.Queues) != 0 || len(q.Errors) != 0 || len(q.Instances) != 0 {
+		t.Errorf("the forgotten app came back: %+v", q)
+	}
+	if s := m.Summary(); len(s) != 1 || s[0].App != "shop" {
+		t.Errorf("summary %+v, want shop only", s)
+	}
+	// The app may come back for real: a new app of the same name.
+	f.app = "other"
+	m.Observe("blog", 200, 1, time.Millisecond, "MISS")
+	m.Collect(time.Now().Add(Step))
+	if q := m.Query("blog", time.Hour); len(q.Processes) != 1 || len(q.Processes[0].Points) != 1 || len(q.Instances) != 1 {
+		t.Errorf("the new app of the same name: %+v", q)
+	}
+	if q := m.Query("other", time.Hour); len(q.Queues) != 0 || len(q.Errors) != 0 {
+		t.Errorf("the app forgotten during the second window came back: %+v", q)
+	}
+}
