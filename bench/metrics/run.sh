@@ -93,6 +93,8 @@ echo "    off: $(cut -d' ' -f1 "$work/off.runs" | tr '\n' ' ')"
 echo "  CPU per request (µs) per run:"
 echo "    on:  $(cut -d' ' -f2 "$work/pairs" | tr '\n' ' ')"
 echo "    off: $(cut -d' ' -f3 "$work/pairs" | tr '\n' ' ')"
+echo "  per pair, on/off throughput:      $(awk '{printf "%.3f ", $1}' "$work/pairs")"
+echo "  per pair, on/off CPU per request: $(awk '{printf "%.3f ", $2/$3}' "$work/pairs")"
 awk -v r="$ratio" 'BEGIN {printf "  throughput cost, median of per-pair on/off:  %.1f%%\n", (1-r)*100}'
 awk -v on="$cpu_on" -v off="$cpu_off" -v r="$cpu_ratio" 'BEGIN {
 	printf "  CPU per request, medians: on %.1f µs, off %.1f µs; median of per-pair on/off: %+.1f%%\n", on, off, (r-1)*100
