@@ -25,6 +25,7 @@ func main() {
 	runs := flag.Int("runs", 3, "runs per cell; the median is reported")
 	size := flag.Int("size", 100, "job body bytes")
 	conns := flag.String("conns", "1,8", "connection counts")
+	settle := flag.Duration("settle", 0, "pause between the put and reserve+delete phases (pier: longer than its drain delay, 1s, stores every task in JetStream before it is reserved)")
 	pushAPI := flag.String("push-api", "", "measure push latency instead: the engine API URL ($PIER_TOKEN, -push-gateway, app tasks-python)")
 	pushGW := flag.String("push-gateway", "", "the gateway URL, for -push-api")
 	pushRate := flag.Int("push-rate", 1000, "tasks/s enqueued, for -push-api")
@@ -70,6 +71,7 @@ func main() {
 					fmt.Fprintf(os.Stderr, "%s put: %v\n", name, err)
 					os.Exit(1)
 				}
+				time.Sleep(*settle)
 				r, err := reserveDelete(addr, tube, c, *n)
 				if err != nil {
 					fmt.Fprintf(os.Stderr, "%s reserve+delete: %v\n", name, err)
@@ -81,7 +83,11 @@ func main() {
 			fmt.Fprintf(os.Stderr, "%-16s conns=%d put %8.0f/s  reserve+delete %8.0f/s\n", name, c, median(puts), median(rds))
 		}
 	}
-	fmt.Printf("jobs/s, median of %d runs of %d jobs of %d bytes\n", *runs, *n, *size)
+	fmt.Printf("jobs/s, median of %d runs of %d jobs of %d bytes", *runs, *n, *size)
+	if *settle > 0 {
+		fmt.Printf(", %v between put and reserve+delete", *settle)
+	}
+	fmt.Println()
 	fmt.Printf("%-16s", "server")
 	for _, c := range counts {
 		fmt.Printf(" %12s %15s", fmt.Sprintf("put(%d)", c), fmt.Sprintf("res+del(%d)", c))

@@ -6,8 +6,15 @@
 # runs of N jobs per cell and the ratio pier/beanstalkd. Everything listens
 # on free loopback ports and is stopped by PID at the end.
 #
+# pier acknowledges a put or a delete once it is in its journal (write(2),
+# like beanstalkd's binlog) and stores it in JetStream after a 1 s drain
+# delay: a task deleted sooner is never stored. SETTLE=2s pauses between
+# the put and reserve+delete phases so that every task is stored first
+# (the cost when workers lag behind).
+#
 #   bench/tasks/run.sh              # N=20000 RUNS=3
 #   N=50000 RUNS=5 bench/tasks/run.sh
+#   SETTLE=2s bench/tasks/run.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export PATH="/usr/local/go/bin:$PATH"
@@ -50,7 +57,7 @@ waitport "$PIER_API"; waitport "$PIER_BS"; waitport "$BS"; waitport "$BSF"
 export PIER_API="http://127.0.0.1:$PIER_API" PIER_HOME="$work/home"
 (cd examples/tasks-python && "$work/pier" deploy >/dev/null)
 
-"$work/load" -n "$N" -runs "$RUNS" "pier=127.0.0.1:$PIER_BS" \
+"$work/load" -n "$N" -runs "$RUNS" -settle "${SETTLE:-0s}" "pier=127.0.0.1:$PIER_BS" \
 	"beanstalkd-b=127.0.0.1:$BS" "beanstalkd-b-f0=127.0.0.1:$BSF"
 PIER_TOKEN=$(cat "$work/home/token") "$work/load" -push-api "$PIER_API" \
 	-push-gateway "http://127.0.0.1:$PIER_HTTP" -push-rate "${PUSH_RATE:-1000}" -push-for 5s

@@ -25,7 +25,8 @@ type drainState struct {
 }
 
 // runDrain stores journaled puts and deletes in the stream, in journal
-// order, until ctx ends; then it drains what is left once more.
+// order, each once it is Options.DrainDelay old (at once when a barrier
+// waits), until ctx ends; then it drains what is left.
 func (s *Service) runDrain(ctx context.Context, stopped chan<- struct{}) {
 	defer close(stopped)
 	defer func() {
@@ -34,26 +35,58 @@ func (s *Service) runDrain(ctx context.Context, stopped chan<- struct{}) {
 		}
 	}()
 	var left []record // taken from the journal, not stored yet
+	final := func() {
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if left = s.drainOnce(fctx, left, time.Time{}); len(left) > 0 {
+			s.log.Warn("journaled tasks left for the next start", "records", len(left))
+		}
+	}
+	delay := s.opts.DrainDelay
 	for {
+		all := false
 		select {
 		case <-s.jl.kick:
+		case <-s.jl.urgent:
+			all = true
 		case <-ctx.Done():
-			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-			if left = s.drainOnce(fctx, left); len(left) > 0 {
-				s.log.Warn("journaled tasks left for the next start", "records", len(left))
-			}
-			cancel()
+			final()
 			return
 		}
-		left = s.drainOnce(ctx, left)
+		if oldest := s.jl.oldestAt(); !all && !oldest.IsZero() && delay > 0 {
+			if wait := delay - time.Since(oldest); wait > 0 {
+				t := time.NewTimer(wait)
+				select {
+				case <-t.C:
+				case <-s.jl.urgent:
+					all = true
+				case <-ctx.Done():
+					t.Stop()
+					final()
+					return
+				}
+				t.Stop()
+			}
+		}
+		cutoff := time.Time{}
+		if !all && delay > 0 {
+			cutoff = time.Now().Add(-delay)
+		}
+		left = s.drainOnce(ctx, left, cutoff)
+		if !s.jl.oldestAt().IsZero() {
+			select { // more to come: look again
+			case s.jl.kick <- struct{}{}:
+			default:
+			}
+		}
 	}
 }
 
-// drainOnce stores left and what the journal holds, retrying until done
-// or ctx ends; it returns what is left then (still in the journal files,
-// which stay).
-func (s *Service) drainOnce(ctx context.Context, left []record) []record {
-	more, upto := s.jl.take(nil)
+// drainOnce stores left and the journal's records up to cutoff, retrying
+// until done or ctx ends; it returns what is left then (still in the
+// journal files, which stay).
+func (s *Service) drainOnce(ctx context.Context, left []record, cutoff time.Time) []record {
+	more, upto := s.jl.take(nil, cutoff)
 	batch := append(left, more...)
 	for len(batch) > 0 {
 		n := min(len(batch), drainBatch)
@@ -74,7 +107,7 @@ func (s *Service) drainOnce(ctx context.Context, left []record) []record {
 		batch = batch[n:]
 	}
 	s.dr.mu.Lock()
-	s.dr.done = upto
+	s.dr.done = max(s.dr.done, upto)
 	close(s.dr.changed)
 	s.dr.changed = make(chan struct{})
 	s.dr.mu.Unlock()
@@ -232,7 +265,7 @@ func (s *Service) drainRecords(ctx context.Context, rs []record) error {
 func (s *Service) drainWait(ctx context.Context) error {
 	_, target := s.jl.counts()
 	select {
-	case s.jl.kick <- struct{}{}:
+	case s.jl.urgent <- struct{}{}:
 	default:
 	}
 	for {

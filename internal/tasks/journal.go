@@ -52,9 +52,10 @@ type record struct {
 	ttr        time.Duration
 	app, queue string
 	body       []byte
-	j          *job // the live task (nil when replayed)
-	file       int  // journal file it is in
-	sent       bool // the drain sent the put once already
+	j          *job      // the live task (nil when replayed)
+	file       int       // journal file it is in
+	at         time.Time // when it was written
+	sent       bool      // the drain sent the put once already
 }
 
 // journal appends records to numbered files in dir.
@@ -71,6 +72,7 @@ type journal struct {
 	// waits until it has drained this many.
 	appended uint64
 	kick     chan struct{} // capacity 1: wakes the drain
+	urgent   chan struct{} // capacity 1: a barrier waits; drain everything now
 }
 
 func journalName(n int) string { return fmt.Sprintf("%08d.journal", n) }
@@ -98,7 +100,7 @@ func journalFiles(dir string) ([]int, error) {
 // openJournal starts a new journal file in dir numbered after the
 // existing ones (which replay reads, then removes).
 func openJournal(dir string, next int) (*journal, error) {
-	j := &journal{dir: dir, fileNo: next - 1, kick: make(chan struct{}, 1)}
+	j := &journal{dir: dir, fileNo: next - 1, kick: make(chan struct{}, 1), urgent: make(chan struct{}, 1)}
 	if err := j.rotate(); err != nil {
 		return nil, err
 	}
@@ -138,7 +140,7 @@ func (jl *journal) append(r record) error {
 		return fmt.Errorf("tasks: journal write: %w", err)
 	}
 	jl.size += int64(len(jl.buf))
-	r.file = jl.fileNo
+	r.file, r.at = jl.fileNo, time.Now()
 	jl.pending = append(jl.pending, r)
 	jl.appended++
 	select {
@@ -148,15 +150,35 @@ func (jl *journal) append(r record) error {
 	return nil
 }
 
-// take hands the drain what was written since it last asked, and the
-// count of records written so far.
-func (jl *journal) take(into []record) ([]record, uint64) {
+// take hands the drain the records written since it last asked and no
+// later than cutoff (all of them with a zero cutoff), and how many
+// records were written up to the last one it hands out.
+func (jl *journal) take(into []record, cutoff time.Time) ([]record, uint64) {
 	jl.mu.Lock()
 	defer jl.mu.Unlock()
-	into = append(into, jl.pending...)
-	clear(jl.pending)
-	jl.pending = jl.pending[:0]
-	return into, jl.appended
+	n := len(jl.pending)
+	if !cutoff.IsZero() {
+		n = 0
+		for n < len(jl.pending) && !jl.pending[n].at.After(cutoff) {
+			n++
+		}
+	}
+	into = append(into, jl.pending[:n]...)
+	rest := copy(jl.pending, jl.pending[n:])
+	clear(jl.pending[rest:])
+	jl.pending = jl.pending[:rest]
+	return into, jl.appended - uint64(rest)
+}
+
+// oldestAt is when the oldest record not taken by the drain was written
+// (zero when there is none).
+func (jl *journal) oldestAt() time.Time {
+	jl.mu.Lock()
+	defer jl.mu.Unlock()
+	if len(jl.pending) == 0 {
+		return time.Time{}
+	}
+	return jl.pending[0].at
 }
 
 // removeBefore deletes the files numbered below n: all their records are

@@ -192,3 +192,44 @@ func TestCountersSurviveRestart(t *testing.T) {
 		t.Fatalf("after a restart: %+v, want 3 reserves, 3 releases, priority 9, ready", task)
 	}
 }
+
+// TestDrainDelay: a task deleted within the drain delay is never stored;
+// one still there after it is.
+func TestDrainDelay(t *testing.T) {
+	ctx := context.Background()
+	st, err := store.Open(ctx, store.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	s, err := New(ctx, Options{Store: st, Dir: t.TempDir(), DrainDelay: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	defer func() { cancel(); s.Close() }()
+	if err := s.Start(sctx); err != nil {
+		t.Fatal(err)
+	}
+	quick, _ := s.Enqueue(ctx, "blog", "email", NewTask{Body: []byte("done at once")})
+	if err := s.DeleteStored(ctx, "blog", quick); err != nil {
+		t.Fatal(err)
+	}
+	kept, _ := s.Enqueue(ctx, "blog", "email", NewTask{Body: []byte("kept")})
+	if n, err := s.q.Count(ctx, "tasks.blog.email.r.*"); err != nil || n != 0 {
+		t.Fatalf("%d tasks stored at once (%v), want none before the delay", n, err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := s.q.Last(ctx, subject("blog", "email", "r", kept)); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the kept task was never stored")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n, err := s.q.Count(ctx, "tasks.blog.email.r.*"); err != nil || n != 1 {
+		t.Fatalf("%d tasks stored (%v), want only the kept one", n, err)
+	}
+}

@@ -33,8 +33,10 @@
 // task are acknowledged once written to a local journal with write(2)
 // (journal.go, under Options.Dir) — in the kernel, the durability of
 // beanstalkd's binlog — and a drain stores them in the stream in journal
-// order, a batch at a time (drain.go). A task deleted before the drain
-// reaches its put is never stored. Everything else (named or delayed
+// order, a batch at a time, once they are Options.DrainDelay (1 s) old
+// (drain.go). A task deleted within that time is never stored: the put
+// and its delete cancel out, as a worker that keeps up costs the stream
+// nothing. What the drain has not stored yet is in the journal only. Everything else (named or delayed
 // puts, release with a delay or a new priority, bury, kick) is stored in
 // the stream before it is answered; those wait for the drain first when
 // the task's put is still only journaled. At start, journal files left
@@ -117,6 +119,10 @@ type Options struct {
 	// Dir holds the journal (required): acknowledged puts and deletes not
 	// yet stored in the stream. $PIER_HOME/tasks in the engine.
 	Dir string
+	// DrainDelay is how long a journaled put or delete waits before the
+	// drain stores it in the stream: a task deleted sooner is never
+	// stored. Default 1s; negative: at once.
+	DrainDelay time.Duration
 	// Dedup is how long a task name is remembered. Default 10 minutes.
 	Dedup time.Duration
 	// MaxBody bounds a task's body. Default 64 KiB (beanstalkd's max-job-size).
@@ -133,6 +139,9 @@ type Options struct {
 func (o *Options) defaults() {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.DrainDelay == 0 {
+		o.DrainDelay = time.Second
 	}
 	if o.Dedup <= 0 {
 		o.Dedup = 10 * time.Minute
