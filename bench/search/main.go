@@ -228,6 +228,19 @@ func run(ctx context.Context, ndocs, batch, nqueries int) error {
 				"month": map[string]any{"date_histogram": map[string]any{"field": "published", "calendar_interval": "month"}},
 			}}
 		}},
+		{"aggs sub-aggs+stats", func() any {
+			return map[string]any{"size": 0, "query": map[string]any{"match": map[string]any{"body": q.word()}}, "aggs": map[string]any{
+				"category": map[string]any{"terms": map[string]any{"field": "category"}, "aggs": map[string]any{
+					"price": map[string]any{"avg": map[string]any{"field": "price"}}}},
+				"month": map[string]any{"date_histogram": map[string]any{"field": "published", "calendar_interval": "month"}, "aggs": map[string]any{
+					"tags": map[string]any{"terms": map[string]any{"field": "tags", "size": 3}}}},
+				"price": map[string]any{"stats": map[string]any{"field": "price"}},
+			}}
+		}},
+		{"simple_query_string", func() any {
+			return map[string]any{"query": map[string]any{"simple_query_string": map[string]any{
+				"query": q.word() + " +" + q.word() + "* -" + q.word(), "fields": []string{"title^2", "body"}}}}
+		}},
 	}
 	for _, k := range kinds {
 		var lat []time.Duration
