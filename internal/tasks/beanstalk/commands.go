@@ -49,7 +49,7 @@ func cmdPut(c *conn, cmd command) error {
 	if err != nil {
 		return err
 	}
-	c.replyf("INSERTED %d", id)
+	c.replyID("INSERTED ", id)
 	return nil
 }
 
@@ -85,7 +85,7 @@ func cmdReserve(c *conn, cmd command) error {
 	if err != nil {
 		return err
 	}
-	c.replyData(fmt.Sprintf("RESERVED %d", t.ID), t.Body)
+	c.replyJob("RESERVED ", t.ID, t.Body)
 	return nil
 }
 

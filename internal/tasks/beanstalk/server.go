@@ -28,6 +28,7 @@ import (
 	"log/slog"
 	"net"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -300,6 +301,28 @@ func (c *conn) reply(line string) {
 
 func (c *conn) replyf(format string, args ...any) {
 	fmt.Fprintf(c.w, format, args...)
+	c.w.WriteString("\r\n")
+}
+
+// replyID sends "<head><id>\r\n" (INSERTED): the hot path, without fmt.
+func (c *conn) replyID(head string, id uint64) {
+	b := c.w.AvailableBuffer()
+	b = append(b, head...)
+	b = strconv.AppendUint(b, id, 10)
+	b = append(b, '\r', '\n')
+	c.w.Write(b)
+}
+
+// replyJob sends "<head><id> <len>\r\n<data>\r\n" (RESERVED).
+func (c *conn) replyJob(head string, id uint64, data []byte) {
+	b := c.w.AvailableBuffer()
+	b = append(b, head...)
+	b = strconv.AppendUint(b, id, 10)
+	b = append(b, ' ')
+	b = strconv.AppendInt(b, int64(len(data)), 10)
+	b = append(b, '\r', '\n')
+	c.w.Write(b)
+	c.w.Write(data)
 	c.w.WriteString("\r\n")
 }
 
