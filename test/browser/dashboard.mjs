@@ -154,16 +154,18 @@ try {
   await page.setViewportSize(desktop);
 
   step("follow a CLI deploy live");
+  const before = await page.evaluate(() => Math.max(0, ...[...document.querySelectorAll("#releases tr[data-release]")].map((tr) => Number(tr.dataset.release))));
   await page.goto(`${base}/apps/${app}/deploys`);
-  const events = page.locator("ol.events li");
-  await events.first().waitFor();
-  const before = await page.evaluate(() => Math.max(0, ...[...document.querySelectorAll("ol.events li")].map((li) => Number(li.dataset.release))));
+  // The view replays the app's past events first: wait for the current
+  // release's end, then count, before the CLI starts (its first event
+  // can come at once).
+  await page.locator(`ol.events li[data-release="${before}"][data-type="done"]`).waitFor();
+  const builds = await page.locator('ol.events li[data-type="build"]').count();
   const cli = spawn(env("PIER_BIN"), ["deploy"], { cwd: env("DASH_DEPLOY_DIR"), env: process.env, stdio: ["ignore", "pipe", "pipe"] });
   let cliOut = "";
   cli.stdout.on("data", (d) => (cliOut += d));
   cli.stderr.on("data", (d) => (cliOut += d));
   const cliDone = new Promise((resolve) => cli.on("close", resolve));
-  const builds = await page.locator('ol.events li[data-type="build"]').count();
   const want = before + 1;
   // The first event of a deploy ("Received bundle") comes before its
   // release has a number.
