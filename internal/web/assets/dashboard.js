@@ -37,7 +37,7 @@
         // the figure's caption has the latest value.
         // Values to three significant digits: uPlot's own rounding showed
         // 0.0005 and 0.001 both as "0.001" on a quiet app's CPU chart.
-        axes: [{ space: 70, values: (u, ticks) => ticks.map(clock) }, { size: 50, values: (u, ticks) => ticks.map((v) => String(+v.toPrecision(3))) }],
+        axes: [{ space: 70, values: (u, ticks) => ticks.map(clock) }, { size: 60, values: (u, ticks) => ticks.map((v) => String(+v.toPrecision(3))) }],
         padding: [8, 36, 0, 0],
         legend: { show: true, live: false },
       }, data, el);
