@@ -19,6 +19,9 @@ func (st *Stream) PurgeBefore(ctx context.Context, subject string, t time.Time) 
 	if err != nil {
 		return fmt.Errorf("store: purge %s before %s: %w", subject, t.Format(time.RFC3339), err)
 	}
+	if si.State.Msgs == 0 || !si.State.FirstTime.Before(t) {
+		return nil // nothing in the stream is that old
+	}
 	upTo := si.State.LastSeq + 1
 	cons, err := st.st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{subject},
