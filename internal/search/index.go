@@ -41,6 +41,9 @@ type Index struct {
 	life    sync.RWMutex
 	closed  bool         // guarded by life: closed for good (deleted, service closed)
 	lastUse atomic.Int64 // Unix nanoseconds of the last use()
+	// idleDocs is the document count when the bleve index was last
+	// closed (guarded by life; nothing changes it until it is reopened)
+	idleDocs uint64
 
 	// mu guards m. A write that grows the mapping holds it exclusively
 	// until its batch is persisted, so that the stored mapping always
@@ -225,6 +228,7 @@ func (ix *Index) closeStore() error {
 	if ix.bi == nil {
 		return nil
 	}
+	ix.idleDocs, _ = ix.bi.DocCount()
 	err := ix.barrier()
 	err = errors.Join(err, ix.tl.close(err == nil))
 	err = errors.Join(err, ix.bi.Close())
@@ -305,6 +309,15 @@ func (ix *Index) meta() *meta {
 
 // DocCount is the number of documents in the index.
 func (ix *Index) DocCount() (uint64, error) {
+	// an index closed for idleness answers from what it had, so that
+	// listings (_cat/indices, pier search) do not open every index
+	ix.life.RLock()
+	if !ix.closed && ix.bi == nil {
+		n := ix.idleDocs
+		ix.life.RUnlock()
+		return n, nil
+	}
+	ix.life.RUnlock()
 	release, err := ix.use()
 	if err != nil {
 		return 0, err

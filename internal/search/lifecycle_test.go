@@ -182,6 +182,14 @@ func TestIdleIndexesClose(t *testing.T) {
 	if out := s.must(200, "GET", "/articles/_count", nil); out["count"] != 7.0 {
 		t.Errorf("count after a write and a second idle close: %v, want 7", out["count"])
 	}
+	// listing indexes does not open them again
+	waitFor("both indexes are closed", func() bool { return openFilesUnder(t, dir) == 0 })
+	if infos, err := svc.Indexes(ctx, "blog"); err != nil || len(infos) != 2 || infos[0].Docs != 7 || infos[1].Docs != 4 {
+		t.Errorf("indexes while closed: %+v %v, want articles 7 and recettes 4", infos, err)
+	}
+	if ix.isOpen() {
+		t.Error("listing the indexes opened articles again")
+	}
 	// a busy index is not closed under its users
 	for range 20 {
 		s.must(200, "GET", "/recettes/_doc/r1", nil)
