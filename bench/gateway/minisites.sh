@@ -33,7 +33,10 @@ waitport() { for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/nu
 
 go build -o "$work/pier" ./cmd/pier
 HTTP=$(freeport); API=$(freeport)
-"$work/pier" up --home "$work/home" --http "127.0.0.1:$HTTP" --api "127.0.0.1:$API" >"$work/pier.log" 2>&1 &
+# Free ports for the task and statsd listeners too: their defaults are fixed
+# ports another engine on this machine may hold.
+"$work/pier" up --home "$work/home" --http "127.0.0.1:$HTTP" --api "127.0.0.1:$API" \
+	--beanstalkd "127.0.0.1:$(freeport)" --statsd "127.0.0.1:$(freeport)" >"$work/pier.log" 2>&1 &
 pids+=($!)
 waitport "$API"
 export PIER_API="http://127.0.0.1:$API" PIER_HOME="$work/home"

@@ -60,7 +60,10 @@ waitport() { for _ in $(seq 400); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/nu
 
 go build -o "$work/pier" ./cmd/pier
 PIER_HTTP=$(freeport); PIER_API=$(freeport); NGINX=$(freeport); NGINX_DOMAINS=$(freeport); VARNISH=$(freeport)
-"$work/pier" up --home "$work/home" --http "127.0.0.1:$PIER_HTTP" --api "127.0.0.1:$PIER_API" >"$work/pier.log" 2>&1 &
+# Free ports for the task and statsd listeners too: their defaults are fixed
+# ports another engine on this machine may hold.
+"$work/pier" up --home "$work/home" --http "127.0.0.1:$PIER_HTTP" --api "127.0.0.1:$PIER_API" \
+	--beanstalkd "127.0.0.1:$(freeport)" --statsd "127.0.0.1:$(freeport)" >"$work/pier.log" 2>&1 &
 pids+=($!)
 waitport "$PIER_API"
 export PIER_API="http://127.0.0.1:$PIER_API" PIER_HOME="$work/home"
