@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -45,6 +46,19 @@ func (st *Stream) PurgeBefore(ctx context.Context, subject string, t time.Time) 
 			return fmt.Errorf("store: purge %s before %s: %w", subject, t.Format(time.RFC3339), err)
 		}
 		upTo = meta.Sequence.Stream
+	}
+	// A filtered purge walks the stream (seconds on a million messages, the
+	// server's API waiting meanwhile): only when the subject has something
+	// to drop.
+	first, err := st.st.GetMsg(ctx, si.State.FirstSeq, jetstream.WithGetMsgSubject(subject))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("store: purge %s before %s: find its first message: %w", subject, t.Format(time.RFC3339), err)
+	}
+	if first.Sequence >= upTo {
+		return nil
 	}
 	if err := st.st.Purge(ctx, jetstream.WithPurgeSubject(subject), jetstream.WithPurgeSequence(upTo)); err != nil {
 		return fmt.Errorf("store: purge %s before %s: %w", subject, t.Format(time.RFC3339), err)

@@ -58,6 +58,16 @@ func TestPurgeBefore(t *testing.T) {
 	if got, want := read("p.>"), []string{"p.b.1 0", "p.b.1 1", "p.a.2 0", "p.a.1 0"}; !slices.Equal(got, want) {
 		t.Errorf("after purging p.a.> before mid: got %q, want %q", got, want)
 	}
+	// Subjects with nothing that old, or nothing at all, while the stream
+	// has older messages: nothing leaves.
+	for _, subject := range []string{"p.a.2", "p.c.>"} {
+		if err := st.PurgeBefore(ctx, subject, mid); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := read("p.>"); len(got) != 4 {
+		t.Errorf("purging subjects with nothing before mid dropped messages: %q", got)
+	}
 	if err := st.PurgeBefore(ctx, "p.b.>", time.Now().Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
