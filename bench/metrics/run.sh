@@ -12,6 +12,11 @@
 #         /proc/<pid>/stat over a run, divided by the requests wrk counted.
 #         Load from other processes slows a run but barely changes the CPU
 #         a request costs, so this is the steadier figure.
+#     And the hook's own cost, in process: the gateway's
+#     BenchmarkObserveOverhead sends the same request (a cheap 503 answer,
+#     and one proxied to an app) to gateways with and without the hook in
+#     alternating batches; the difference in ns per request is set against
+#     the CPU per proxied request above.
 #  2. Memory of the metrics store for 20 apps with 24 h of 10 s windows
 #     (bench/metrics/rss feeds the in-memory store; no waiting 24 h).
 # Everything listens on loopback; what is started is stopped by PID.
@@ -103,4 +108,11 @@ observed=$(curl -s -H 'Host: bench.localhost' "http://$(cat "$work/on.addr")/_pi
 	awk '/^pier_http_requests_total\{app="bench"/ {n += $2} END {print n + 0}')
 echo "  requests the metrics-on gateway observed: $observed (wrk counted $(awk '{n += $2} END {print n}' "$work/on.runs") plus a warm-up run)"
 for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+go test ./internal/gateway -run '^$' -bench ObserveOverhead -count 5 -benchtime 400x >"$work/hook"
+for kind in answer proxied; do
+	hook=$(awk -v k="/$kind" 'index($1, k) {for (i = 2; i <= NF; i++) if ($i == "ns-hook/req") print $(i-1)}' "$work/hook" | median)
+	awk -v k="$kind" -v h="$hook" -v off="$cpu_off" 'BEGIN {
+		printf "  the hook in process (BenchmarkObserveOverhead/%s, median of 5): %.0f ns per request = %.1f%% of %.1f µs\n", k, h, h/(off*1000)*100, off
+	}'
+done
 "$work/rss"
