@@ -25,6 +25,7 @@ func main() {
 	runs := flag.Int("runs", 3, "runs per cell; the median is reported")
 	size := flag.Int("size", 100, "job body bytes")
 	conns := flag.String("conns", "1,8", "connection counts")
+	pids := flag.String("pids", "", "name=pid,...: also report each server's CPU time per job (user+system from /proc, put+reserve+delete, drain included)")
 	settle := flag.Duration("settle", 0, "pause between the put and reserve+delete phases (pier: longer than its drain delay, 1s, stores every task in JetStream before it is reserved)")
 	pushAPI := flag.String("push-api", "", "measure push latency instead: the engine API URL ($PIER_TOKEN, -push-gateway, app tasks-python)")
 	pushGW := flag.String("push-gateway", "", "the gateway URL, for -push-api")
@@ -55,7 +56,15 @@ func main() {
 	for i := range body {
 		body[i] = 'x'
 	}
-	type cell struct{ put, rd float64 }
+	pidOf := map[string]int{}
+	for _, kv := range strings.Split(*pids, ",") {
+		if name, v, ok := strings.Cut(kv, "="); ok {
+			var pid int
+			fmt.Sscan(v, &pid)
+			pidOf[name] = pid
+		}
+	}
+	type cell struct{ put, rd, cpu float64 }
 	results := map[string]map[int]cell{}
 	var names []string
 	for _, arg := range flag.Args() {
@@ -63,8 +72,9 @@ func main() {
 		names = append(names, name)
 		results[name] = map[int]cell{}
 		for _, c := range counts {
-			var puts, rds []float64
+			var puts, rds, cpus []float64
 			for range *runs {
+				cpu0, cpuOK := cpuTime(pidOf[name])
 				tube := fmt.Sprintf("bench%d", time.Now().UnixNano()%1e9)
 				p, err := put(addr, tube, c, *n, body)
 				if err != nil {
@@ -78,8 +88,18 @@ func main() {
 					os.Exit(1)
 				}
 				puts, rds = append(puts, p), append(rds, r)
+				if cpuOK {
+					// Whatever the server does later for these jobs (pier's
+					// drain, 1 s behind) counts too.
+					time.Sleep(1500 * time.Millisecond)
+					cpu1, _ := cpuTime(pidOf[name])
+					cpus = append(cpus, float64((cpu1-cpu0).Microseconds())/float64(*n))
+				}
 			}
-			results[name][c] = cell{median(puts), median(rds)}
+			results[name][c] = cell{median(puts), median(rds), 0}
+			if len(cpus) > 0 {
+				results[name][c] = cell{median(puts), median(rds), median(cpus)}
+			}
 			fmt.Fprintf(os.Stderr, "%-16s conns=%d put %8.0f/s  reserve+delete %8.0f/s\n", name, c, median(puts), median(rds))
 		}
 	}
@@ -97,6 +117,21 @@ func main() {
 		fmt.Printf("%-16s", name)
 		for _, c := range counts {
 			fmt.Printf(" %12.0f %15.0f", results[name][c].put, results[name][c].rd)
+		}
+		fmt.Println()
+	}
+	if len(pidOf) > 0 {
+		fmt.Printf("\nserver CPU µs per job (put + reserve + delete), median\n%-16s", "server")
+		for _, c := range counts {
+			fmt.Printf(" %12s", fmt.Sprintf("conns=%d", c))
+		}
+		fmt.Println()
+		for _, name := range names {
+			fmt.Printf("%-16s", name)
+			for _, c := range counts {
+				fmt.Printf(" %12.1f", results[name][c].cpu)
+			}
+			fmt.Println()
 		}
 		fmt.Println()
 	}
@@ -215,4 +250,26 @@ func median(v []float64) float64 {
 	s := slices.Clone(v)
 	slices.Sort(s)
 	return s[len(s)/2]
+}
+
+// cpuTime is the user+system CPU time process pid has used so far (from
+// /proc/<pid>/stat, in clock ticks of 10 ms); false when unknown.
+func cpuTime(pid int) (time.Duration, bool) {
+	if pid == 0 {
+		return 0, false
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, false
+	}
+	// Fields after the command name (which may hold spaces), from field 3.
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(f) < 13 {
+		return 0, false
+	}
+	var utime, stime int64
+	fmt.Sscan(f[11], &utime)
+	fmt.Sscan(f[12], &stime)
+	return time.Duration(utime+stime) * 10 * time.Millisecond, true
 }

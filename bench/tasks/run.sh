@@ -15,6 +15,11 @@
 #   bench/tasks/run.sh              # N=20000 RUNS=3
 #   N=50000 RUNS=5 bench/tasks/run.sh
 #   SETTLE=2s bench/tasks/run.sh
+#   PIER_OLD=/path/to/older/pier bench/tasks/run.sh   # also that build, same run
+#
+# Also printed: each server's CPU time per job (put + reserve + delete,
+# pier's later drain included), which a busy machine disturbs less than
+# the rates.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export PATH="/usr/local/go/bin:$PATH"
@@ -38,13 +43,13 @@ cleanup() {
 trap cleanup EXIT
 
 freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-waitport() { for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; echo "nothing listens on $1" >&2; return 1; }
+waitport() { for _ in $(seq 600); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; echo "nothing listens on $1" >&2; return 1; }
 
 go build -o "$work/pier" ./cmd/pier
 go build -o "$work/load" ./bench/tasks
 PIER_HTTP=$(freeport); PIER_API=$(freeport); PIER_BS=$(freeport); BS=$(freeport); BSF=$(freeport)
 "$work/pier" up --home "$work/home" --http "127.0.0.1:$PIER_HTTP" --api "127.0.0.1:$PIER_API" \
-	--beanstalkd "127.0.0.1:$PIER_BS" >"$work/pier.log" 2>&1 &
+	--beanstalkd "127.0.0.1:$PIER_BS" --statsd 127.0.0.1:0 >"$work/pier.log" 2>&1 &
 pids+=($!)
 mkdir -p "$work/bs" "$work/bsf"
 beanstalkd -l 127.0.0.1 -p "$BS" -b "$work/bs" &
@@ -57,7 +62,19 @@ waitport "$PIER_API"; waitport "$PIER_BS"; waitport "$BS"; waitport "$BSF"
 export PIER_API="http://127.0.0.1:$PIER_API" PIER_HOME="$work/home"
 (cd examples/tasks-python && "$work/pier" deploy >/dev/null)
 
-"$work/load" -n "$N" -runs "$RUNS" -settle "${SETTLE:-0s}" "pier=127.0.0.1:$PIER_BS" \
-	"beanstalkd-b=127.0.0.1:$BS" "beanstalkd-b-f0=127.0.0.1:$BSF"
+old=()
+pidlist="pier=${pids[0]},beanstalkd-b=${pids[1]},beanstalkd-b-f0=${pids[2]}"
+if [ -n "${PIER_OLD:-}" ]; then
+	OLD_HTTP=$(freeport); OLD_API=$(freeport); OLD_BS=$(freeport)
+	"$PIER_OLD" up --home "$work/home-old" --http "127.0.0.1:$OLD_HTTP" --api "127.0.0.1:$OLD_API" \
+		--beanstalkd "127.0.0.1:$OLD_BS" --statsd 127.0.0.1:0 >"$work/pier-old.log" 2>&1 &
+	pids+=($!)
+	pidlist="$pidlist,pier-old=$!"
+	waitport "$OLD_API"; waitport "$OLD_BS"
+	(cd examples/tasks-python && PIER_API="http://127.0.0.1:$OLD_API" PIER_HOME="$work/home-old" "$PIER_OLD" deploy >/dev/null)
+	old=("pier-old=127.0.0.1:$OLD_BS")
+fi
+"$work/load" -n "$N" -runs "$RUNS" -settle "${SETTLE:-0s}" -pids "$pidlist" "pier=127.0.0.1:$PIER_BS" \
+	"beanstalkd-b=127.0.0.1:$BS" "beanstalkd-b-f0=127.0.0.1:$BSF" "${old[@]}"
 PIER_TOKEN=$(cat "$work/home/token") "$work/load" -push-api "$PIER_API" \
 	-push-gateway "http://127.0.0.1:$PIER_HTTP" -push-rate "${PUSH_RATE:-1000}" -push-for 5s
