@@ -34,6 +34,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzFrontParse -fuzztime=30s ./internal/gateway
 	$(GO) test -run='^$$' -fuzz=FuzzParseResponseHead -fuzztime=30s ./internal/gateway
 	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=30s ./internal/tasks/beanstalk
+	$(GO) test -run='^$$' -fuzz=FuzzJournalRecord -fuzztime=10s ./internal/tasks
 	$(GO) test -run='^$$' -fuzz=FuzzParseEnvelope -fuzztime=30s ./internal/errortrack
 	$(GO) test -run='^$$' -fuzz=FuzzParseCursor -fuzztime=10s ./internal/errortrack
 	$(GO) test -run='^$$' -fuzz=FuzzParsePacket -fuzztime=30s ./internal/metrics
