@@ -41,6 +41,7 @@ func (s *Service) runDrain(ctx context.Context, stopped chan<- struct{}) {
 		if left = s.drainOnce(fctx, left, time.Time{}); len(left) > 0 {
 			s.log.Warn("journaled tasks left for the next start", "records", len(left))
 		}
+		s.jl.close(len(left) == 0)
 	}
 	delay := s.opts.DrainDelay
 	for {

@@ -38,8 +38,9 @@ const (
 )
 
 // journalRotate is the size after which the journal starts a new file, so
-// that drained files can be removed while the engine runs.
-const journalRotate = 8 << 20
+// that drained files can be removed while the engine runs; it also bounds
+// what a start after kill -9 reads again.
+const journalRotate = 1 << 20
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
@@ -195,12 +196,21 @@ func (jl *journal) removeBefore(n int) {
 	}
 }
 
-func (jl *journal) close() {
+// close closes the journal; drained, it also removes its files (all is
+// in the stream, nothing to read again at the next start).
+func (jl *journal) close(drained bool) {
 	jl.mu.Lock()
 	defer jl.mu.Unlock()
 	if jl.f != nil {
 		jl.f.Close()
 		jl.f = nil
+	}
+	if drained && len(jl.pending) == 0 {
+		if nums, err := journalFiles(jl.dir); err == nil {
+			for _, n := range nums {
+				os.Remove(filepath.Join(jl.dir, journalName(n)))
+			}
+		}
 	}
 }
 

@@ -257,7 +257,6 @@ func (s *Service) Close() {
 	}
 	if s.drained != nil {
 		<-s.drained
-		s.jl.close()
 	}
 }
 
