@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"io"
 	"log/slog"
@@ -213,6 +214,15 @@ func (fc *frontConn) serve() {
 			fc.c.Close()
 		}
 	}()
+	// The head deadline is armed only when a head does not arrive whole
+	// with its first bytes: one deadline change per request, not two.
+	armHead := func() {
+		if d := f.opts.ReadHeaderTimeout; d > 0 {
+			fc.c.SetReadDeadline(time.Now().Add(d))
+		} else {
+			fc.c.SetReadDeadline(time.Time{})
+		}
+	}
 	first := true
 	for {
 		if !first {
@@ -231,13 +241,15 @@ func (fc *frontConn) serve() {
 			}
 			fc.idle.Store(false)
 		}
-		if d := f.opts.ReadHeaderTimeout; d > 0 {
-			fc.c.SetReadDeadline(time.Now().Add(d))
-		} else if !first {
-			fc.c.SetReadDeadline(time.Time{})
+		arm := armHead
+		if first {
+			if f.opts.ReadHeaderTimeout > 0 {
+				armHead()
+			}
+			arm = nil
 		}
 		first = false
-		n, ok, err := readHead(fc.br)
+		n, ok, err := readHead(fc.br, arm)
 		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
 			return // closed, or too slow: net/http would close it too
 		}
@@ -310,10 +322,10 @@ func (fc *frontConn) handOff() bool {
 }
 
 // readHead finds the end of the request head at the start of br's data,
-// reading more as needed. It returns the head's length, or ok false at once
-// when a line ends without CR or starts with white space, which the loop
-// leaves to net/http.
-func readHead(br *bufio.Reader) (n int, ok bool, err error) {
+// reading more as needed; beforeWait, when set, runs before the first read.
+// It returns the head's length, or ok false at once when a line ends
+// without CR or starts with white space, which the loop leaves to net/http.
+func readHead(br *bufio.Reader, beforeWait func()) (n int, ok bool, err error) {
 	from := 0
 	for {
 		buf, _ := br.Peek(br.Buffered())
@@ -339,6 +351,10 @@ func readHead(br *bufio.Reader) (n int, ok bool, err error) {
 		if br.Buffered() >= br.Size() {
 			return br.Buffered(), false, bufio.ErrBufferFull
 		}
+		if beforeWait != nil {
+			beforeWait()
+			beforeWait = nil
+		}
 		if _, err := br.Peek(br.Buffered() + 1); err != nil {
 			return br.Buffered(), false, err
 		}
@@ -349,10 +365,8 @@ func indexByteFrom(b []byte, from int, c byte) int {
 	if from >= len(b) {
 		return -1
 	}
-	for i := from; i < len(b); i++ {
-		if b[i] == c {
-			return i
-		}
+	if i := bytes.IndexByte(b[from:], c); i >= 0 {
+		return from + i
 	}
 	return -1
 }

@@ -427,7 +427,7 @@ func FuzzFrontParse(f *testing.F) {
 	fc := &frontConn{f: &front{}, remote: "127.0.0.1:1"}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		br := bufio.NewReaderSize(bytes.NewReader(data), frontBufSize)
-		n, ok, _ := readHead(br)
+		n, ok, _ := readHead(br, nil)
 		if !ok {
 			return
 		}
@@ -510,5 +510,43 @@ func TestFrontShutdown(t *testing.T) {
 	}
 	if err := <-served; err != http.ErrServerClosed {
 		t.Errorf("Serve: %v, want ErrServerClosed", err)
+	}
+}
+
+// TestFrontSlowHead: a head that does not arrive within ReadHeaderTimeout
+// loses its connection, on a new connection and on a kept-alive one.
+func TestFrontSlowHead(t *testing.T) {
+	app := startBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
+	g := New(Options{Logger: testLogger(t)})
+	g.SetRoutes([]Route{{App: "app", Hosts: []string{"app.localhost"}, Backends: []string{app}}})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: g}
+	go srv.Serve(g.Front(ln, g, FrontOptions{ReadHeaderTimeout: 200 * time.Millisecond, IdleTimeout: time.Minute}))
+	t.Cleanup(func() { srv.Close() })
+	addr := ln.Addr().String()
+
+	for _, first := range []string{"", "GET / HTTP/1.1\r\nHost: app.localhost\r\n\r\n"} {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		br := bufio.NewReader(c)
+		if first != "" {
+			io.WriteString(c, first)
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+		}
+		io.WriteString(c, "GET / HTTP/1.1\r\nHo") // and nothing more
+		if _, err := br.ReadByte(); err != io.EOF {
+			t.Errorf("after a partial head (first request %v): %v, want EOF", first == "", err)
+		}
 	}
 }
