@@ -82,6 +82,10 @@ func SearchIndexes(ctx context.Context, ixs []*Index, body []byte, params url.Va
 		}
 		req.SearchAfter = r.searchAfter
 		req.IncludeLocations = r.highlight != nil
+		if size == 0 {
+			// no hits to rank (aggregations, counts): skip scoring
+			req.Score = bleve.ScoreNone
+		}
 		res, err := ix.bi.SearchInContext(sctx, req)
 		if err != nil {
 			return nil, searchError(err)
