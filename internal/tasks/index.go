@@ -3,6 +3,7 @@ package tasks
 import (
 	"container/heap"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -54,19 +55,10 @@ func decodeCounts(s string) jobCounts {
 	var v [5]int
 	for i := range v {
 		var part string
-		part, s, _ = cutComma(s)
+		part, s, _ = strings.Cut(s, ",")
 		v[i], _ = strconv.Atoi(part)
 	}
 	return jobCounts{v[0], v[1], v[2], v[3], v[4]}
-}
-
-func cutComma(s string) (string, string, bool) {
-	for i := range len(s) {
-		if s[i] == ',' {
-			return s[:i], s[i+1:], true
-		}
-	}
-	return s, "", false
 }
 
 // task describes j; state is ready or reserved.

@@ -91,7 +91,7 @@ func queueKey(app, name string) string { return app + "/" + name }
 func confKey(app, name string) string  { return app + "." + name }
 
 // queue returns the runtime of app's queue, creating the queue (its
-// settings and its consumer) on first use.
+// stored settings) on first use.
 func (s *Service) queue(ctx context.Context, app, name string) (*queue, error) {
 	key := queueKey(app, name)
 	s.mu.Lock()
