@@ -41,6 +41,9 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzSyslogFormat -fuzztime=10s ./internal/logs
 	$(GO) test -run='^$$' -fuzz=FuzzQueryString -fuzztime=30s ./internal/search
 	$(GO) test -run='^$$' -fuzz=FuzzSearchBody -fuzztime=30s ./internal/search
+	$(GO) test -run='^$$' -fuzz=FuzzSimpleQueryString -fuzztime=10s ./internal/search
+	$(GO) test -run='^$$' -fuzz=FuzzTranslogDecode -fuzztime=10s ./internal/search
+	$(GO) test -run='^$$' -fuzz=FuzzOverlaps -fuzztime=10s ./internal/deploy
 
 bench:
 	./bench/run.sh
