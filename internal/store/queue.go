@@ -10,10 +10,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// WorkQueueConfig describes a work-queue stream: each message is meant to
-// be taken by one consumer and disappears once acknowledged. Messages on
-// subjects no consumer filters stay until deleted (delayed and dead tasks
-// live there).
+// WorkQueueConfig describes a work-queue stream. Its owner keeps its own
+// index of the messages and removes them by sequence or by purge; no
+// consumer reads it (DeleteConsumer removes those older engines made).
 type WorkQueueConfig struct {
 	Name     string
 	Subjects []string
@@ -188,147 +187,12 @@ func (q *WorkQueue) Count(ctx context.Context, subject string) (int, error) {
 	return n, nil
 }
 
-// ConsumerConfig describes a durable consumer of a work queue.
-type ConsumerConfig struct {
-	Name   string // durable name
-	Filter string // subject filter; consumers of one work queue must not overlap
-	// AckWait is how long a delivered message may stay unacknowledged
-	// before the server delivers it again (the task's TTR backstop); zero
-	// means 30 seconds.
-	AckWait time.Duration
-}
-
-// Consumer hands out a work queue's messages, each to one taker at a time.
-type Consumer struct {
-	name string
-	c    jetstream.Consumer
-}
-
-// Consumer opens (creating or updating it) a durable pull consumer.
-func (q *WorkQueue) Consumer(ctx context.Context, cfg ConsumerConfig) (*Consumer, error) {
-	if cfg.AckWait <= 0 {
-		cfg.AckWait = 30 * time.Second
-	}
-	c, err := q.st.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
-		Durable:       cfg.Name,
-		FilterSubject: cfg.Filter,
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       cfg.AckWait,
-		MaxDeliver:    -1,
-		MaxAckPending: -1,
-		MaxWaiting:    4096,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("store: open consumer %s: %w", cfg.Name, err)
-	}
-	return &Consumer{name: cfg.Name, c: c}, nil
-}
-
-// DeleteConsumer removes a durable consumer; its unacknowledged messages
-// stay in the stream.
+// DeleteConsumer removes a durable consumer (engines before the tasks
+// index read the queue through consumers); its messages stay in the stream.
 func (q *WorkQueue) DeleteConsumer(ctx context.Context, name string) error {
 	err := q.st.DeleteConsumer(ctx, name)
 	if err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
 		return fmt.Errorf("store: delete consumer %s: %w", name, err)
-	}
-	return nil
-}
-
-// Fetch waits up to wait for at most n messages and calls fn for each as
-// it arrives. A zero wait returns at once with what is ready.
-func (c *Consumer) Fetch(n int, wait time.Duration, fn func(*Delivery)) error {
-	var (
-		b   jetstream.MessageBatch
-		err error
-	)
-	if wait <= 0 {
-		b, err = c.c.FetchNoWait(n)
-	} else {
-		b, err = c.c.Fetch(n, jetstream.FetchMaxWait(wait))
-	}
-	if err != nil {
-		return fmt.Errorf("store: fetch from %s: %w", c.name, err)
-	}
-	for m := range b.Messages() {
-		fn(newDelivery(m))
-	}
-	if err := b.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, jetstream.ErrNoMessages) {
-		return fmt.Errorf("store: fetch from %s: %w", c.name, err)
-	}
-	return nil
-}
-
-// ConsumerCounts are a consumer's backlog figures.
-type ConsumerCounts struct {
-	Pending    uint64 // stored, never delivered
-	AckPending int    // delivered, not yet acknowledged (taken, or waiting for a redelivery)
-	Waiting    int    // takers waiting for a message
-}
-
-// Counts returns the consumer's backlog figures.
-func (c *Consumer) Counts(ctx context.Context) (ConsumerCounts, error) {
-	info, err := c.c.Info(ctx)
-	if err != nil {
-		return ConsumerCounts{}, fmt.Errorf("store: consumer %s: %w", c.name, err)
-	}
-	return ConsumerCounts{Pending: info.NumPending, AckPending: info.NumAckPending, Waiting: info.NumWaiting}, nil
-}
-
-// Delivery is one message handed out by a Consumer. Exactly one of Ack,
-// Nak, Term should end it; until then the consumer will not hand it to
-// anyone else before its ack wait passes (InProgress restarts that wait).
-type Delivery struct {
-	Message
-	// Attempt counts deliveries of this message, this one included.
-	Attempt int
-	m       jetstream.Msg
-}
-
-func newDelivery(m jetstream.Msg) *Delivery {
-	d := &Delivery{Message: toMessage(m), m: m, Attempt: 1}
-	if meta, err := m.Metadata(); err == nil {
-		d.Attempt = int(meta.NumDelivered)
-	}
-	return d
-}
-
-// Ack removes the message from the work queue and waits for the server to
-// confirm it, so an acknowledged message is never delivered again.
-func (d *Delivery) Ack(ctx context.Context) error {
-	if err := d.m.DoubleAck(ctx); err != nil {
-		return fmt.Errorf("store: ack %d: %w", d.Seq, err)
-	}
-	return nil
-}
-
-// Nak hands the message back to be delivered again after delay (at once
-// when zero).
-func (d *Delivery) Nak(delay time.Duration) error {
-	var err error
-	if delay > 0 {
-		err = d.m.NakWithDelay(delay)
-	} else {
-		err = d.m.Nak()
-	}
-	if err != nil {
-		return fmt.Errorf("store: nak %d: %w", d.Seq, err)
-	}
-	return nil
-}
-
-// InProgress restarts the message's ack wait.
-func (d *Delivery) InProgress() error {
-	if err := d.m.InProgress(); err != nil {
-		return fmt.Errorf("store: in progress %d: %w", d.Seq, err)
-	}
-	return nil
-}
-
-// Term tells the consumer never to deliver the message again; in a work
-// queue this removes it.
-func (d *Delivery) Term(ctx context.Context) error {
-	if err := d.m.Term(); err != nil {
-		return fmt.Errorf("store: term %d: %w", d.Seq, err)
 	}
 	return nil
 }

@@ -22,22 +22,9 @@ func openQueue(t *testing.T) *WorkQueue {
 	return q
 }
 
-func fetchOne(t *testing.T, c *Consumer, wait time.Duration) *Delivery {
-	t.Helper()
-	var got *Delivery
-	if err := c.Fetch(1, wait, func(d *Delivery) { got = d }); err != nil {
-		t.Fatal(err)
-	}
-	return got
-}
-
-func TestWorkQueueAckNakDedup(t *testing.T) {
+func TestWorkQueueDedupGetDelete(t *testing.T) {
 	ctx := context.Background()
 	q := openQueue(t)
-	c, err := q.Consumer(ctx, ConsumerConfig{Name: "r", Filter: "q.r.*"})
-	if err != nil {
-		t.Fatal(err)
-	}
 	if _, err := q.Put(ctx, "q.r.1", []byte("one"), map[string]string{"Pri": "5"}, PutOptions{MsgID: "n1"}); err != nil {
 		t.Fatal(err)
 	}
@@ -45,35 +32,21 @@ func TestWorkQueueAckNakDedup(t *testing.T) {
 	if !errors.Is(err, ErrDuplicate) || seq != 1 {
 		t.Fatalf("second put with the same id: seq %d err %v, want 1 and ErrDuplicate", seq, err)
 	}
-	d := fetchOne(t, c, time.Second)
-	if d == nil || string(d.Data) != "one" || d.Header["Pri"] != "5" || d.Attempt != 1 {
-		t.Fatalf("got %+v", d)
+	m, err := q.Get(ctx, 1)
+	if err != nil || string(m.Data) != "one" || m.Header["Pri"] != "5" || m.Subject != "q.r.1" {
+		t.Fatalf("get: %+v %v", m, err)
 	}
-	if err := d.Nak(0); err != nil {
+	if err := q.Delete(ctx, 1); err != nil {
 		t.Fatal(err)
-	}
-	d = fetchOne(t, c, 5*time.Second)
-	if d == nil || d.Attempt != 2 {
-		t.Fatalf("after nak got %+v, want attempt 2", d)
-	}
-	if err := d.Ack(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if d := fetchOne(t, c, 0); d != nil {
-		t.Fatalf("acked message delivered again: %+v", d)
 	}
 	if _, err := q.Get(ctx, 1); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("acked message still stored: %v", err)
+		t.Fatalf("deleted message still stored: %v", err)
 	}
 }
 
 func TestWorkQueueScheduleAndLookup(t *testing.T) {
 	ctx := context.Background()
 	q := openQueue(t)
-	c, err := q.Consumer(ctx, ConsumerConfig{Name: "r", Filter: "q.r.*"})
-	if err != nil {
-		t.Fatal(err)
-	}
 	if _, err := q.Put(ctx, "q.d.7", []byte("later"), map[string]string{"Id": "7"}, PutOptions{At: time.Now().Add(1500 * time.Millisecond), Target: "q.r.7"}); err != nil {
 		t.Fatal(err)
 	}
@@ -84,18 +57,22 @@ func TestWorkQueueScheduleAndLookup(t *testing.T) {
 	if n, err := q.Count(ctx, "q.d.*"); err != nil || n != 1 {
 		t.Fatalf("count delayed: %d %v", n, err)
 	}
-	var d *Delivery
+	var d Message
 	deadline := time.Now().Add(10 * time.Second)
-	for d == nil && time.Now().Before(deadline) {
-		d = fetchOne(t, c, time.Second)
+	for {
+		d, err = q.Last(ctx, "q.r.7")
+		if err == nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
-	if d == nil || d.Subject != "q.r.7" || string(d.Data) != "later" || d.Header["Id"] != "7" {
-		t.Fatalf("scheduled message: %+v", d)
+	if err != nil || string(d.Data) != "later" || d.Header["Id"] != "7" {
+		t.Fatalf("scheduled message: %+v %v", d, err)
 	}
 	if n, _ := q.Count(ctx, "q.d.*"); n != 0 {
 		t.Fatalf("schedule left behind: %d", n)
 	}
-	if err := d.Term(ctx); err != nil {
+	if err := q.Delete(ctx, d.Seq); err != nil {
 		t.Fatal(err)
 	}
 	waitCount := func(want int) {
@@ -109,7 +86,7 @@ func TestWorkQueueScheduleAndLookup(t *testing.T) {
 		t.Fatalf("count %d, want %d", n, want)
 	}
 	waitCount(0)
-	// Messages on subjects no consumer filters stay until deleted.
+	// Messages stay until deleted.
 	seq, _ := q.Put(ctx, "q.x.9", []byte("dead"), nil, PutOptions{})
 	if m, err := q.Next(ctx, "q.x.*", 1); err != nil || m.Seq != seq {
 		t.Fatalf("next: %+v %v", m, err)
