@@ -1,0 +1,252 @@
+package gateway
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+)
+
+// The forwarder's reading of response heads from app instances: strict
+// enough that every head it accepts reads the same in http.ReadResponse
+// (FuzzParseResponseHead); anything else is a 502.
+
+// field is one response header field.
+type field struct{ key, value string }
+
+// respHead is a parsed response head.
+type respHead struct {
+	status    int
+	fields    []field  // the end-to-end fields, in order
+	vals      []string // fields' values, one backing array for the header map
+	trailer   []field  // trailer fields after a chunked body
+	announce  []string // the Trailer field's values
+	length    int64    // -1: unknown (chunked or until close)
+	chunked   bool
+	noBody    bool // HEAD, 1xx, 204, 304
+	keepAlive bool
+	nothing   bool // nothing was read: the connection ended first
+}
+
+func (h *respHead) announced(k string) bool {
+	for _, a := range h.announce {
+		if namedByConnection([]string{a}, k) {
+			return true
+		}
+	}
+	return false
+}
+
+// readHeadBytes reads a response head up to and including its empty line
+// into uc.head.
+func readHeadBytes(uc *upConn) ([]byte, error) {
+	head := uc.head[:0]
+	for {
+		line, err := uc.br.ReadSlice('\n')
+		if len(head)+len(line) > maxResponseHead {
+			return nil, fmt.Errorf("%w: head larger than %d bytes", errBadResponse, maxResponseHead)
+		}
+		head = append(head, line...)
+		if err == bufio.ErrBufferFull {
+			continue
+		}
+		if err != nil {
+			uc.head = head[:0]
+			if err == io.EOF && len(head) > 0 {
+				err = io.ErrUnexpectedEOF
+			}
+			return head, err
+		}
+		if len(line) <= 2 && (len(line) == 1 || line[0] == '\r') && len(head) > len(line) {
+			uc.head = head[:0]
+			return head, nil
+		}
+	}
+}
+
+// readResponseHead reads and parses the app's response head to a request
+// with method.
+func readResponseHead(uc *upConn, method string) (*respHead, error) {
+	raw, err := readHeadBytes(uc)
+	h := &uc.resp
+	h.reset()
+	if err != nil {
+		h.nothing = len(raw) == 0
+		return h, err
+	}
+	return h, parseResponseHead(h, string(raw), method)
+}
+
+// reset empties h for the next response on its connection, keeping its
+// slices' arrays. vals is not kept: the header map it went to holds it.
+func (h *respHead) reset() {
+	*h = respHead{fields: h.fields[:0], trailer: h.trailer[:0], announce: h.announce[:0], length: -1}
+}
+
+// parseResponseHead parses a response head, which ends with an empty line,
+// into h (reset).
+func parseResponseHead(h *respHead, s string, method string) error {
+	line, rest, _ := strings.Cut(s, "\n")
+	line = strings.TrimSuffix(line, "\r")
+	proto, code, ok := strings.Cut(line, " ")
+	if !ok || len(code) < 3 || (len(code) > 3 && code[3] != ' ') {
+		return fmt.Errorf("%w: status line %q", errBadResponse, line)
+	}
+	switch proto {
+	case "HTTP/1.1":
+		h.keepAlive = true
+	case "HTTP/1.0":
+	default:
+		return fmt.Errorf("%w: status line %q", errBadResponse, line)
+	}
+	for i := 0; i < 3; i++ {
+		if code[i] < '0' || code[i] > '9' {
+			return fmt.Errorf("%w: status line %q", errBadResponse, line)
+		}
+		h.status = h.status*10 + int(code[i]-'0')
+	}
+	if h.status < 100 {
+		return fmt.Errorf("%w: status line %q", errBadResponse, line)
+	}
+	fields := h.fields[:0]
+	var conn []string
+	var cl string
+	clSeen, te := false, false
+	for rest != "" {
+		line, rest, _ = strings.Cut(rest, "\n")
+		line = strings.TrimSuffix(line, "\r")
+		if line == "" {
+			break
+		}
+		k, v, ok := strings.Cut(line, ":")
+		if !ok || !validFieldName(k) {
+			return fmt.Errorf("%w: header line %q", errBadResponse, line)
+		}
+		k = canonicalKey(k)
+		v = strings.Trim(v, " \t")
+		if !validFieldValue(v) {
+			return fmt.Errorf("%w: header line %q", errBadResponse, line)
+		}
+		switch k {
+		case "Content-Length":
+			if clSeen && v != cl {
+				return fmt.Errorf("%w: Content-Length %q and %q", errBadResponse, cl, v)
+			}
+			clSeen, cl = true, v
+			fields = append(fields, field{k, v})
+			continue
+		case "Transfer-Encoding":
+			te = true
+			last := v
+			if i := strings.LastIndexByte(v, ','); i >= 0 {
+				last = v[i+1:]
+			}
+			if !strings.EqualFold(strings.TrimSpace(last), "chunked") {
+				return fmt.Errorf("%w: Transfer-Encoding %q", errBadResponse, v)
+			}
+			h.chunked = true
+			continue
+		case "Connection":
+			conn = append(conn, v)
+			continue
+		case "Trailer":
+			h.announce = append(h.announce, v)
+		case "X-Request-Id":
+			continue // the gateway's own is on the response already
+		}
+		fields = append(fields, field{k, v})
+	}
+	if namedByConnection(conn, "close") {
+		h.keepAlive = false
+	} else if !h.keepAlive && namedByConnection(conn, "keep-alive") {
+		h.keepAlive = true
+	}
+	// Drop hop-by-hop fields, and those Connection names.
+	out := fields[:0]
+	for _, f := range fields {
+		if f.key != "Trailer" && isHopHeader(f.key) || (len(conn) > 0 && namedByConnection(conn, f.key)) {
+			continue
+		}
+		if f.key == "Content-Length" && te {
+			continue // chunked wins; the length is not the body's
+		}
+		out = append(out, f)
+	}
+	h.fields = out
+	h.vals = make([]string, len(h.fields))
+	for i := range h.fields {
+		h.vals[i] = h.fields[i].value
+	}
+	if _, ok := parseLen(cl); clSeen && !ok {
+		return fmt.Errorf("%w: Content-Length %q", errBadResponse, cl)
+	}
+	h.noBody = method == http.MethodHead || h.status < 200 || h.status == http.StatusNoContent || h.status == http.StatusNotModified
+	switch {
+	case h.noBody:
+		h.length = 0
+	case h.chunked:
+	case clSeen:
+		h.length, _ = parseLen(cl)
+	default:
+		h.keepAlive = false // the body ends when the connection does
+	}
+	return nil
+}
+
+func parseLen(s string) (int64, bool) {
+	if s == "" || len(s) > 18 {
+		return 0, false
+	}
+	var n int64
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(s[i]-'0')
+	}
+	return n, true
+}
+
+// validFieldName reports a token (RFC 9110 section 5.6.2).
+func validFieldName(k string) bool {
+	if k == "" {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		if !isTokenChar(k[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func isTokenChar(c byte) bool { return tokenChars[c] }
+
+// tokenChars marks the bytes of a token: letters, digits, "!#$%&'*+-.^_`|~".
+var tokenChars = func() (t [256]bool) {
+	for c := range 256 {
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+			t[c] = true
+		}
+	}
+	for _, c := range []byte("!#$%&'*+-.^_`|~") {
+		t[c] = true
+	}
+	return t
+}()
+
+// canonicalKey is http.CanonicalHeaderKey without an allocation when k is
+// canonical already.
+func canonicalKey(k string) string {
+	upper := true
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		if upper && 'a' <= c && c <= 'z' || !upper && 'A' <= c && c <= 'Z' {
+			return http.CanonicalHeaderKey(k)
+		}
+		upper = c == '-'
+	}
+	return k
+}
