@@ -195,7 +195,7 @@ func (ix *Index) PutMapping(ctx context.Context, body []byte) error {
 	}
 	batch := ix.bi.NewBatch()
 	batch.SetInternal([]byte(internalMeta), mustJSON(grown))
-	if err := ix.durable(batch); err != nil {
+	if err := ix.bi.Batch(batch); err != nil {
 		return fmt.Errorf("index %s/%s: put mapping: %w", ix.App, ix.Name, err)
 	}
 	ix.m = grown

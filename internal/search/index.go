@@ -3,11 +3,9 @@ package search
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"hash/fnv"
 	"net/http"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"sync"
@@ -32,9 +30,6 @@ type Index struct {
 	App, Name string
 	path      string
 	bi        bleve.Index // guarded by life; nil while closed for idleness
-	tl        *translog   // guarded by life, as bi
-	// translogSize is the size past which the translog is flushed.
-	translogSize int64
 
 	// life is held shared by every operation and exclusively to open or
 	// close the bleve index, so that no operation sees it closed.
@@ -57,27 +52,21 @@ type Index struct {
 	seq     atomic.Int64
 }
 
-// bleveConfig opens indexes with unsafe_batch: a batch returns once
-// searchable, and the translog, not bleve's persister, makes it durable.
-var bleveConfig = map[string]any{"unsafe_batch": true}
-
-func openIndex(app, name, path string, translogSize int64) (*Index, error) {
-	ix := &Index{App: app, Name: name, path: path, translogSize: translogSize}
+func openIndex(app, name, path string) (*Index, error) {
+	ix := &Index{App: app, Name: name, path: path}
 	if err := ix.openStore(); err != nil {
 		return nil, err
 	}
 	return ix, nil
 }
 
-// openStore opens the bleve index, reads pier's metadata from it and
-// recovers what the translog holds. Called before the index is shared or
-// with life held exclusively.
+// openStore opens the bleve index and reads pier's metadata from it.
+// Called before the index is shared or with life held exclusively.
 func (ix *Index) openStore() error {
-	bi, err := bleve.OpenUsing(ix.path, bleveConfig)
+	bi, err := bleve.Open(ix.path)
 	if err != nil {
 		return fmt.Errorf("open index %s/%s: %w", ix.App, ix.Name, err)
 	}
-	ix.bi = bi
 	data, err := bi.GetInternal([]byte(internalMeta))
 	if err == nil && data == nil {
 		err = fmt.Errorf("no pier metadata")
@@ -86,130 +75,25 @@ func (ix *Index) openStore() error {
 	if err == nil {
 		err = json.Unmarshal(data, m)
 	}
-	if err == nil {
-		if m.Mapping.Properties == nil {
-			m.Mapping.Properties = map[string]*Property{}
-		}
-		ix.mu.Lock()
-		ix.m = m
-		ix.mu.Unlock()
-		if seq, _ := bi.GetInternal([]byte(internalSeq)); seq != nil {
-			n, _ := strconv.ParseInt(string(seq), 10, 64)
-			if n > ix.seq.Load() {
-				ix.seq.Store(n)
-			}
-		}
-		err = ix.recover()
-	}
 	if err != nil {
 		bi.Close()
-		ix.bi = nil
 		return fmt.Errorf("open index %s/%s: %w", ix.App, ix.Name, err)
 	}
+	if m.Mapping.Properties == nil {
+		m.Mapping.Properties = map[string]*Property{}
+	}
+	ix.mu.Lock()
+	ix.m = m
+	ix.mu.Unlock()
+	if seq, _ := bi.GetInternal([]byte(internalSeq)); seq != nil {
+		n, _ := strconv.ParseInt(string(seq), 10, 64)
+		if n > ix.seq.Load() {
+			ix.seq.Store(n)
+		}
+	}
+	ix.bi = bi
 	ix.lastUse.Store(time.Now().UnixNano())
 	return nil
-}
-
-// recover applies again what the translog holds (writes acknowledged but
-// perhaps not persisted by bleve when the process stopped), waits until
-// bleve has persisted it, then starts an empty translog.
-func (ix *Index) recover() error {
-	gens, err := translogGens(ix.path)
-	if err != nil {
-		return err
-	}
-	for _, g := range gens {
-		err := readTranslog(filepath.Join(ix.path, translogName(g)), func(e logEntry) error {
-			return ix.replay(e)
-		})
-		if err != nil {
-			return err
-		}
-	}
-	if len(gens) > 0 {
-		if err := ix.barrier(); err != nil {
-			return err
-		}
-	}
-	tl, err := openTranslog(ix.path)
-	if err != nil {
-		return err
-	}
-	if err := tl.removeBelow(tl.gen); err != nil {
-		tl.close(false)
-		return err
-	}
-	ix.tl = tl
-	return nil
-}
-
-// replay applies one translog entry again, growing the mapping as the
-// original write did.
-func (ix *Index) replay(e logEntry) error {
-	batch := ix.bi.NewBatch()
-	b := &builder{meta: ix.m, analyzers: ix.bi.Mapping(), grow: true}
-	for _, op := range e.ops {
-		if op.deleted {
-			batch.Delete(op.id)
-			continue
-		}
-		obj, err := parseSource(op.source)
-		if err != nil {
-			continue // cannot happen: it was parsed before being logged
-		}
-		doc, err := b.build(op.id, op.source, obj, op.version)
-		if err == nil {
-			err = batch.IndexAdvanced(doc)
-		}
-		if err != nil {
-			return fmt.Errorf("replay translog: %s: %w", op.id, err)
-		}
-	}
-	if b.changed {
-		batch.SetInternal([]byte(internalMeta), mustJSON(ix.m))
-	}
-	if e.seq > ix.seq.Load() {
-		ix.seq.Store(e.seq)
-	}
-	batch.SetInternal([]byte(internalSeq), []byte(strconv.FormatInt(ix.seq.Load(), 10)))
-	if err := ix.bi.Batch(batch); err != nil {
-		return fmt.Errorf("replay translog: %w", err)
-	}
-	return nil
-}
-
-// durable applies batch and returns once bleve has persisted it, and so
-// everything introduced before it.
-func (ix *Index) durable(batch *bleve.Batch) error {
-	done := make(chan error, 1)
-	batch.SetPersistedCallback(func(err error) { done <- err })
-	if err := ix.bi.Batch(batch); err != nil {
-		return err
-	}
-	return <-done
-}
-
-// barrier returns once everything applied to bleve so far is persisted.
-func (ix *Index) barrier() error {
-	b := ix.bi.NewBatch()
-	b.SetInternal([]byte(internalSeq), []byte(strconv.FormatInt(ix.seq.Load(), 10)))
-	if err := ix.durable(b); err != nil {
-		return fmt.Errorf("index %s/%s: persist: %w", ix.App, ix.Name, err)
-	}
-	return nil
-}
-
-// flushTranslog makes bleve persist what the older translog generations
-// hold, then removes them.
-func (ix *Index) flushTranslog() error {
-	gen, err := ix.tl.rotate()
-	if err != nil {
-		return err
-	}
-	if err := ix.barrier(); err != nil {
-		return err
-	}
-	return ix.tl.removeBelow(gen)
 }
 
 func (ix *Index) close() error {
@@ -222,21 +106,19 @@ func (ix *Index) close() error {
 	return ix.closeStore()
 }
 
-// closeStore persists everything, so that the next open has nothing to
-// replay, and closes the bleve index. Called with life held exclusively.
+// closeStore closes the bleve index (every acknowledged write is already
+// persisted). Called with life held exclusively.
 func (ix *Index) closeStore() error {
 	if ix.bi == nil {
 		return nil
 	}
 	ix.idleDocs, _ = ix.bi.DocCount()
-	err := ix.barrier()
-	err = errors.Join(err, ix.tl.close(err == nil))
-	err = errors.Join(err, ix.bi.Close())
-	ix.bi, ix.tl = nil, nil
+	err := ix.bi.Close()
+	ix.bi = nil
 	return err
 }
 
-// drop closes the index without persisting anything: it is being deleted.
+// drop closes the index for good: it is being deleted.
 func (ix *Index) drop() error {
 	ix.life.Lock()
 	defer ix.life.Unlock()
@@ -244,12 +126,7 @@ func (ix *Index) drop() error {
 		return nil
 	}
 	ix.closed = true
-	if ix.bi == nil {
-		return nil
-	}
-	err := errors.Join(ix.tl.close(false), ix.bi.Close())
-	ix.bi, ix.tl = nil, nil
-	return err
+	return ix.closeStore()
 }
 
 // closeIfIdle closes the bleve index (its files, its goroutines) if no
@@ -350,8 +227,8 @@ type stored struct {
 	source  []byte // nil: deleted or never written
 }
 
-// Write applies ops in one bleve batch and returns once they are durable
-// (in the translog). Each op fails or succeeds on its own (as a bulk item
+// Write applies ops in one bleve batch and returns once bleve has
+// persisted it. Each op fails or succeeds on its own (as a bulk item
 // does); the error is for failures of the whole batch.
 func (ix *Index) Write(ctx context.Context, ops []Op) ([]Result, error) {
 	release, err := ix.use()
@@ -364,20 +241,20 @@ func (ix *Index) Write(ctx context.Context, ops []Op) ([]Result, error) {
 		defer ix.stripes[s].Unlock()
 	}
 	ix.mu.RLock()
-	res, batch, _, entry, err := ix.prepare(ops, ix.m, false)
+	res, batch, _, err := ix.prepare(ops, ix.m, false)
 	if err == errGrow {
 		ix.mu.RUnlock()
 		ix.mu.Lock()
 		defer ix.mu.Unlock()
 		grown := ix.m.clone()
 		var changed bool
-		if res, batch, changed, entry, err = ix.prepare(ops, grown, true); err != nil {
+		if res, batch, changed, err = ix.prepare(ops, grown, true); err != nil {
 			return nil, err
 		}
 		if changed {
 			batch.SetInternal([]byte(internalMeta), mustJSON(grown))
 		}
-		if err := ix.commit(batch, entry); err != nil {
+		if err := ix.commit(batch); err != nil {
 			return nil, err
 		}
 		ix.m = grown
@@ -390,31 +267,17 @@ func (ix *Index) Write(ctx context.Context, ops []Op) ([]Result, error) {
 	if batch.Size() == 0 {
 		return res, nil
 	}
-	if err := ix.commit(batch, entry); err != nil {
+	if err := ix.commit(batch); err != nil {
 		return nil, err
 	}
 	return res, nil
 }
 
-// commit applies batch and logs entry, its operations, in the translog.
-// Called with the stripes of the operations and mu held, so that the log
-// has the operations on a document, and the growths of the mapping, in
-// the order they were applied.
-func (ix *Index) commit(batch *bleve.Batch, entry logEntry) error {
+// commit applies batch; bleve returns once it is persisted (one fsync'd
+// segment per batch, so per bulk request).
+func (ix *Index) commit(batch *bleve.Batch) error {
 	if err := ix.bi.Batch(batch); err != nil {
 		return fmt.Errorf("index %s/%s: write: %w", ix.App, ix.Name, err)
-	}
-	if len(entry.ops) == 0 {
-		return nil
-	}
-	full, err := ix.tl.append(entry, ix.translogSize)
-	if err != nil {
-		return fmt.Errorf("index %s/%s: %w", ix.App, ix.Name, err)
-	}
-	if full {
-		if err := ix.flushTranslog(); err != nil {
-			return fmt.Errorf("index %s/%s: flush translog: %w", ix.App, ix.Name, err)
-		}
 	}
 	return nil
 }
@@ -432,8 +295,7 @@ func (ix *Index) stripesOf(ops []Op) []int {
 
 // prepare builds the batch for ops against m. Without grow, a document
 // needing new fields makes it return errGrow.
-func (ix *Index) prepare(ops []Op, m *meta, grow bool) ([]Result, *bleve.Batch, bool, logEntry, error) {
-	var entry logEntry
+func (ix *Index) prepare(ops []Op, m *meta, grow bool) ([]Result, *bleve.Batch, bool, error) {
 	batch := ix.bi.NewBatch()
 	b := &builder{meta: m, analyzers: ix.bi.Mapping(), grow: grow}
 	pending := map[string]stored{}
@@ -445,7 +307,7 @@ func (ix *Index) prepare(ops []Op, m *meta, grow bool) ([]Result, *bleve.Batch, 
 		if !ok {
 			var err error
 			if cur, err = ix.load(op.ID, op.Action == "update"); err != nil {
-				return nil, nil, false, entry, err
+				return nil, nil, false, err
 			}
 		}
 		src := op.Source
@@ -459,7 +321,6 @@ func (ix *Index) prepare(ops []Op, m *meta, grow bool) ([]Result, *bleve.Batch, 
 			batch.Delete(op.ID)
 			r.Result, r.Status, r.Version = "deleted", http.StatusOK, cur.version+1
 			r.Seq = ix.seq.Add(1)
-			entry.ops = append(entry.ops, logOp{id: op.ID, version: r.Version, deleted: true})
 			pending[op.ID] = stored{version: r.Version}
 			continue
 		case "create":
@@ -487,7 +348,7 @@ func (ix *Index) prepare(ops []Op, m *meta, grow bool) ([]Result, *bleve.Batch, 
 			}
 		}
 		if err == errGrow {
-			return nil, nil, false, entry, errGrow
+			return nil, nil, false, errGrow
 		}
 		if err != nil {
 			r.Err = esError(err)
@@ -502,11 +363,9 @@ func (ix *Index) prepare(ops []Op, m *meta, grow bool) ([]Result, *bleve.Batch, 
 		}
 		r.Seq = ix.seq.Add(1)
 		pending[op.ID] = stored{version: r.Version, source: src}
-		entry.ops = append(entry.ops, logOp{id: op.ID, version: r.Version, source: src})
 	}
-	entry.seq = ix.seq.Load()
-	batch.SetInternal([]byte(internalSeq), []byte(strconv.FormatInt(entry.seq, 10)))
-	return res, batch, b.changed, entry, nil
+	batch.SetInternal([]byte(internalSeq), []byte(strconv.FormatInt(ix.seq.Load(), 10)))
+	return res, batch, b.changed, nil
 }
 
 // load reads the stored version (and source, if withSource) of id.

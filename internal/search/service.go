@@ -11,8 +11,8 @@
 // aggs.go translate Elasticsearch searches into bleve searches and bleve
 // results back (collect.go computes aggregations from doc values while
 // bleve collects the hits); http.go is the REST API. A write is
-// acknowledged only once it is in the index's translog, on disk
-// (translog.go); indexes unused for a while are closed and reopen on use.
+// acknowledged only once bleve has persisted it; indexes unused for a
+// while are closed and reopen on use.
 package search
 
 import (
@@ -42,9 +42,6 @@ type Options struct {
 	Dir string
 	// Logger receives errors the clients do not see. Nil: discarded.
 	Logger *slog.Logger
-	// TranslogSize is the size past which an index's translog is flushed
-	// into bleve and started again (see translog.go). Zero: 64 MiB.
-	TranslogSize int64
 	// IdleClose is how long an index stays open unused: then its files
 	// and goroutines are released, and its next use opens it again, so
 	// that many apps with many indexes hold a bounded number of open
@@ -55,12 +52,11 @@ type Options struct {
 // Service manages the search indexes of every app. Indexes open on first
 // use and close when idle (Options.IdleClose), deleted, or on Close.
 type Service struct {
-	dir          string
-	log          *slog.Logger
-	translogSize int64
-	idleClose    time.Duration
-	stop         chan struct{}  // closed by Close: ends the idle closer
-	done         sync.WaitGroup // the idle closer
+	dir       string
+	log       *slog.Logger
+	idleClose time.Duration
+	stop      chan struct{}  // closed by Close: ends the idle closer
+	done      sync.WaitGroup // the idle closer
 
 	mu     sync.Mutex        // guards open, closed
 	open   map[string]*Index // by "<app>/<index>"
@@ -84,13 +80,10 @@ func Open(opts Options) (*Service, error) {
 		opts.Logger.Info("removing an index left half created or deleted", "path", p)
 		os.RemoveAll(p)
 	}
-	if opts.TranslogSize <= 0 {
-		opts.TranslogSize = 64 << 20
-	}
 	if opts.IdleClose == 0 {
 		opts.IdleClose = 5 * time.Minute
 	}
-	s := &Service{dir: opts.Dir, log: opts.Logger, translogSize: opts.TranslogSize, idleClose: opts.IdleClose,
+	s := &Service{dir: opts.Dir, log: opts.Logger, idleClose: opts.IdleClose,
 		stop: make(chan struct{}), open: map[string]*Index{}}
 	if s.idleClose > 0 {
 		s.done.Add(1)
@@ -197,7 +190,7 @@ func (s *Service) Index(ctx context.Context, app, name string, create bool) (*In
 			return nil, err
 		}
 	}
-	ix, err := openIndex(app, name, path, s.translogSize)
+	ix, err := openIndex(app, name, path)
 	if err != nil {
 		return nil, err
 	}
