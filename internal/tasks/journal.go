@@ -63,12 +63,19 @@ type record struct {
 type journal struct {
 	dir string
 
-	mu      sync.Mutex // guards f, fileNo, size, buf, pending, appended
-	f       *os.File
-	fileNo  int
-	size    int64
-	buf     []byte
-	pending []record // written, not yet taken by the drain
+	mu     sync.Mutex // guards f, fileNo, size, buf, pending, appended
+	f      *os.File
+	fileNo int
+	size   int64
+	buf    []byte
+	// pending[head:] are written, not yet taken by the drain. Taking
+	// moves head rather than copying the rest down: with a drain delay
+	// the drain takes a little at a time from a second's worth of
+	// records, and copying them down each time cost more than the
+	// commands that wrote them. They are moved down once head passes
+	// half, so each record is copied at most once more.
+	pending []record
+	head    int
 	// appended counts records written since start; the drain's barrier
 	// waits until it has drained this many.
 	appended uint64
@@ -157,17 +164,26 @@ func (jl *journal) append(r record) error {
 func (jl *journal) take(into []record, cutoff time.Time) ([]record, uint64) {
 	jl.mu.Lock()
 	defer jl.mu.Unlock()
-	n := len(jl.pending)
+	live := jl.pending[jl.head:]
+	n := len(live)
 	if !cutoff.IsZero() {
 		n = 0
-		for n < len(jl.pending) && !jl.pending[n].at.After(cutoff) {
+		for n < len(live) && !live[n].at.After(cutoff) {
 			n++
 		}
 	}
-	into = append(into, jl.pending[:n]...)
-	rest := copy(jl.pending, jl.pending[n:])
-	clear(jl.pending[rest:])
-	jl.pending = jl.pending[:rest]
+	into = append(into, live[:n]...)
+	clear(live[:n]) // the taken records' jobs and bodies are the drain's now
+	rest := len(live) - n
+	jl.head += n
+	switch {
+	case rest == 0:
+		jl.pending, jl.head = jl.pending[:0], 0
+	case jl.head >= len(jl.pending)/2:
+		copy(jl.pending, jl.pending[jl.head:])
+		clear(jl.pending[rest:])
+		jl.pending, jl.head = jl.pending[:rest], 0
+	}
 	return into, jl.appended - uint64(rest)
 }
 
@@ -176,10 +192,10 @@ func (jl *journal) take(into []record, cutoff time.Time) ([]record, uint64) {
 func (jl *journal) oldestAt() time.Time {
 	jl.mu.Lock()
 	defer jl.mu.Unlock()
-	if len(jl.pending) == 0 {
+	if jl.head == len(jl.pending) {
 		return time.Time{}
 	}
-	return jl.pending[0].at
+	return jl.pending[jl.head].at
 }
 
 // removeBefore deletes the files numbered below n: all their records are
@@ -205,7 +221,7 @@ func (jl *journal) close(drained bool) {
 		jl.f.Close()
 		jl.f = nil
 	}
-	if drained && len(jl.pending) == 0 {
+	if drained && jl.head == len(jl.pending) {
 		if nums, err := journalFiles(jl.dir); err == nil {
 			for _, n := range nums {
 				os.Remove(filepath.Join(jl.dir, journalName(n)))
@@ -323,7 +339,7 @@ func readJournal(dir string, n int) ([]record, error) {
 func (jl *journal) counts() (pending int, appended uint64) {
 	jl.mu.Lock()
 	defer jl.mu.Unlock()
-	return len(jl.pending), jl.appended
+	return len(jl.pending) - jl.head, jl.appended
 }
 
 // oldest is the number of the oldest file holding a record not yet
@@ -331,8 +347,8 @@ func (jl *journal) counts() (pending int, appended uint64) {
 func (jl *journal) oldest() int {
 	jl.mu.Lock()
 	defer jl.mu.Unlock()
-	if len(jl.pending) > 0 {
-		return jl.pending[0].file
+	if jl.head < len(jl.pending) {
+		return jl.pending[jl.head].file
 	}
 	return jl.fileNo
 }
