@@ -87,8 +87,7 @@ func (s *Service) runDrain(ctx context.Context, stopped chan<- struct{}) {
 // until done or ctx ends; it returns what is left then (still in the
 // journal files, which stay).
 func (s *Service) drainOnce(ctx context.Context, left []record, cutoff time.Time) []record {
-	more, upto := s.jl.take(nil, cutoff)
-	batch := append(left, more...)
+	batch, upto := s.jl.take(left, cutoff)
 	for len(batch) > 0 {
 		n := min(len(batch), drainBatch)
 		for {

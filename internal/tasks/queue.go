@@ -88,12 +88,17 @@ func (q *queue) paused(now time.Time) bool {
 }
 
 func queueKey(app, name string) string { return app + "/" + name }
-func confKey(app, name string) string  { return app + "." + name }
+
+func confKey(app, name string) string { return app + "." + name }
+
+// qkey keys Service.queues: a struct, not queueKey's string, so that
+// looking a queue up on every put and reserve allocates nothing.
+type qkey struct{ app, name string }
 
 // queue returns the runtime of app's queue, creating the queue (its
 // stored settings) on first use.
 func (s *Service) queue(ctx context.Context, app, name string) (*queue, error) {
-	key := queueKey(app, name)
+	key := qkey{app, name}
 	s.mu.Lock()
 	q := s.queues[key]
 	s.mu.Unlock()
@@ -410,7 +415,7 @@ func (s *Service) deleteStored(ctx context.Context, app string, id uint64) error
 		return err
 	}
 	s.mu.Lock()
-	q := s.queues[queueKey(app, t.Queue)]
+	q := s.queues[qkey{app, t.Queue}]
 	s.mu.Unlock()
 	if q != nil {
 		q.deletes.Add(1)
@@ -451,7 +456,7 @@ func (s *Service) DropApp(ctx context.Context, app string) error {
 		}
 	}
 	for _, n := range names {
-		delete(s.queues, queueKey(app, n))
+		delete(s.queues, qkey{app, n})
 	}
 	s.mu.Unlock()
 	// Journaled puts of the app are stored (or skipped, as dropped)

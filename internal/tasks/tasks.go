@@ -176,7 +176,7 @@ type Service struct {
 	// and queues, pushers. Nothing calls into the store or the journal
 	// while holding it.
 	mu     sync.Mutex
-	queues map[string]*queue   // by "<app>/<queue>"
+	queues map[qkey]*queue     // by app and queue name
 	jobs   map[uint64]*job     // ready and reserved tasks, by id
 	tomb   map[uint64]struct{} // deleted tasks whose message the drain has not removed yet
 	// storing counts ready messages being stored outside the drain, not
@@ -211,7 +211,7 @@ func New(ctx context.Context, opts Options) (*Service, error) {
 	}
 	return &Service{
 		opts: opts, log: opts.Logger, q: q, confs: confs,
-		queues: map[string]*queue{}, jobs: map[uint64]*job{}, tomb: map[uint64]struct{}{},
+		queues: map[qkey]*queue{}, jobs: map[uint64]*job{}, tomb: map[uint64]struct{}{},
 		pushers: map[string]*pusher{},
 		ctx:     ctx,
 		dr:      drainState{changed: make(chan struct{})},
