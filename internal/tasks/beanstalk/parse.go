@@ -84,11 +84,17 @@ var arity = map[string][]bool{
 }
 
 // readLine reads one command line without its CRLF. A line longer than
-// lineMax is skipped to its end and reported as errLineTooLong.
+// lineMax is skipped to its end and reported as errLineTooLong. The line
+// may be r's own buffer (no copy for a line read whole, the usual case):
+// it is valid until the next read from r.
 func readLine(r *bufio.Reader) ([]byte, error) {
 	var line []byte
 	for {
 		chunk, err := r.ReadSlice('\n')
+		if err == nil && line == nil {
+			line = chunk
+			break
+		}
 		line = append(line, chunk...)
 		if err == nil {
 			break
