@@ -1,6 +1,7 @@
 package search
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -344,13 +345,7 @@ func (t *translator) queryString(body any) (query.Query, error) {
 		case "fields":
 			patterns, err = stringList(v, k)
 		case "default_operator":
-			switch strings.ToUpper(fmt.Sprint(v)) {
-			case "AND":
-				andOp = true
-			case "OR":
-			default:
-				err = parsingError("[query_string] default_operator must be AND or OR")
-			}
+			andOp, err = defaultOperatorAND(v, "query_string")
 		default:
 			err = unsupported("[%s] in query_string", k)
 		}
@@ -360,7 +355,7 @@ func (t *translator) queryString(body any) (query.Query, error) {
 	}
 	clauses, err := parseQueryString(text, andOp)
 	if err != nil {
-		if e, ok := asError(err); ok {
+		if e := (*Error)(nil); errors.As(err, &e) {
 			return nil, e
 		}
 		return nil, badRequest("query_shard_exception", "Failed to parse query [%s]: %v", text, err)
@@ -376,18 +371,16 @@ func (t *translator) queryString(body any) (query.Query, error) {
 	return boost(q, obj)
 }
 
-func asError(err error) (*Error, bool) {
-	for err != nil {
-		if e, ok := err.(*Error); ok {
-			return e, true
-		}
-		u, ok := err.(interface{ Unwrap() error })
-		if !ok {
-			return nil, false
-		}
-		err = u.Unwrap()
+// defaultOperatorAND reads a query's default_operator: true for AND,
+// false for OR.
+func defaultOperatorAND(v any, in string) (bool, error) {
+	switch strings.ToUpper(fmt.Sprint(v)) {
+	case "AND":
+		return true, nil
+	case "OR":
+		return false, nil
 	}
-	return nil, false
+	return false, parsingError("[%s] default_operator must be AND or OR, got [%v]", in, v)
 }
 
 func (t *translator) qsClauses(cs []qsClause, defaults map[string]float64, andOp bool) (query.Query, error) {

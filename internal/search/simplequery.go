@@ -45,13 +45,7 @@ func (t *translator) simpleQueryString(body any) (query.Query, error) {
 		case "fuzzy_prefix_length":
 			fuzzyPrefix = v
 		case "default_operator":
-			switch strings.ToUpper(fmt.Sprint(v)) {
-			case "AND":
-				andOp = true
-			case "OR":
-			default:
-				err = parsingError("[simple_query_string] default_operator must be AND or OR, got [%v]", v)
-			}
+			andOp, err = defaultOperatorAND(v, "simple_query_string")
 		case "flags":
 			if s := strings.ToUpper(fmt.Sprint(v)); s != "ALL" && s != "" {
 				err = unsupported("[flags] other than ALL in simple_query_string")

@@ -1,6 +1,7 @@
 package search
 
 import (
+	"errors"
 	"reflect"
 	"slices"
 	"testing"
@@ -78,7 +79,7 @@ func FuzzSimpleQueryString(f *testing.F) {
 		tr := &translator{m: m}
 		q, err := tr.simpleQueryString(map[string]any{"query": s})
 		if err != nil {
-			if _, ok := asError(err); !ok {
+			if e := (*Error)(nil); !errors.As(err, &e) {
 				t.Fatalf("%q: an error that is not Elasticsearch-shaped: %v", s, err)
 			}
 			return
