@@ -245,17 +245,15 @@ func (s *Server) appRows(ctx context.Context) ([]appRow, error) {
 }
 
 func (s *Server) overview(w http.ResponseWriter, r *http.Request) {
-	rows, err := s.appRows(r.Context())
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	d := s.data(r, "Apps")
-	d["Rows"] = rows
-	s.render(w, http.StatusOK, "overview", d)
+	s.renderOverview(w, r, "layout")
 }
 
+// appsTable is the overview's table alone, which the page refreshes.
 func (s *Server) appsTable(w http.ResponseWriter, r *http.Request) {
+	s.renderOverview(w, r, "apps-table")
+}
+
+func (s *Server) renderOverview(w http.ResponseWriter, r *http.Request, tmpl string) {
 	rows, err := s.appRows(r.Context())
 	if err != nil {
 		s.fail(w, r, err)
@@ -263,7 +261,7 @@ func (s *Server) appsTable(w http.ResponseWriter, r *http.Request) {
 	}
 	d := s.data(r, "Apps")
 	d["Rows"] = rows
-	s.renderTemplate(w, http.StatusOK, "overview", "apps-table", d)
+	s.renderTemplate(w, http.StatusOK, "overview", tmpl, d)
 }
 
 // queueView is a queue with its dead tasks.
