@@ -124,6 +124,15 @@ func (a *cli) appName(flag string) (string, error) {
 	return m.Name, nil
 }
 
+// appArgName resolves the app of a command taking [APP] or --app: the
+// argument, else as appName.
+func (a *cli) appArgName(args []string, flag string) (string, error) {
+	if len(args) == 1 {
+		flag = args[0]
+	}
+	return a.appName(flag)
+}
+
 // appClient resolves the app a command is about (as appName) and the
 // client to reach the engine with: the first steps of most commands.
 func (a *cli) appClient(flag string) (string, *api.Client, error) {

@@ -98,10 +98,7 @@ shows the next ones.`,
   pier errors config --retention-days 7`,
 		Args: maxArgs(1),
 		RunE: a.wrap(func(cmd *cobra.Command, args []string) error {
-			if len(args) == 1 {
-				app = args[0]
-			}
-			name, err := a.appName(app)
+			name, err := a.appArgName(args, app)
 			if err != nil {
 				return err
 			}
@@ -286,10 +283,7 @@ many issues (the least recently seen go first); 0 is the engine's default
 		Example: "  pier errors config\n  pier errors config blog --webhook https://hooks.example.com/x --alerts-per-hour 5",
 		Args:    maxArgs(1),
 		RunE: a.wrap(func(cmd *cobra.Command, args []string) error {
-			if len(args) == 1 {
-				app = args[0]
-			}
-			name, err := a.appName(app)
+			name, err := a.appArgName(args, app)
 			if err != nil {
 				return err
 			}
@@ -336,10 +330,7 @@ func (a *cli) errorsDSNCmd() *cobra.Command {
 		Short: "Print the SENTRY_DSN pier gives the app",
 		Args:  maxArgs(1),
 		RunE: a.wrap(func(cmd *cobra.Command, args []string) error {
-			if len(args) == 1 {
-				app = args[0]
-			}
-			name, err := a.appName(app)
+			name, err := a.appArgName(args, app)
 			if err != nil {
 				return err
 			}
