@@ -132,7 +132,8 @@ type Gateway struct {
 
 	internal http.Handler // serves InternalPrefix on every host; nil = none
 
-	dial dialer // the forwarder's; nil = every request goes through proxy
+	dial dialer                 // the forwarder's; nil = every request goes through proxy
+	h2c  *httputil.ReverseProxy // to apps that speak h2c (h2c.go)
 
 	observe ObserveFunc                // nil = none
 	access  *slog.Logger               // nil = no access log
@@ -188,6 +189,7 @@ func New(opts Options) *Gateway {
 			g.dial = defaultDialer()
 		}
 	}
+	g.h2c = g.newH2CProxy(g.dial, log)
 	g.proxy = &httputil.ReverseProxy{
 		Rewrite:        rewrite,
 		Transport:      &retryTransport{g: g, inner: inner},
@@ -303,6 +305,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // gateway's own forwarder, or with ReverseProxy for a protocol switch
 // (websockets) and when Options.Transport is not an *http.Transport.
 func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, rt *route, canary bool) {
+	if rt.speaksH2C(canary) && len(r.Header["Upgrade"]) == 0 && r.Method != http.MethodConnect {
+		g.forwardH2C(w, r, rt, canary) // h2c.go
+		return
+	}
 	if g.dial != nil && len(r.Header["Upgrade"]) == 0 && r.Method != http.MethodConnect {
 		g.forwardFast(w, r, rt, canary)
 		return

@@ -53,6 +53,13 @@ type Route struct {
 	Canary        []string
 	CanaryRelease int
 	CanaryWeight  int
+
+	// H2C says the instances at Backends speak HTTP/2 without TLS (prior
+	// knowledge, "h2c"): requests go to them through the gateway's h2c
+	// client (h2c.go), protocol switches (websockets) still over HTTP/1.1.
+	// CanaryH2C says the same of the Canary instances, which run another
+	// release and may speak otherwise.
+	H2C, CanaryH2C bool
 }
 
 // CacheRule sets how the cache treats the paths it matches.
@@ -82,6 +89,8 @@ type route struct {
 	state    *appState    // per app, shared by every table that lists it
 	wakeable bool         // sleeps while idle: Options.Waker starts it
 	canary   *canarySplit // nil = no canary
+
+	h2c, canaryH2C bool // Route.H2C, Route.CanaryH2C
 }
 
 // lookup returns the route serving host (already normalized), or nil.
@@ -151,7 +160,7 @@ func (g *Gateway) SetRoutes(routes []Route) {
 	var invalid []string
 	for i := range routes {
 		r := &routes[i]
-		rt := &route{app: r.App, wakeable: r.Wakeable}
+		rt := &route{app: r.App, wakeable: r.Wakeable, h2c: r.H2C, canaryH2C: r.CanaryH2C}
 		if rt.state = g.apps[r.App]; rt.state == nil {
 			rt.state = &appState{}
 			g.apps[r.App] = rt.state
