@@ -83,6 +83,8 @@ func (h *httpAPI) wrap(fn func(w http.ResponseWriter, r *http.Request, app strin
 			status = http.StatusBadRequest
 		case errors.Is(err, ErrTooBig):
 			status = http.StatusRequestEntityTooLarge
+		case errors.Is(err, ErrDraining):
+			status = http.StatusServiceUnavailable
 		default:
 			h.s.log.Warn("tasks API", "method", r.Method, "path", r.URL.Path, "err", err)
 		}

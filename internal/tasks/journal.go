@@ -136,7 +136,7 @@ func (jl *journal) append(r record) error {
 	jl.mu.Lock()
 	defer jl.mu.Unlock()
 	if jl.f == nil {
-		return errors.New("tasks: journal closed")
+		return ErrDraining // closed by Service.Close
 	}
 	if jl.size >= journalRotate {
 		if err := jl.rotate(); err != nil {

@@ -97,6 +97,11 @@ var (
 	// session holds has under a second of its TTR left (beanstalkd's
 	// DEADLINE_SOON).
 	ErrDeadlineSoon = errors.New("tasks: a reserved task's time to run is about to end")
+	// ErrDraining: the service is stopping and takes no more puts or
+	// deletes (beanstalkd's DRAINING). Close returns it to callers only
+	// after the engine's listeners have stopped, so a client sees it only
+	// when something outlived them.
+	ErrDraining = errors.New("tasks: the engine is stopping; it takes no new work")
 )
 
 // DuplicateError is returned by Enqueue for a name already used inside the
@@ -184,9 +189,15 @@ type Service struct {
 	storing int
 	pushers map[string]*pusher // by "<app>/<queue>"
 
-	ctx     context.Context // the service's lifetime, set by Start
-	cancel  context.CancelFunc
-	drained chan struct{} // closed when the drain has stopped
+	ctx    context.Context // the service's lifetime, set by Start
+	cancel context.CancelFunc
+	// stopped is closed when the background work but the drain (push
+	// deliveries, the poll) has stopped; stopDrain then ends the drain,
+	// which stores what is left and closes the journal; drained is
+	// closed when it has.
+	stopped   chan struct{}
+	stopDrain context.CancelFunc
+	drained   chan struct{}
 }
 
 // New opens the task storage. Call Start before use.
@@ -219,8 +230,12 @@ func New(ctx context.Context, opts Options) (*Service, error) {
 }
 
 // Start applies the journal left by the previous engine, loads the ready
-// tasks and runs the service's background work (the drain, the poll for
-// fired schedules) until ctx ends.
+// tasks and runs the service's background work (push delivery, the poll
+// for fired schedules) until ctx ends, and the drain until Close: puts and
+// deletes keep being journaled after ctx ends, so that the listeners that
+// take them (beanstalkd connections finishing their command, API requests
+// in flight) can stop after it without an acknowledged task being lost
+// or a client being refused.
 func (s *Service) Start(ctx context.Context) error {
 	ctx, s.cancel = context.WithCancel(ctx)
 	s.mu.Lock()
@@ -239,21 +254,32 @@ func (s *Service) Start(ctx context.Context) error {
 	if s.jl, err = openJournal(s.opts.Dir, next); err != nil {
 		return err
 	}
-	s.drained = make(chan struct{})
-	go s.runDrain(ctx, s.drained)
+	s.drained, s.stopped = make(chan struct{}), make(chan struct{})
+	var dctx context.Context
+	dctx, s.stopDrain = context.WithCancel(context.WithoutCancel(ctx))
+	go s.runDrain(dctx, s.drained)
 	go s.runPoll(ctx)
 	go func() {
 		<-ctx.Done()
 		s.stopAll()
+		close(s.stopped)
 	}()
 	return nil
 }
 
-// Close stops the service and stores what its journal holds; call it
-// before the store closes. Safe without Start, and twice.
+// Close stops the service, stores what its journal holds and closes the
+// journal: from then on puts and deletes fail with ErrDraining. Call it
+// after the listeners that feed the service have stopped and before the
+// store closes. Safe without Start, and twice.
 func (s *Service) Close() {
 	if s.cancel != nil {
 		s.cancel()
+	}
+	if s.stopped != nil {
+		<-s.stopped // no push delivery deletes or moves a task after the last drain
+	}
+	if s.stopDrain != nil {
+		s.stopDrain()
 	}
 	if s.drained != nil {
 		<-s.drained

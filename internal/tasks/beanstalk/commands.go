@@ -40,8 +40,11 @@ func seconds(n uint64) time.Duration {
 }
 
 // put <pri> <delay> <ttr> <bytes>\r\n<data>\r\n
-// -> INSERTED <id> | JOB_TOO_BIG | EXPECTED_CRLF
+// -> INSERTED <id> | JOB_TOO_BIG | EXPECTED_CRLF | DRAINING
 func cmdPut(c *conn, cmd command) error {
+	if c.s.stopping.Load() {
+		return protoError(rDraining)
+	}
 	ttr := max(cmd.n[2], 1)
 	id, err := c.sess.Put(c.ctx, c.used, tasks.NewTask{
 		Body: cmd.body, Priority: uint32(cmd.n[0]), Delay: seconds(cmd.n[1]), TTR: seconds(ttr),
@@ -75,12 +78,15 @@ func cmdReserve(c *conn, cmd command) error {
 		timeout = seconds(cmd.n[0])
 	}
 	c.flush() // a blocking reserve must not hold back earlier replies
-	t, err := c.sess.Reserve(c.ctx, c.watched, timeout)
+	t, err := c.sess.Reserve(c.wait, c.watched, timeout)
 	if errors.Is(err, tasks.ErrTimeout) {
 		return protoError(rTimedOut)
 	}
 	if errors.Is(err, tasks.ErrDeadlineSoon) {
 		return protoError(rDeadlineSoon)
+	}
+	if err != nil && c.wait.Err() != nil {
+		return errHangUp // the server stops while it waits
 	}
 	if err != nil {
 		return err

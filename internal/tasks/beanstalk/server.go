@@ -31,6 +31,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"pier/internal/tasks"
@@ -52,10 +53,32 @@ type Server struct {
 	opts Options
 	log  *slog.Logger
 
-	mu    sync.Mutex // guards conns, ln
+	mu    sync.Mutex // guards conns, ln; held to set stopping
 	conns map[net.Conn]struct{}
 	ln    net.Listener
 	wg    sync.WaitGroup
+	// stopping is set when Serve's ctx ends: puts are answered DRAINING
+	// (beanstalkd's drain mode) and connections close after the command
+	// they are running.
+	stopping atomic.Bool
+}
+
+// rDraining answers a put while the server stops, as beanstalkd's drain mode.
+const rDraining = "DRAINING"
+
+// errHangUp: the server is stopping; the connection closes unanswered.
+var errHangUp = errors.New("beanstalk: server stopping")
+
+// stopGrace bounds how long a stopping server waits for a reply to reach
+// a client that does not read it.
+const stopGrace = 2 * time.Second
+
+// hangUp makes c's goroutine leave after the command it is running: its
+// next read fails at once (commands already in its buffer still get their
+// answer), and a blocked write gives up after stopGrace. Caller holds s.mu.
+func hangUp(c net.Conn) {
+	c.SetReadDeadline(time.Now())
+	c.SetWriteDeadline(time.Now().Add(stopGrace))
 }
 
 // New returns a server; Serve runs it.
@@ -66,7 +89,11 @@ func New(opts Options) *Server {
 	return &Server{opts: opts, log: opts.Logger, conns: map[net.Conn]struct{}{}}
 }
 
-// Serve accepts connections on ln until ctx ends, then closes them all.
+// Serve accepts connections on ln until ctx ends. Then it stops
+// gracefully: the listener closes, each connection finishes the command it
+// is running (a put read whole is answered: INSERTED, or DRAINING once the
+// stop began) and closes, and Serve returns when all have — so that the
+// caller can close the tasks service's journal after the last put it took.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	s.mu.Lock()
 	s.ln = ln
@@ -75,8 +102,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		<-ctx.Done()
 		ln.Close()
 		s.mu.Lock()
+		s.stopping.Store(true)
 		for c := range s.conns {
-			c.Close()
+			hangUp(c)
 		}
 		s.mu.Unlock()
 	}()
@@ -96,6 +124,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		}
 		s.mu.Lock()
 		s.conns[c] = struct{}{}
+		if s.stopping.Load() {
+			hangUp(c) // accepted as the listener closed
+		}
 		s.mu.Unlock()
 		s.wg.Add(1)
 		go func() {
@@ -113,19 +144,21 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 
 // conn is one client connection's state; only its goroutine touches it.
 type conn struct {
-	s       *Server
-	ctx     context.Context
-	r       *bufio.Reader
-	w       *bufio.Writer
-	app     string
-	sess    *tasks.Session
-	used    string
-	watched []string
+	s *Server
+	// ctx is for the work of a command, which runs to its end when the
+	// server stops; wait (Serve's) ends a blocking reserve then.
+	ctx, wait context.Context
+	r         *bufio.Reader
+	w         *bufio.Writer
+	app       string
+	sess      *tasks.Session
+	used      string
+	watched   []string
 }
 
 func (s *Server) serveConn(ctx context.Context, nc net.Conn) {
 	c := &conn{
-		s: s, ctx: ctx,
+		s: s, ctx: context.WithoutCancel(ctx), wait: ctx,
 		r:    bufio.NewReaderSize(nc, 4096),
 		w:    bufio.NewWriterSize(nc, 4096),
 		used: "default", watched: []string{"default"},
@@ -197,6 +230,8 @@ func (c *conn) run(cmd command) (keep bool) {
 	if err := h(c, cmd); err != nil {
 		var pe protoError
 		switch {
+		case errors.Is(err, errHangUp):
+			return false
 		case errors.As(err, &pe):
 			c.reply(string(pe))
 		case errors.Is(err, tasks.ErrNotFound):
@@ -205,6 +240,8 @@ func (c *conn) run(cmd command) (keep bool) {
 			c.reply(rBadFormat)
 		case errors.Is(err, tasks.ErrTooBig):
 			c.reply(rJobTooBig)
+		case errors.Is(err, tasks.ErrDraining):
+			c.reply(rDraining)
 		default:
 			c.s.log.Warn("beanstalk command failed", "verb", cmd.verb, "app", c.app, "err", err)
 			c.reply(rInternal)
