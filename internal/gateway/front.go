@@ -188,6 +188,7 @@ type frontConn struct {
 	remote string
 	idle   atomic.Bool // waiting for a request: Close may close it
 	w      frontWriter
+	hit    hitScratch // the cached-hit path's (hit.go)
 }
 
 var (
@@ -251,6 +252,15 @@ func (fc *frontConn) serve() {
 		n, ok, err := readHead(fc.br, arm)
 		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
 			return // closed, or too slow: net/http would close it too
+		}
+		if ok {
+			// A fresh cache hit is answered from the head's bytes (hit.go).
+			if served, keep := fc.serveHit(n); served {
+				if !keep {
+					return
+				}
+				continue
+			}
 		}
 		var r *http.Request
 		if ok {

@@ -175,6 +175,12 @@ type variant struct {
 	respTime     time.Time // when its response arrived
 	initAge      time.Duration
 	plan
+
+	// wire is the response's head as the gateway writes it (see wireHead),
+	// for hits answered without a header map (AppendHit); nil = hits go
+	// through ServeHTTP. hasDate: the stored header has a Date field.
+	wire    []byte
+	hasDate bool
 }
 
 // age is the variant's current_age at now (RFC 9111 section 4.2.3).
@@ -235,17 +241,23 @@ func varyKey(names []string, h http.Header) string {
 // keyOf is the cache key of r for app: scheme, host (lower case, no port)
 // and request target.
 func keyOf(app string, r *http.Request) (key, host, target string) {
-	host = r.Host
-	if i := strings.LastIndexByte(host, ':'); i >= 0 && !strings.Contains(host[i:], "]") {
-		host = host[:i]
-	}
-	host = strings.ToLower(host)
 	target = r.RequestURI
 	if !strings.HasPrefix(target, "/") {
 		target = r.URL.RequestURI()
 	}
+	return keyFor(app, r.Host, target, r.TLS != nil)
+}
+
+// keyFor is the cache key of a request for app with the Host field
+// hostport and the origin-form target, over TLS or not.
+func keyFor(app, hostport, target string, tls bool) (key, host, _ string) {
+	host = hostport
+	if i := strings.LastIndexByte(host, ':'); i >= 0 && !strings.Contains(host[i:], "]") {
+		host = host[:i]
+	}
+	host = strings.ToLower(host)
 	scheme := "h"
-	if r.TLS != nil {
+	if tls {
 		scheme = "s"
 	}
 	return app + "\x00" + scheme + host + "\x00" + target, host, target

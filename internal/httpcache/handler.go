@@ -273,6 +273,8 @@ func (c *Cache) put(key, host, target, app string, v *variant, _ *object, r *htt
 	if vary != nil {
 		v.varyKey = varyKey(vary, r.Header)
 	}
+	v.wire = wireHead(v.status, v.header, len(v.body))
+	_, v.hasDate = v.header["Date"]
 	c.mem.Compute(key, func(old *object, found bool) (*object, otter.ComputeOp) {
 		o := &object{app: app, host: host, target: target, vary: vary}
 		if found && !old.pass && slices.Equal(old.vary, vary) && vary != nil {
@@ -315,7 +317,7 @@ func (c *Cache) size(o *object) {
 	w := len(o.host) + len(o.target) + len(o.app) + 128
 	var keep time.Duration
 	for _, v := range o.variants {
-		w += len(v.body) + len(v.varyKey) + 160
+		w += len(v.body) + len(v.varyKey) + len(v.wire) + 160
 		for k, vv := range v.header {
 			w += len(k) + 8
 			for _, s := range vv {

@@ -1,0 +1,216 @@
+package gateway
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// This file is Front's cached-hit path: a GET or HEAD that the app's cache
+// answers with a fresh stored response is written from the bytes the cache
+// prepared when it stored it, straight from the parsed request head, with
+// no *http.Request, header map or ResponseWriter, as varnish answers hits.
+// Whatever Gateway.ServeHTTP does on such a hit happens here too: the
+// request id, the rate limits, the app's idle clock, the Observe hook and
+// the access log. Any request this path is not sure of (another handler in
+// front of the gateway, a body, a percent-escaped target, internal paths,
+// static mounts, a canary, an app without instances, a request the cache
+// would not answer as a plain HIT, a rate limit reached) goes the usual way.
+
+// hitCache is what an app's cache handler offers besides ServeHTTP when it
+// can answer hits from bytes (httpcache's does): see httpcache's
+// AppendHit. fields are the request's fields but Host, as name, value
+// pairs.
+type hitCache interface {
+	AppendHit(dst []byte, host, target string, fields []string, date string) (head, body []byte, status int, ok bool)
+}
+
+// hitScratch is a connection's buffer for the fields of a request head.
+type hitScratch struct {
+	fields []string
+}
+
+// maxHitFields bounds the fields of a request served by the hit path.
+const maxHitFields = 64
+
+// serveHit answers the request whose head is the first n buffered bytes
+// from the cache, when it is a fresh hit. It reports whether it answered
+// (the head is then consumed) and whether the connection may serve
+// another request.
+func (fc *frontConn) serveHit(n int) (served, keep bool) {
+	f := fc.f
+	g := f.g
+	if g.cache == nil || f.h != http.Handler(g) {
+		return false, false // another handler (ACME challenges, tests) goes first
+	}
+	raw, err := fc.br.Peek(n)
+	if err != nil {
+		return false, false
+	}
+	// A copy: the head's strings outlive the buffer (the access log, the
+	// request id).
+	s := string(raw)
+	line, rest, _ := strings.Cut(s, "\r\n")
+	method, line, ok1 := strings.Cut(line, " ")
+	target, proto, ok2 := strings.Cut(line, " ")
+	if !ok1 || !ok2 || proto != "HTTP/1.1" || method != http.MethodGet && method != http.MethodHead ||
+		!originForm(target) || strings.IndexByte(target, '%') >= 0 {
+		return false, false
+	}
+	path, _, _ := strings.Cut(target, "?")
+	if g.internal != nil && strings.HasPrefix(path, InternalPrefix) {
+		return false, false
+	}
+	host, id, closeAfter, ok := fc.hitFields(rest)
+	if !ok {
+		return false, false
+	}
+	rt := g.table.Load().lookup(normalizeHost(host))
+	if rt == nil || rt.canary != nil || len(rt.backends) == 0 {
+		return false, false
+	}
+	hc, _ := rt.handler.(hitCache)
+	if hc == nil {
+		return false, false
+	}
+	for i := range rt.mounts {
+		if _, ok := rt.mounts[i].match(path); ok {
+			return false, false
+		}
+	}
+	start := time.Now()
+	bw := fc.writer()
+	head, body, status, ok := hc.AppendHit(bw.AvailableBuffer(), host, target, fc.hit.fields, httpDate())
+	if !ok {
+		return false, false
+	}
+	if limits := g.limits.Load(); limits != nil && len(*limits) > 0 {
+		if l := (*limits)[rt.app]; l != nil && l.wait(clientIP(fc.remote), start) > 0 {
+			return false, false // ServeHTTP answers the 429
+		}
+	}
+	rt.state.touch()
+	fc.br.Discard(n)
+
+	if !saneID(id) {
+		id = g.ids.next()
+	}
+	head = append(head, "X-Request-Id: "...)
+	head = append(head, id...)
+	if closeAfter {
+		head = append(head, "\r\nConnection: close"...)
+	}
+	head = append(head, "\r\n\r\n"...)
+	_, err = bw.Write(head)
+	written := 0
+	if method != http.MethodHead && err == nil {
+		written, err = bw.Write(body)
+	}
+	if g.observe != nil || g.access != nil {
+		fc.observeHit(rt.app, method, host, path, status, int64(written), id, start)
+	}
+	if err != nil {
+		return true, false
+	}
+	if fc.br.Buffered() == 0 || closeAfter {
+		err := bw.Flush()
+		fc.releaseWriter() // idle connections hold no write buffer
+		if err != nil {
+			return true, false
+		}
+	}
+	return true, !closeAfter
+}
+
+// hitFields reads the header lines of a request head (after the request
+// line) as parseFields does, into fc.hit.fields but Host. ok is false for
+// anything parseFields would not accept, and for requests with a body:
+// those go the usual way.
+func (fc *frontConn) hitFields(s string) (host, id string, closeAfter, ok bool) {
+	fields := fc.hit.fields[:0]
+	defer func() { fc.hit.fields = fields[:0] }() // keeps a grown array
+	hosts, clSeen := 0, false
+	for {
+		line, rest, found := strings.Cut(s, "\r\n")
+		if !found {
+			return "", "", false, false
+		}
+		s = rest
+		if line == "" {
+			break
+		}
+		k, v, found := strings.Cut(line, ":")
+		if !found || !validFieldName(k) {
+			return "", "", false, false
+		}
+		v = strings.Trim(v, " \t")
+		if !validFieldValue(v) {
+			return "", "", false, false
+		}
+		switch {
+		case strings.EqualFold(k, "Host"):
+			hosts++
+			host = v
+			if !validHost(v) {
+				return "", "", false, false
+			}
+			continue
+		case strings.EqualFold(k, "Content-Length"):
+			if n, ok := parseLen(v); !ok || n != 0 || clSeen {
+				return "", "", false, false // a body, or a length parseFields refuses
+			}
+			clSeen = true
+		case strings.EqualFold(k, "Transfer-Encoding"), strings.EqualFold(k, "Upgrade"),
+			strings.EqualFold(k, "Expect"), strings.EqualFold(k, "Http2-Settings"):
+			return "", "", false, false
+		case strings.EqualFold(k, "Connection"):
+			for t := range strings.SplitSeq(v, ",") {
+				switch t = strings.TrimSpace(t); {
+				case strings.EqualFold(t, "close"):
+					closeAfter = true
+				case strings.EqualFold(t, "keep-alive"), t == "":
+				default:
+					return "", "", false, false
+				}
+			}
+		case strings.EqualFold(k, "X-Request-Id"):
+			if id == "" {
+				id = v // the first, as ServeHTTP reads it
+			}
+		}
+		if len(fields) >= 2*maxHitFields {
+			return "", "", false, false
+		}
+		fields = append(fields, k, v)
+	}
+	if hosts != 1 || s != "" {
+		return "", "", false, false
+	}
+	return host, id, closeAfter, true
+}
+
+// observeHit reports a hit to the Observe hook and the access log, with
+// what observedWriter.done reports for the same response.
+func (fc *frontConn) observeHit(app, method, host, path string, status int, bytes int64, id string, start time.Time) {
+	g := fc.f.g
+	d := time.Since(start)
+	if g.observe != nil {
+		g.observe(app, status, bytes, d, CacheHit)
+	}
+	if g.access != nil {
+		g.access.LogAttrs(context.Background(), slog.LevelInfo, "request",
+			slog.String("app", app),
+			slog.String("method", method),
+			slog.String("host", host),
+			slog.String("path", path),
+			slog.Int("status", status),
+			slog.Int64("bytes", bytes),
+			slog.Duration("duration", d),
+			slog.String("cache", CacheHit),
+			slog.String("client", clientIP(fc.remote)),
+			slog.String("id", id),
+		)
+	}
+}

@@ -1,0 +1,215 @@
+package httpcache
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// This file is the cache's fast hit: a fresh stored response answered
+// from bytes prepared when it was stored, for a caller (the gateway's own
+// HTTP/1.1 loop) that has the request's head parsed but builds neither an
+// *http.Request nor an http.Header for it, as varnish answers hits. It
+// serves only what ServeHTTP would answer with a plain write of the stored
+// response and X-Cache: HIT; everything else (conditional and range
+// requests, authenticated ones, stale or missing responses, ...) is left to
+// ServeHTTP, which the caller then runs as usual.
+
+// wireHead is the head of a response as the gateway's loop writes it from
+// a header map (status line, then each field, values trimmed, CR and LF
+// turned into spaces, fields with invalid names dropped), without the final
+// empty line. It returns nil when hits of the response must be written by
+// ServeHTTP: a status without a reason phrase or body (204), no
+// Content-Type for a body the writer would sniff one for, or a body not in
+// memory (its Content-Length is not bodyLen: on the disk tier).
+func wireHead(status int, h http.Header, bodyLen int) []byte {
+	text := http.StatusText(status)
+	if text == "" || status == http.StatusNoContent || status < 200 {
+		return nil
+	}
+	if cl := h["Content-Length"]; len(cl) != 1 || cl[0] != strconv.Itoa(bodyLen) {
+		return nil
+	}
+	if _, ok := h["Content-Type"]; !ok && bodyLen > 0 {
+		return nil
+	}
+	if _, ok := h["Trailer"]; ok {
+		return nil
+	}
+	n := len("HTTP/1.1 200 ") + len(text) + 2
+	for k, vv := range h {
+		for _, v := range vv {
+			n += len(k) + len(v) + 4
+		}
+	}
+	b := make([]byte, 0, n)
+	b = append(b, "HTTP/1.1 "...)
+	b = strconv.AppendInt(b, int64(status), 10)
+	b = append(b, ' ')
+	b = append(b, text...)
+	b = append(b, "\r\n"...)
+	for k, vv := range h {
+		if !validFieldName(k) {
+			continue
+		}
+		for _, v := range vv {
+			b = append(b, k...)
+			b = append(b, ": "...)
+			for _, c := range []byte(strings.TrimSpace(v)) {
+				if c == '\r' || c == '\n' {
+					c = ' '
+				}
+				b = append(b, c)
+			}
+			b = append(b, "\r\n"...)
+		}
+	}
+	return b
+}
+
+// validFieldName reports a token (RFC 9110 section 5.6.2), as the gateway's
+// writer checks the names it writes.
+func validFieldName(k string) bool {
+	if k == "" {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// AppendHit answers a GET or HEAD request from the cache when ServeHTTP
+// would answer it with a fresh stored response (X-Cache: HIT) written as
+// stored. host is the request's Host field, target its origin-form target
+// without percent-escapes, fields its other header fields as name, value
+// pairs (names in any case, in order), and date the Date value to send
+// when the stored response has none.
+//
+// On a hit it appends to dst the response head: status line, stored
+// fields, Age, X-Cache and Date when needed, each ending in CRLF but
+// without the final empty line, so the caller adds its own fields (the
+// request id, Connection: close). It returns the extended slice, the body
+// (shared: never modify it) and the status. ok false means the caller must
+// serve the request through ServeHTTP; dst is then returned unchanged.
+func (h *appHandler) AppendHit(dst []byte, host, target string, fields []string, date string) (head, body []byte, status int, ok bool) {
+	c := h.c
+	path, _, _ := strings.Cut(target, "?")
+	if rule := h.rule(path); rule != nil && !rule.Cache {
+		return dst, nil, 0, false
+	}
+	for i := 0; i+1 < len(fields); i += 2 {
+		if slowField(fields[i]) {
+			return dst, nil, 0, false
+		}
+	}
+	key, _, _ := keyFor(h.app, host, target, false)
+	obj, _ := c.mem.GetIfPresent(key)
+	if obj == nil || obj.pass {
+		return dst, nil, 0, false
+	}
+	v := obj.findFields(fields)
+	if v == nil || v.wire == nil {
+		return dst, nil, 0, false
+	}
+	age := v.age(c.now())
+	if age >= v.fresh || v.noCache {
+		return dst, nil, 0, false
+	}
+	head = append(dst, v.wire...)
+	head = append(head, "Age: "...)
+	head = strconv.AppendInt(head, int64(age/time.Second), 10)
+	head = append(head, "\r\nX-Cache: HIT\r\n"...)
+	if !v.hasDate {
+		head = append(head, "Date: "...)
+		head = append(head, date...)
+		head = append(head, "\r\n"...)
+	}
+	return head, v.body, v.status, true
+}
+
+// slowFields are the request fields that make ServeHTTP do more than a
+// plain write of a fresh stored response: conditional and range requests
+// (http.ServeContent), authenticated ones (never looked up), request
+// Cache-Control (no-store bypasses the cache), protocol switches.
+var slowFields = []string{
+	"Authorization", "Cache-Control", "Range", "If-Range", "If-None-Match", "If-Modified-Since",
+	"If-Match", "If-Unmodified-Since", "Upgrade",
+}
+
+func slowField(name string) bool {
+	if len(name) < 5 {
+		return false
+	}
+	for _, s := range slowFields {
+		if len(s) == len(name) && strings.EqualFold(s, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// findFields is find for a request known by its fields. A response that
+// varies on X-Request-Id (which the gateway replaces before ServeHTTP runs)
+// is left to ServeHTTP.
+func (o *object) findFields(fields []string) *variant {
+	if o.vary == nil {
+		if len(o.variants) > 0 {
+			return o.variants[0]
+		}
+		return nil
+	}
+	var buf [256]byte
+	vk := appendVaryKey(buf[:0], o.vary, fields)
+	if vk == nil {
+		return nil
+	}
+	for _, v := range o.variants {
+		if v.varyKey == string(vk) {
+			return v
+		}
+	}
+	return nil
+}
+
+// appendVaryKey appends to b what varyKey computes from a header map,
+// from fields, or returns nil for a Vary the fields cannot answer.
+func appendVaryKey(b []byte, names []string, fields []string) []byte {
+	for i, n := range names {
+		if n == "X-Request-Id" {
+			return nil
+		}
+		if i > 0 {
+			b = append(b, 0)
+		}
+		j := 0
+		for f := 0; f+1 < len(fields); f += 2 {
+			if len(fields[f]) != len(n) || !strings.EqualFold(fields[f], n) {
+				continue
+			}
+			if j > 0 {
+				b = append(b, ',')
+			}
+			j++
+			for v := fields[f+1]; v != ""; {
+				var item string
+				item, v = nextItem(v)
+				b = append(b, strings.TrimSpace(item)...)
+				if v != "" {
+					b = append(b, ',')
+				}
+			}
+		}
+	}
+	if b == nil {
+		b = []byte{} // an empty key is a key
+	}
+	return b
+}
