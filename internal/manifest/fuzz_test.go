@@ -44,6 +44,8 @@ func FuzzParse(f *testing.F) {
 		"x-a: &a {web: x}\nprocesses: {<<: *a}\n",
 		"processes: &x {web: *x}\n",
 		"processes:\n  web: |\n    run\n",
+		"processes: {web: {command: ./s, protocol: h2c}, worker: {command: w}}\n",
+		"processes: {web: {protocol: h2}, worker: {command: w, protocol: http}}\n",
 		"static: {/: public}\ncache: [{path: /*, ttl: 60}]\n",
 		"cron: [{schedule: '@every 1m', path: /x}]\nqueues: {q: {rate: 5/h}}\n",
 		"env: {A: 1, B: !!str 2, C: ~}\nlimits: {memory: 1.5GiB, cpu: 2}\n",

@@ -29,6 +29,12 @@ type Manifest struct {
 	// Processes maps a process type to its shell command line. "web"
 	// receives HTTP on $PORT. Empty only for a static site.
 	Processes map[string]string
+	// Protocol is what the web process speaks on $PORT: ProtocolHTTP
+	// (HTTP/1.1, the default) or ProtocolH2C (HTTP/2 without TLS, with
+	// prior knowledge). The gateway and the health check speak it to the
+	// web instances. A release stored before the field existed reads "",
+	// which means ProtocolHTTP.
+	Protocol string
 	// Health is how a web instance proves it is ready.
 	Health Health
 	// Scale holds the instance bounds of the process types that set them;
@@ -70,6 +76,12 @@ type Health struct {
 const (
 	DefaultHealthTimeout  = 30 * time.Second
 	DefaultHealthInterval = 500 * time.Millisecond
+)
+
+// The protocols a web process may speak (processes.web.protocol).
+const (
+	ProtocolHTTP = "http" // HTTP/1.1
+	ProtocolH2C  = "h2c"  // HTTP/2 over plain TCP, prior knowledge
 )
 
 // Scale bounds the number of instances of one process type.
@@ -255,5 +267,8 @@ func applyDefaults(m *Manifest) {
 	}
 	if m.Health.Interval == 0 {
 		m.Health.Interval = DefaultHealthInterval
+	}
+	if m.Protocol == "" {
+		m.Protocol = ProtocolHTTP
 	}
 }

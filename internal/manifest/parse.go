@@ -94,7 +94,13 @@ func (p *yamlParser) processes(e entry) {
 			p.d.errorf(pe.keyN, pe.field, "invalid process type %q: %s", pe.key, processRule)
 			continue
 		}
-		cmd, ok := p.d.str(pe)
+		var cmd string
+		var ok bool
+		if isMapping(pe.val) {
+			cmd, ok = p.processObject(pe)
+		} else {
+			cmd, ok = p.d.str(pe)
+		}
 		if !ok {
 			continue
 		}
@@ -107,6 +113,35 @@ func (p *yamlParser) processes(e entry) {
 		}
 		p.m.Processes[pe.key] = cmd
 	}
+}
+
+// processObject reads a process written as {command: ..., protocol: ...}.
+// Only web takes a protocol: it is the one process that receives HTTP.
+func (p *yamlParser) processObject(pe entry) (cmd string, ok bool) {
+	haveCmd := false
+	p.d.object(pe.val, pe.field, map[string]func(entry){
+		"command": func(e entry) {
+			cmd, ok = p.d.str(e)
+			haveCmd = true
+		},
+		"protocol": func(e entry) {
+			s, good := p.d.str(e)
+			switch {
+			case !good:
+			case pe.key != "web":
+				p.d.errorf(e.keyN, e.field, "only the web process receives HTTP; remove protocol here")
+			case s != ProtocolHTTP && s != ProtocolH2C:
+				p.d.errorf(e.val, e.field, "unknown protocol %q: want %q (HTTP/1.1, the default) or %q (HTTP/2 without TLS)%s",
+					s, ProtocolHTTP, ProtocolH2C, suggest(s, []string{ProtocolHTTP, ProtocolH2C}))
+			default:
+				p.m.Protocol = s
+			}
+		},
+	})
+	if !haveCmd {
+		p.d.errorf(pe.val, pe.field+".command", "is required")
+	}
+	return cmd, ok && haveCmd
 }
 
 func (p *yamlParser) health(e entry) {

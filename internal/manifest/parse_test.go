@@ -36,6 +36,7 @@ func TestParseDesign(t *testing.T) {
 	want := &Manifest{
 		Name:      "blog",
 		Processes: map[string]string{"web": "python app.py", "worker": "python worker.py"},
+		Protocol:  ProtocolHTTP,
 		Health:    Health{Path: "/healthz", Timeout: 5 * time.Second, Interval: 500 * time.Millisecond},
 		Scale:     map[string]Scale{"web": {Min: 1, Max: 4}, "worker": {Min: 1, Max: 1}},
 		Domains:   []string{"blog.example.com", "*.blogs.example.com"},
@@ -108,6 +109,10 @@ func TestParseValues(t *testing.T) {
 			func(m *Manifest) any { return m.Processes }, map[string]string{"web": "./a", "worker": "./c"}},
 		{"explicit string", "processes: {web: !!str 1}", func(m *Manifest) any { return m.Processes["web"] }, "1"},
 		{"explicit key", "? processes\n: {web: x}\n", func(m *Manifest) any { return m.Processes["web"] }, "x"},
+		{"protocol default", web, func(m *Manifest) any { return m.Protocol }, ProtocolHTTP},
+		{"protocol h2c", "processes:\n  web: {command: ./server, protocol: h2c}\n  worker: ./w\n", func(m *Manifest) any { return []string{m.Processes["web"], m.Protocol} }, []string{"./server", ProtocolH2C}},
+		{"protocol http", "processes: {web: {command: ./server, protocol: http}}", func(m *Manifest) any { return m.Protocol }, ProtocolHTTP},
+		{"process object without protocol", "processes: {worker: {command: ' ./w '}}", func(m *Manifest) any { return []string{m.Processes["worker"], m.Protocol} }, []string{"./w", ProtocolHTTP}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -159,6 +164,13 @@ func TestParseErrors(t *testing.T) {
 		{"process name", "processes: {Web: x}", `pier.yaml:1:13: processes.Web: invalid process type "Web": use lower-case letters, digits, '_' and '-', starting with a letter, at most 30 characters`},
 		{"process empty", "processes: {web: '  '}", "pier.yaml:1:18: processes.web: command must not be empty"},
 		{"process null", "processes:\n  web:\n", "pier.yaml:2:3: processes.web: must be a string, not null"},
+		{"protocol unknown", "processes: {web: {command: x, protocol: h2}}", `pier.yaml:1:41: processes.web.protocol: unknown protocol "h2": want "http" (HTTP/1.1, the default) or "h2c" (HTTP/2 without TLS) (did you mean "h2c"?)`},
+		{"protocol not web", "processes:\n  web: x\n  worker: {command: y, protocol: h2c}\n", "pier.yaml:3:24: processes.worker.protocol: only the web process receives HTTP; remove protocol here"},
+		{"protocol type", "processes: {web: {command: x, protocol: 2}}", "pier.yaml:1:41: processes.web.protocol: must be a string, not an integer"},
+		{"process no command", "processes: {web: {protocol: h2c}}", "pier.yaml:1:18: processes.web.command: is required"},
+		{"process command typo", "processes: {web: {comand: x}}", "pier.yaml:1:18: processes.web.command: is required\n" +
+			`pier.yaml:1:19: processes.web.comand: unknown field "comand" (did you mean "command"?)`},
+		{"process object empty command", "processes: {web: {command: ''}}", "pier.yaml:1:18: processes.web: command must not be empty"},
 		// health.
 		{"health path", web + "health: {path: healthz}", `pier.yaml:2:16: health.path: invalid path "healthz": must start with "/"`},
 		{"health duration", web + "health: {timeout: 5 sec}", `pier.yaml:2:19: health.timeout: invalid duration "5 sec" (want e.g. 5s, 1m30s, or whole seconds)`},
