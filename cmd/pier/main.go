@@ -17,7 +17,8 @@ func main() {
 			return engine.Up(ctx, engine.Config{Home: o.Home, HTTP: o.HTTP, API: o.API, Domain: o.Domain, Beanstalkd: o.Beanstalkd, Statsd: o.Statsd, Logger: o.Logger, LogRetention: o.LogRetention,
 				ErrorsRetention: o.ErrorsRetention, ErrorsNodeRate: o.ErrorsNodeRate,
 				AccessLog: o.AccessLog, MaxBodyBytes: o.MaxBodyBytes, IdleTimeout: o.IdleTimeout, WakeTimeout: o.WakeTimeout,
-				HTTPS: o.HTTPS, TLSDir: o.TLSDir, ACMEEmail: o.ACMEEmail, ACMECA: o.ACMECA})
+				HTTPS: o.HTTPS, TLSDir: o.TLSDir, ACMEEmail: o.ACMEEmail, ACMECA: o.ACMECA,
+				CacheBytes: o.CacheBytes, CacheDisk: o.CacheDisk, CacheDiskBytes: o.CacheDiskBytes, CacheDiskMin: o.CacheDiskMin})
 		},
 		Serve: func(ctx context.Context, o cli.ServeOptions) error {
 			return engine.Serve(ctx, engine.ServeConfig{Dir: o.Dir, App: o.App, HTTP: o.HTTP, Domain: o.Domain, Logger: o.Logger, Out: os.Stdout})

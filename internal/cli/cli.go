@@ -58,6 +58,11 @@ type UpOptions struct {
 	ErrorsRetention time.Duration // --errors-retention: how long each app's error events are kept
 	ErrorsNodeRate  float64       // --errors-node-rate: error events/s this node takes from all apps; negative = no cap
 
+	CacheBytes     int64  // --cache-size: the HTTP cache's memory tier bound
+	CacheDisk      string // --cache-disk: the HTTP cache's disk tier directory; empty = <home>/httpcache if CacheDiskBytes > 0
+	CacheDiskBytes int64  // --cache-disk-size: the disk tier bound; 0 = no disk tier
+	CacheDiskMin   int64  // --cache-disk-min: bodies this large or more go to the disk tier
+
 	AccessLog    bool  // --access-log: one log line per gateway request
 	MaxBodyBytes int64 // --max-body: request body bound; 0 = the gateway's default, -1 = none
 

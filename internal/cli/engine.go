@@ -21,6 +21,8 @@ func (a *cli) upCmd() *cobra.Command {
 		logRetention string
 
 		errorsRetention string
+
+		cacheSize, cacheDiskSize, cacheDiskMin string
 	)
 	cmd := &cobra.Command{
 		Use:   "up",
@@ -53,6 +55,21 @@ written to <home>/token for the other pier commands to find.`,
 			if o.ErrorsRetention, err = parseDays(errorsRetention); err != nil || o.ErrorsRetention <= 0 {
 				return usagef("--errors-retention %q: want a duration such as 30d, 7d or 12h", errorsRetention)
 			}
+			for _, f := range []struct {
+				name, value string
+				to          *int64
+			}{
+				{"--cache-size", cacheSize, &o.CacheBytes},
+				{"--cache-disk-size", cacheDiskSize, &o.CacheDiskBytes},
+				{"--cache-disk-min", cacheDiskMin, &o.CacheDiskMin},
+			} {
+				if *f.to, err = parseSize(f.value); err != nil || *f.to <= 0 {
+					return usagef("%s %q: want a size above 0 such as 64K, 256M or 1G", f.name, f.value)
+				}
+			}
+			if o.CacheDisk == "" && !cmd.Flags().Changed("cache-disk-size") {
+				o.CacheDiskBytes = 0 // no disk tier
+			}
 			switch {
 			case o.ErrorsNodeRate < 0:
 				return usagef("--errors-node-rate %v: want 0 (no cap) or more events per second", o.ErrorsNodeRate)
@@ -78,6 +95,10 @@ written to <home>/token for the other pier commands to find.`,
 	f.StringVar(&maxBody, "max-body", "16M", "largest request body the gateway accepts (e.g. 1M, 512K; 0 = no limit)")
 	f.DurationVar(&o.IdleTimeout, "idle-timeout", 5*time.Minute, "apps whose pier.yaml says scale: {web: {min: 0}} stop after this long without a request")
 	f.DurationVar(&o.WakeTimeout, "wake-timeout", 30*time.Second, "how long a request waits for a stopped min-0 app to start before a 503")
+	f.StringVar(&cacheSize, "cache-size", "64M", "memory the HTTP cache's stored responses may take (memory tier)")
+	f.StringVar(&o.CacheDisk, "cache-disk", "", "directory for the HTTP cache's disk tier for large bodies (default <home>/httpcache when --cache-disk-size is given; none otherwise); emptied at start and stop")
+	f.StringVar(&cacheDiskSize, "cache-disk-size", "1G", "disk the HTTP cache's disk tier may take; giving it turns the tier on")
+	f.StringVar(&cacheDiskMin, "cache-disk-min", "64K", "bodies of this size or more are cached on disk instead of in memory, when the disk tier is on")
 	f.StringVar(&o.HTTPS, "https", "", "address the gateway also serves apps on over TLS, HTTP/2 and HTTP/1.1 (e.g. :443)")
 	f.StringVar(&o.TLSDir, "tls-dir", "", "directory of <host>.crt/<host>.key certificate pairs for --https (reloaded on change and SIGHUP)")
 	f.StringVar(&o.ACMEEmail, "acme-email", "", "get certificates from ACME (Let's Encrypt) on demand for the hosts apps are served at, with this account e-mail")
@@ -98,9 +119,13 @@ func parseDays(s string) (time.Duration, error) {
 }
 
 // parseSize reads a byte size: a number with an optional K, M or G suffix
-// (powers of 1024). "0" means no limit and is returned as -1.
+// (powers of 1024; KB and KiB are read as K). "0" means no limit and is
+// returned as -1.
 func parseSize(s string) (int64, error) {
-	t := strings.ToUpper(strings.TrimSuffix(strings.TrimSpace(s), "B"))
+	t := strings.TrimSuffix(strings.ToUpper(strings.TrimSpace(s)), "B")
+	if n := len(t); n >= 2 && t[n-1] == 'I' && strings.IndexByte("KMG", t[n-2]) >= 0 {
+		t = t[:n-1]
+	}
 	mult := int64(1)
 	if n := len(t); n > 0 {
 		switch t[n-1] {

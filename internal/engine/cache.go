@@ -26,14 +26,16 @@ type gatewayCache struct {
 
 var _ gateway.Cache = (*gatewayCache)(nil)
 
-func newGatewayCache(log *slog.Logger) *gatewayCache {
+func newGatewayCache(log *slog.Logger, cfg Config) (*gatewayCache, error) {
 	b := make([]byte, 8)
 	rand.Read(b)
-	return &gatewayCache{
-		c:    httpcache.New(httpcache.Options{Logger: log}),
-		node: hex.EncodeToString(b),
-		log:  log,
+	c, err := httpcache.Open(httpcache.Options{Logger: log, MaxBytes: cfg.CacheBytes, Disk: httpcache.DiskOptions{
+		Dir: cfg.CacheDisk, MaxBytes: cfg.CacheDiskBytes, MinBytes: cfg.CacheDiskMin,
+	}})
+	if err != nil {
+		return nil, fmt.Errorf("cache: %w", err)
 	}
+	return &gatewayCache{c: c, node: hex.EncodeToString(b), log: log}, nil
 }
 
 // Handler converts the gateway's rules to the cache's.
@@ -103,7 +105,6 @@ func (g *gatewayCache) start(ctx context.Context, h *hub) error {
 		data, _ := json.Marshal(purgeMessage{Origin: g.node, Purge: p})
 		h.store.Publish(purgeSubject, data)
 	})
-	h.stops = append(h.stops, g.c.Close)
 	return nil
 }
 

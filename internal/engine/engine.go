@@ -65,6 +65,20 @@ type Config struct {
 	// negative = no cap.
 	ErrorsNodeRate float64
 
+	// CacheBytes bounds the memory the HTTP cache's stored responses
+	// take; 0 = 64 MiB.
+	CacheBytes int64
+	// CacheDisk is the directory of the HTTP cache's disk tier for large
+	// bodies; empty = <Home>/httpcache when CacheDiskBytes is set. Files
+	// the cache names there are removed at start and stop.
+	CacheDisk string
+	// CacheDiskBytes bounds the disk tier; 0 = no disk tier unless
+	// CacheDisk is set, then 1 GiB.
+	CacheDiskBytes int64
+	// CacheDiskMin is the body size from which responses are stored on
+	// disk rather than in memory; 0 = 64 KiB.
+	CacheDiskMin int64
+
 	// AccessLog logs one line per gateway request (part=access).
 	AccessLog bool
 	// MaxBodyBytes bounds request bodies through the gateway; 0 =
@@ -112,6 +126,14 @@ func (c *Config) defaults() error {
 		c.Domain = "localhost"
 	}
 	c.Domain = strings.ToLower(strings.Trim(c.Domain, "."))
+	if c.CacheDisk == "" && c.CacheDiskBytes > 0 {
+		c.CacheDisk = filepath.Join(c.Home, "httpcache")
+	}
+	if c.CacheDisk != "" {
+		if c.CacheDisk, err = filepath.Abs(c.CacheDisk); err != nil {
+			return fmt.Errorf("--cache-disk: %w", err)
+		}
+	}
 	if err := c.checkTLS(); err != nil {
 		return err
 	}
@@ -199,7 +221,11 @@ func run(ctx context.Context, cfg Config, with func(ctx context.Context, m *depl
 	}
 	defer h.stop()
 
-	cache := newGatewayCache(log.With("part", "cache"))
+	cache, err := newGatewayCache(log.With("part", "cache"), cfg)
+	if err != nil {
+		return fmt.Errorf("pier up: %w", err)
+	}
+	h.stops = append(h.stops, cache.c.Close)
 	met := newEngineMetrics(log.With("part", "metrics"), cfg.Statsd)
 	var mgr *deploy.Manager
 	gwOpts := gateway.Options{Logger: log.With("part", "gateway"), Internal: h.internal, Cache: cache, Observe: met.m.Observe, MaxBodyBytes: cfg.MaxBodyBytes}
@@ -402,7 +428,8 @@ func gatewayRoutes(routes []deploy.Route) []gateway.Route {
 	out := make([]gateway.Route, len(routes))
 	for i, r := range routes {
 		out[i] = gateway.Route{App: r.App, Hosts: r.Hosts, Backends: r.Backends, StaticDir: r.StaticDir, Static: r.Static,
-			Wakeable: r.Wakeable, Release: r.Release, Canary: r.Canary, CanaryRelease: r.CanaryRelease, CanaryWeight: r.CanaryWeight}
+			Wakeable: r.Wakeable, Release: r.Release, Canary: r.Canary, CanaryRelease: r.CanaryRelease, CanaryWeight: r.CanaryWeight,
+			H2C: r.H2C, CanaryH2C: r.CanaryH2C}
 		for _, c := range r.Cache {
 			out[i].Cache = append(out[i].Cache, gateway.CacheRule{Path: c.Path, TTL: c.TTL, Cache: c.Cache})
 		}

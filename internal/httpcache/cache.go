@@ -27,6 +27,7 @@ import (
 	"bytes"
 	"log/slog"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -61,6 +62,10 @@ type Options struct {
 
 	// Now is the clock. If nil, time.Now.
 	Now func() time.Time
+
+	// Disk is the tier for large bodies (disk.go); Open sets it up, New
+	// ignores it.
+	Disk DiskOptions
 }
 
 // Rule sets how the cache treats the paths it matches, as the manifest's
@@ -90,6 +95,7 @@ type Cache struct {
 	staleKeep time.Duration
 	revalTime time.Duration
 	mem       *otter.Cache[string, *object]
+	disk      *diskTier // nil without a disk tier; set by Open before any use
 
 	// gen counts purges; a fill that saw a purge while it ran does not
 	// store what it fetched.
@@ -134,6 +140,7 @@ func New(opts Options) *Cache {
 		ExpiryCalculator: otter.ExpiryWritingFunc(func(e otter.Entry[string, *object]) time.Duration {
 			return e.Value.keep
 		}),
+		OnAtomicDeletion: c.onDelete, // removes disk bodies as their objects go
 	})
 	return c
 }
@@ -142,6 +149,9 @@ func New(opts Options) *Cache {
 func (c *Cache) Close() {
 	c.mem.InvalidateAll()
 	c.mem.StopAllGoroutines()
+	if c.disk != nil {
+		c.disk.close()
+	}
 }
 
 // Len reports the number of stored keys (URLs with all their variants).
@@ -175,6 +185,12 @@ type variant struct {
 	respTime     time.Time // when its response arrived
 	initAge      time.Duration
 	plan
+
+	// disk, when set, holds the body in a file and body is nil: such a
+	// variant is served only after pin, which opens the file (fh) or
+	// finds it gone (a miss). fh is set only on pin's per-request copy.
+	disk *diskBody
+	fh   *os.File
 
 	// wire is the response's head as the gateway writes it (see wireHead),
 	// for hits answered without a header map (AppendHit); nil = hits go
@@ -274,6 +290,10 @@ var (
 // serve answers r from v. Conditional and range requests are answered by
 // http.ServeContent; others by a plain write of the stored response.
 func (c *Cache) serve(w http.ResponseWriter, r *http.Request, v *variant, age time.Duration, result []string) {
+	if v.fh != nil {
+		c.serveFile(w, r, v, age, result)
+		return
+	}
 	h := w.Header()
 	for k, vv := range v.header {
 		h[k] = vv

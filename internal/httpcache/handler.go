@@ -88,7 +88,14 @@ func (h *appHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			obj, _ = c.mem.GetIfPresent(key)
 		}
 		if obj != nil {
-			if v := obj.find(r); v != nil {
+			v := obj.find(r)
+			if v != nil && v.disk != nil {
+				// A body on disk: open it now, or take it as missing.
+				if v = c.pin(v); v != nil {
+					defer v.fh.Close()
+				}
+			}
+			if v != nil {
 				now := c.now()
 				age := v.age(now)
 				switch {
@@ -170,6 +177,7 @@ func (h *appHandler) fill(w http.ResponseWriter, r *http.Request, key, host, tar
 		guard:        stale != nil && !stale.mustRevalidate && stale.sie > 0 && stale.age(c.now()) < stale.fresh+stale.sie,
 		reqTime:      c.now(),
 	}
+	defer cw.dropSpill() // a body written to disk and not stored goes
 	if w != nil {
 		cw.flusher, _ = w.(http.Flusher)
 	}
@@ -209,6 +217,9 @@ func (h *appHandler) fill(w http.ResponseWriter, r *http.Request, key, host, tar
 			respTime:     cw.respTime,
 			initAge:      cw.initAge,
 			plan:         cw.plan,
+		}
+		if cw.spill != nil && !cw.commitSpill(key, v) {
+			break
 		}
 		c.put(key, host, target, h.app, v, obj, r)
 	case !cw.plan.store && cw.status != http.StatusNotModified:
@@ -275,8 +286,17 @@ func (c *Cache) put(key, host, target, app string, v *variant, _ *object, r *htt
 	}
 	v.wire = wireHead(v.status, v.header, len(v.body))
 	_, v.hasDate = v.header["Date"]
+	if v.disk != nil {
+		// Stored without the request's open file; hits take ServeHTTP.
+		cp := *v
+		v, cp.fh, cp.wire = &cp, nil, nil
+	}
+	var replaced, stored *object
 	c.mem.Compute(key, func(old *object, found bool) (*object, otter.ComputeOp) {
 		o := &object{app: app, host: host, target: target, vary: vary}
+		if found {
+			replaced, stored = old, o
+		}
 		if found && !old.pass && slices.Equal(old.vary, vary) && vary != nil {
 			for _, ov := range old.variants {
 				if ov.varyKey != v.varyKey {
@@ -291,6 +311,7 @@ func (c *Cache) put(key, host, target, app string, v *variant, _ *object, r *htt
 		c.size(o)
 		return o, otter.WriteOp
 	})
+	c.dropped(replaced, stored) // the disk bodies of the variants o did not keep
 	c.log.Debug("httpcache: stored", "app", app, "host", host, "target", target, "status", v.status,
 		"bytes", len(v.body), "fresh", v.fresh)
 }
@@ -361,6 +382,7 @@ type captureWriter struct {
 	notModified bool
 	failed      bool
 	forwardErr  error
+	spill       *spill // the body being written to the disk tier
 
 	reqTime, respTime time.Time
 	initAge           time.Duration
@@ -395,7 +417,7 @@ func (cw *captureWriter) WriteHeader(code int) {
 		cw.initAge = initialAge(cw.header, cw.reqTime, cw.respTime)
 		cw.tags = tagsOf(cw.header)
 		if cl := cw.header.Get("Content-Length"); cl != "" {
-			if n, ok := parseLength(cl); ok && n > cw.c.maxEntry {
+			if n, ok := parseLength(cl); ok && !cw.c.fits(n) {
 				cw.overflow = true
 			}
 		}
@@ -429,7 +451,7 @@ func (cw *captureWriter) Write(p []byte) (int, error) {
 		cw.WriteHeader(http.StatusOK)
 	}
 	cw.written += int64(len(p))
-	if cw.plan.store && !cw.overflow && !cw.notModified && !cw.failed {
+	if cw.plan.store && !cw.overflow && !cw.notModified && !cw.failed && (cw.c.disk == nil || !cw.toDisk(p)) {
 		if int64(len(cw.buf)+len(p)) > cw.c.maxEntry {
 			cw.overflow, cw.buf = true, nil
 		} else {

@@ -64,7 +64,10 @@ func newOrigin(t *testing.T, opts Options, rules []Rule, app http.HandlerFunc) *
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	o.cache = New(opts)
+	var err error
+	if o.cache, err = Open(opts); err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(o.cache.Close)
 	front := httptest.NewServer(o.cache.Handler("app", rules, proxy))
 	t.Cleanup(front.Close)
