@@ -73,6 +73,10 @@ type instanceRecord struct {
 	Addr     string `json:"addr,omitempty"`
 	Ready    bool   `json:"ready"`
 	State    string `json:"state"`
+	// Protocol is what the instance speaks to the gateway: "h2c", or ""
+	// for HTTP/1.1. It is the instance's, not the app's: during a deploy
+	// or a canary that changes it, instances of both kinds are routed.
+	Protocol string `json:"protocol,omitempty"`
 }
 
 func releaseKey(app string, n int) string { return fmt.Sprintf("%s.%d", app, n) }

@@ -32,6 +32,7 @@ type instance struct {
 	process string
 	index   int
 	addr    string // 127.0.0.1:port for web processes
+	h2c     bool   // a web process that speaks h2c (manifest protocol)
 	sup     *supervisor.Instance
 
 	mu   sync.Mutex // guards gone and the instance's record in the store
@@ -260,6 +261,8 @@ func (m *Manager) startInstance(ctx context.Context, a appRecord, rel *releaseRe
 		if rel.Manifest != nil {
 			spec.Health = rel.Manifest.Health.Path
 			spec.ReadyTimeout = rel.Manifest.Health.Timeout
+			in.h2c = rel.Manifest.Protocol == manifest.ProtocolH2C
+			spec.HealthH2C = in.h2c
 		}
 	}
 	if rel.Manifest != nil {
@@ -347,6 +350,9 @@ func (m *Manager) record(ctx context.Context, in *instance, ready bool, state st
 		App: in.app, Release: in.release, Process: in.process,
 		Instance: fmt.Sprintf("%s.%d", in.process, in.index),
 		Node:     m.cfg.Node, Addr: in.addr, Ready: ready, State: state,
+	}
+	if in.h2c {
+		rec.Protocol = manifest.ProtocolH2C
 	}
 	if _, err := store.PutJSON(ctx, m.cfg.Instances, in.key, rec); err != nil {
 		m.log.Warn("record instance", "key", in.key, "err", err)

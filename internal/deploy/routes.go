@@ -30,6 +30,11 @@ type Route struct {
 	Canary        []string
 	CanaryRelease int
 	CanaryWeight  int
+
+	// H2C says the instances at Backends speak HTTP/2 without TLS (the
+	// manifest's processes.web.protocol: h2c); CanaryH2C says it of the
+	// Canary instances.
+	H2C, CanaryH2C bool
 }
 
 // Router builds the route table from the store: the apps bucket says which
@@ -197,23 +202,37 @@ func (r *Router) publish(apps map[string]appRecord, inst map[string]map[string]i
 		if a.Release == 0 {
 			continue
 		}
-		var cur, other, canary []string
+		var cur, canary []string
+		var curH2C, canaryH2C bool
+		newest := 0 // among other: the release whose protocol is routed
+		otherH2C := map[int]bool{}
 		for _, rec := range inst[name] {
 			if !rec.Ready || rec.Addr == "" {
 				continue
 			}
+			h2c := rec.Protocol == manifest.ProtocolH2C
 			switch rec.Release {
 			case a.Release:
-				cur = append(cur, rec.Addr)
+				cur, curH2C = append(cur, rec.Addr), h2c
 			case a.Canary:
-				canary = append(canary, rec.Addr)
+				canary, canaryH2C = append(canary, rec.Addr), h2c
 			default:
-				other = append(other, rec.Addr)
+				otherH2C[rec.Release] = h2c
+				newest = max(newest, rec.Release)
 			}
 		}
 		backends := cur
 		if len(backends) == 0 {
-			backends = other
+			// Instances of other releases may speak differently (a
+			// deploy that changed the protocol): route those that
+			// speak as the newest of them does.
+			curH2C = otherH2C[newest]
+			for _, rec := range inst[name] {
+				if rec.Ready && rec.Addr != "" && rec.Release != a.Release && rec.Release != a.Canary &&
+					(rec.Protocol == manifest.ProtocolH2C) == curH2C {
+					backends = append(backends, rec.Addr)
+				}
+			}
 		}
 		sort.Strings(backends)
 		sort.Strings(canary)
@@ -225,9 +244,10 @@ func (r *Router) publish(apps map[string]appRecord, inst map[string]map[string]i
 			hosts = append(slices.Clip(a.Hosts), more...)
 		}
 		rt := Route{App: name, Hosts: hosts, Backends: backends, StaticDir: a.StaticDir,
-			Static: a.Static, Cache: a.Cache, Wakeable: a.Wake && a.Web, Release: a.Release}
+			Static: a.Static, Cache: a.Cache, Wakeable: a.Wake && a.Web, Release: a.Release, H2C: curH2C}
 		if a.Canary != 0 && len(canary) > 0 {
 			rt.Canary, rt.CanaryRelease, rt.CanaryWeight = canary, a.Canary, a.CanaryWeight
+			rt.CanaryH2C = canaryH2C
 			canaries[name] = a.Canary
 		}
 		routes = append(routes, rt)

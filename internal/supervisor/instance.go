@@ -350,7 +350,7 @@ func (i *Instance) probe(a *attempt, ok chan<- struct{}, quit <-chan struct{}) {
 	slow := time.NewTimer(i.spec.ReadyTimeout)
 	defer slow.Stop()
 	for {
-		err := i.s.check(ctx, i.spec.Port, i.spec.Health)
+		err := i.s.check(ctx, i.spec.Port, i.spec.Health, i.spec.HealthH2C)
 		if err == nil {
 			close(ok)
 			return
@@ -370,7 +370,7 @@ func (i *Instance) probe(a *attempt, ok chan<- struct{}, quit <-chan struct{}) {
 
 // check probes 127.0.0.1:port once: a TCP connect, or GET health expecting
 // a 2xx or 3xx answer.
-func (s *Supervisor) check(ctx context.Context, port int, health string) error {
+func (s *Supervisor) check(ctx context.Context, port int, health string, h2c bool) error {
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	if health == "" {
 		d := net.Dialer{Timeout: time.Second}
@@ -388,7 +388,11 @@ func (s *Supervisor) check(ctx context.Context, port int, health string) error {
 		return err
 	}
 	req.Header.Set("User-Agent", "pier-supervisor")
-	resp, err := s.probe.Do(req)
+	probe := s.probe
+	if h2c {
+		probe = s.probeH2C
+	}
+	resp, err := probe.Do(req)
 	if err != nil {
 		return err
 	}

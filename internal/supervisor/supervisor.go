@@ -79,6 +79,7 @@ type Spec struct {
 	Env                   []string      // complete environment (nil = empty)
 	Port                  int           // 0 = not a web process: ready once started
 	Health                string        // HTTP path probed on 127.0.0.1:Port ("" = TCP connect)
+	HealthH2C             bool          // probe Health in HTTP/2 without TLS (prior knowledge): the app speaks h2c
 	ReadyTimeout          time.Duration // how long a start may take to become ready (0 = 30s)
 	Grace                 time.Duration // SIGTERM -> SIGKILL grace (0 = 10s)
 	User                  *User         // run as this user (nil = as the engine)
@@ -156,6 +157,7 @@ type Supervisor struct {
 	onChange func(Status)
 	policy   backoffPolicy
 	probe    *http.Client
+	probeH2C *http.Client // probe for Spec.HealthH2C
 	cg       *cgroups
 
 	mu        sync.Mutex           // guards instances, runSeq
@@ -183,6 +185,13 @@ func New(opts Options) *Supervisor {
 				return http.ErrUseLastResponse // a 3xx is an answer
 			},
 		},
+	}
+	var h2c http.Protocols
+	h2c.SetUnencryptedHTTP2(true)
+	s.probeH2C = &http.Client{
+		Transport:     &http.Transport{DisableKeepAlives: true, Protocols: &h2c},
+		Timeout:       s.probe.Timeout,
+		CheckRedirect: s.probe.CheckRedirect,
 	}
 	s.cg = newCgroups(opts.CgroupRoot, log)
 	if s.output == nil {

@@ -81,7 +81,7 @@ func TestReadyByHealthPath(t *testing.T) {
 	i := startOrFatal(t, s, spec)
 
 	// The port answers, but /healthz says 503 until the flag file exists.
-	waitFor(t, 10*time.Second, "port open", func() bool { return s.check(context.Background(), port, "") == nil })
+	waitFor(t, 10*time.Second, "port open", func() bool { return s.check(context.Background(), port, "", false) == nil })
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	err := i.WaitReady(ctx)
 	cancel()
