@@ -12,7 +12,9 @@
 //
 // Concurrent misses on one key make one request to the app; the others wait
 // for its response and are served from the cache. Stored responses live in
-// memory, bounded in bytes, with W-TinyLFU admission and eviction (otter).
+// memory, bounded in bytes, with W-TinyLFU admission and eviction (otter);
+// with a disk tier (Open, disk.go) large bodies live in files, bounded in
+// bytes too, and the memory tier keeps their heads.
 // Responses can be purged by URL, by path prefix and by tag (the app's
 // Cache-Tag or Surrogate-Key headers).
 //
