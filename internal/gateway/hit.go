@@ -63,7 +63,8 @@ func (fc *frontConn) serveHit(n int) (served, keep bool) {
 	if g.internal != nil && strings.HasPrefix(path, InternalPrefix) {
 		return false, false
 	}
-	host, id, closeAfter, ok := fc.hitFields(rest)
+	fields, host, id, closeAfter, ok := hitFields(rest, fc.hit.fields[:0])
+	fc.hit.fields = fields[:0] // the array, grown or not, serves the next request
 	if !ok {
 		return false, false
 	}
@@ -82,7 +83,7 @@ func (fc *frontConn) serveHit(n int) (served, keep bool) {
 	}
 	start := time.Now()
 	bw := fc.writer()
-	head, body, status, ok := hc.AppendHit(bw.AvailableBuffer(), host, target, fc.hit.fields, httpDate())
+	head, body, status, ok := hc.AppendHit(bw.AvailableBuffer(), host, target, fields, httpDate())
 	if !ok {
 		return false, false
 	}
@@ -125,17 +126,15 @@ func (fc *frontConn) serveHit(n int) (served, keep bool) {
 }
 
 // hitFields reads the header lines of a request head (after the request
-// line) as parseFields does, into fc.hit.fields but Host. ok is false for
-// anything parseFields would not accept, and for requests with a body:
-// those go the usual way.
-func (fc *frontConn) hitFields(s string) (host, id string, closeAfter, ok bool) {
-	fields := fc.hit.fields[:0]
-	defer func() { fc.hit.fields = fields[:0] }() // keeps a grown array
+// line) as parseFields does, appending them but Host to fields as name,
+// value pairs. ok is false for anything parseFields would not accept, and
+// for requests with a body: those go the usual way.
+func hitFields(s string, fields []string) (_ []string, host, id string, closeAfter, ok bool) {
 	hosts, clSeen := 0, false
 	for {
 		line, rest, found := strings.Cut(s, "\r\n")
 		if !found {
-			return "", "", false, false
+			return fields, "", "", false, false
 		}
 		s = rest
 		if line == "" {
@@ -143,28 +142,28 @@ func (fc *frontConn) hitFields(s string) (host, id string, closeAfter, ok bool) 
 		}
 		k, v, found := strings.Cut(line, ":")
 		if !found || !validFieldName(k) {
-			return "", "", false, false
+			return fields, "", "", false, false
 		}
 		v = strings.Trim(v, " \t")
 		if !validFieldValue(v) {
-			return "", "", false, false
+			return fields, "", "", false, false
 		}
 		switch {
 		case strings.EqualFold(k, "Host"):
 			hosts++
 			host = v
 			if !validHost(v) {
-				return "", "", false, false
+				return fields, "", "", false, false
 			}
 			continue
 		case strings.EqualFold(k, "Content-Length"):
 			if n, ok := parseLen(v); !ok || n != 0 || clSeen {
-				return "", "", false, false // a body, or a length parseFields refuses
+				return fields, "", "", false, false // a body, or a length parseFields refuses
 			}
 			clSeen = true
 		case strings.EqualFold(k, "Transfer-Encoding"), strings.EqualFold(k, "Upgrade"),
 			strings.EqualFold(k, "Expect"), strings.EqualFold(k, "Http2-Settings"):
-			return "", "", false, false
+			return fields, "", "", false, false
 		case strings.EqualFold(k, "Connection"):
 			for t := range strings.SplitSeq(v, ",") {
 				switch t = strings.TrimSpace(t); {
@@ -172,7 +171,7 @@ func (fc *frontConn) hitFields(s string) (host, id string, closeAfter, ok bool) 
 					closeAfter = true
 				case strings.EqualFold(t, "keep-alive"), t == "":
 				default:
-					return "", "", false, false
+					return fields, "", "", false, false
 				}
 			}
 		case strings.EqualFold(k, "X-Request-Id"):
@@ -181,14 +180,14 @@ func (fc *frontConn) hitFields(s string) (host, id string, closeAfter, ok bool) 
 			}
 		}
 		if len(fields) >= 2*maxHitFields {
-			return "", "", false, false
+			return fields, "", "", false, false
 		}
 		fields = append(fields, k, v)
 	}
 	if hosts != 1 || s != "" {
-		return "", "", false, false
+		return fields, "", "", false, false
 	}
-	return host, id, closeAfter, true
+	return fields, host, id, closeAfter, true
 }
 
 // observeHit reports a hit to the Observe hook and the access log, with
