@@ -17,15 +17,22 @@ func (se *Session) ReserveJob(ctx context.Context, id uint64) (Task, error) {
 	if j, err := se.mine(id); err == nil {
 		t := j.task()
 		s.mu.Unlock()
-		return t, nil
+		err := s.withBody(ctx, j, &t) // before t is read for the return
+		return t, err
 	}
 	if j := s.jobs[id]; j != nil && j.q.app == se.App {
-		defer s.mu.Unlock()
 		if j.res != nil || j.hidx < 0 {
+			s.mu.Unlock()
 			return Task{}, ErrNotFound // someone else's, or being moved
 		}
-		s.reserve(j, se)
-		return j.task(), nil
+		r := s.reserve(j, se)
+		t := j.task()
+		s.mu.Unlock()
+		if err := s.withBody(ctx, j, &t); err != nil {
+			s.unreserve(r, err)
+			return Task{}, err
+		}
+		return t, nil
 	}
 	s.mu.Unlock()
 	t, err := s.Lookup(ctx, se.App, id)

@@ -2,9 +2,14 @@ package tasks
 
 import (
 	"container/heap"
+	"context"
+	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
+
+	"pier/internal/store"
 )
 
 // job is a ready or reserved task, held in memory: the engine's index of
@@ -20,6 +25,10 @@ type job struct {
 	name    string
 	path    string // push path override (cron entries that call a path)
 	body    []byte
+	// bodyOut: the body is not in memory (the index was over
+	// Options.Memory when the task was stored); it is read back from the
+	// stream message seq when needed (withBody).
+	bodyOut bool
 	// seq is the stream message holding the task; 0 until the drain has
 	// stored a journaled put.
 	seq uint64
@@ -67,7 +76,7 @@ func (j *job) task() Task {
 		ID: j.id, App: j.q.app, Queue: j.q.name, Body: j.body, Name: j.name, Priority: j.pri,
 		TTR: Duration(j.ttr), State: StateReady, Created: j.created, Attempt: j.attempt,
 		Reserves: j.counts.reserves, Timeouts: j.counts.timeouts, Releases: j.counts.releases,
-		Buries: j.counts.buries, Kicks: j.counts.kicks, seq: j.seq, path: j.path,
+		Buries: j.counts.buries, Kicks: j.counts.kicks, seq: j.seq, path: j.path, bodyOut: j.bodyOut,
 	}
 	if j.res != nil {
 		t.State = StateReserved
@@ -79,9 +88,69 @@ func (j *job) task() Task {
 func jobFrom(t Task, q *queue) *job {
 	return &job{
 		id: t.ID, q: q, pri: t.Priority, ttr: time.Duration(t.TTR), created: t.Created, name: t.Name,
-		path: t.path, body: t.Body, seq: t.seq, onR: t.onR, attempt: t.Attempt, hidx: -1,
+		path: t.path, body: t.Body, bodyOut: t.bodyOut, seq: t.seq, onR: t.onR, attempt: t.Attempt, hidx: -1,
 		counts: jobCounts{t.Reserves, t.Timeouts, t.Releases, t.Buries, t.Kicks},
 	}
+}
+
+// Bodies in memory. Every ready and reserved task is in the index, but
+// its body need not be: once the bodies held pass Options.Memory, the
+// body of each task stored in the stream from then on (the drain storing
+// a put, a release with a new priority, a kick, a load at start) is
+// dropped, and read back by sequence when the task is reserved, peeked or
+// pushed. The tasks the index held before keep theirs; as they are done,
+// memory falls under the bound and new tasks keep their bodies again. So
+// a queue worked in order (FIFO, one priority) has the bodies of its
+// oldest — next — tasks at hand and reads back only those of a backlog
+// that did not fit. A journaled put not yet drained keeps its body (the
+// stream has none to read back): the bound is passed by at most what the
+// journal holds, about Options.DrainDelay of puts.
+
+// keepBody counts j's body in the index's memory, or drops it when the
+// bound is passed and the stream holds it. Caller holds s.mu; j has just
+// entered the index, or been stored at a new sequence.
+func (s *Service) keepBody(j *job) {
+	if j.bodyOut {
+		return
+	}
+	if j.seq != 0 && s.opts.Memory > 0 && s.bodyBytes+int64(len(j.body)) > s.opts.Memory {
+		j.body, j.bodyOut = nil, true
+		return
+	}
+	s.bodyBytes += int64(len(j.body))
+}
+
+// forgetBody takes j's body out of the index's memory count (j leaves the
+// index). Caller holds s.mu.
+func (s *Service) forgetBody(j *job) {
+	if !j.bodyOut {
+		s.bodyBytes -= int64(len(j.body))
+	}
+}
+
+// withBody fills t.Body from the stream when the index dropped it. j is
+// the task's job: if its message moved meanwhile (a release with a new
+// priority stores it again), its new sequence is read. ErrNotFound: the
+// task is gone.
+func (s *Service) withBody(ctx context.Context, j *job, t *Task) error {
+	for t.bodyOut {
+		m, err := s.q.Get(ctx, t.seq)
+		if err == nil {
+			t.Body, t.bodyOut = m.Data, false
+			return nil
+		}
+		if !errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("tasks: read the body of task %d: %w", t.ID, err)
+		}
+		s.mu.Lock()
+		seq, gone, body, out := j.seq, j.gone, j.body, j.bodyOut
+		s.mu.Unlock()
+		if gone || seq == t.seq {
+			return ErrNotFound
+		}
+		t.seq, t.Body, t.bodyOut = seq, body, out
+	}
+	return nil
 }
 
 // readyHeap orders a queue's ready tasks as beanstalkd does: the most
@@ -161,6 +230,7 @@ func (s *Service) index(j *job) bool {
 		return false // deleted; the drain has not removed its message yet
 	}
 	s.jobs[j.id] = j
+	s.keepBody(j)
 	if j.seq != 0 && j.onR {
 		heap.Push(&j.q.stored, stored{j.seq, j})
 	}
@@ -174,6 +244,10 @@ func (s *Service) setSeq(j *job, seq uint64) {
 	j.seq, j.onR = seq, true
 	if s.jobs[j.id] == j || j.hidx >= 0 || j.res != nil {
 		heap.Push(&j.q.stored, stored{seq, j})
+	}
+	if s.jobs[j.id] == j && !j.bodyOut {
+		s.forgetBody(j)
+		s.keepBody(j)
 	}
 }
 
@@ -238,6 +312,7 @@ func (s *Service) drop(j *job) {
 	j.gone = true
 	if s.jobs[j.id] == j {
 		delete(s.jobs, j.id)
+		s.forgetBody(j)
 	}
 }
 
@@ -255,4 +330,33 @@ func best(qs []*queue) *job {
 		}
 	}
 	return b
+}
+
+// unreserve undoes reservation r, whose task's body could not be read
+// (err, from withBody): the task is ready again or, when its message is
+// gone (ErrNotFound) while r still held it, out of the index. It reports
+// whether the caller may look for another task.
+func (s *Service) unreserve(r *reservation, err error) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	j := r.j
+	mine := j.res == r // else the TTR ended meanwhile: the task is someone else's
+	if mine {
+		r.end()
+		j.counts.reserves--
+		if r.owner == nil {
+			j.attempt--
+		}
+	}
+	if errors.Is(err, ErrNotFound) {
+		if mine && !j.gone && s.jobs[j.id] == j {
+			s.log.Warn("a task's message is gone from the stream; dropped from the index", "id", j.id, "seq", j.seq)
+			s.drop(j)
+		}
+		return true
+	}
+	if mine && !j.gone {
+		s.makeReady(j)
+	}
+	return false
 }

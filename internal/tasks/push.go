@@ -211,6 +211,11 @@ func (s *Service) push(ctx context.Context, q *queue, c QueueConfig, r *reservat
 	j := r.j
 	t := j.task()
 	s.mu.Unlock()
+	if err := s.withBody(ctx, j, &t); err != nil {
+		s.log.Warn("push task", "id", t.ID, "err", err)
+		s.unreserve(r, err)
+		return
+	}
 	status, err := s.post(ctx, q.app, c.Push, t)
 	s.mu.Lock()
 	if j.res != r {

@@ -245,7 +245,8 @@ func (s *Service) Lookup(ctx context.Context, app string, id uint64) (Task, erro
 	}
 	s.mu.Unlock()
 	if t.ID != 0 {
-		return t, nil
+		err := s.withBody(ctx, j, &t) // before t is read for the return
+		return t, err
 	}
 	if deleted {
 		return Task{}, ErrNotFound
@@ -277,11 +278,15 @@ func (s *Service) Peek(ctx context.Context, app, name, state string) (Task, erro
 			return Task{}, err
 		}
 		s.mu.Lock()
-		defer s.mu.Unlock()
 		if len(q.ready) == 0 {
+			s.mu.Unlock()
 			return Task{}, ErrNotFound
 		}
-		return q.ready[0].task(), nil
+		j := q.ready[0]
+		t := j.task()
+		s.mu.Unlock()
+		err = s.withBody(ctx, j, &t) // before t is read for the return
+		return t, err
 	}
 	code := map[string]string{StateDelayed: "d", StateBuried: "x"}[state]
 	if code == "" {

@@ -133,9 +133,17 @@ func (se *Session) Reserve(ctx context.Context, queues []string, timeout time.Du
 		}
 		s.mu.Lock()
 		if j := best(live); j != nil {
-			s.reserve(j, se)
+			r := s.reserve(j, se)
 			t := j.task()
 			s.mu.Unlock()
+			if t.bodyOut {
+				if err := s.withBody(ctx, j, &t); err != nil {
+					if s.unreserve(r, err) {
+						continue
+					}
+					return Task{}, err
+				}
+			}
 			return t, nil
 		}
 		// Nothing ready: DEADLINE_SOON if a task held is about to time out.
@@ -347,6 +355,10 @@ func (s *Service) move(ctx context.Context, j *job, code string, delay time.Dura
 	s.mu.Lock()
 	t := j.task()
 	s.mu.Unlock()
+	if err := s.withBody(ctx, j, &t); err != nil {
+		s.putBack(j)
+		return fmt.Errorf("tasks: move %d: %w", j.id, err)
+	}
 	edit(&t)
 	if code == "r" {
 		s.beginStore()

@@ -117,6 +117,9 @@ func (e *DuplicateError) Error() string {
 
 func (e *DuplicateError) Unwrap() error { return ErrDuplicate }
 
+// DefaultMemory is Options.Memory's default.
+const DefaultMemory = 256 << 20
+
 // Options configure New. Zero fields get the defaults documented here.
 type Options struct {
 	Store  *store.Store // required
@@ -132,6 +135,10 @@ type Options struct {
 	Dedup time.Duration
 	// MaxBody bounds a task's body. Default 64 KiB (beanstalkd's max-job-size).
 	MaxBody int
+	// Memory bounds the bytes of task bodies the index holds (see
+	// keepBody): past it, bodies of tasks stored in the stream are read
+	// back from it when needed. Default 256 MiB; negative: no bound.
+	Memory int64
 	// GatewayURL and Domain are how push delivery reaches apps: POST
 	// GatewayURL+path with Host <app>.<Domain>.
 	GatewayURL, Domain string
@@ -153,6 +160,9 @@ func (o *Options) defaults() {
 	}
 	if o.MaxBody <= 0 {
 		o.MaxBody = 65535
+	}
+	if o.Memory == 0 {
+		o.Memory = DefaultMemory
 	}
 	if o.PushTimeout <= 0 {
 		o.PushTimeout = 30 * time.Second
@@ -184,6 +194,8 @@ type Service struct {
 	queues map[qkey]*queue     // by app and queue name
 	jobs   map[uint64]*job     // ready and reserved tasks, by id
 	tomb   map[uint64]struct{} // deleted tasks whose message the drain has not removed yet
+	// bodyBytes is the size of the bodies of jobs in memory (keepBody).
+	bodyBytes int64
 	// storing counts ready messages being stored outside the drain, not
 	// yet in the index: the drain's purges wait until there are none.
 	storing int
@@ -334,6 +346,7 @@ type Task struct {
 	seq      uint64
 	path     string // push path override (Pier-Path)
 	onR      bool   // its message is on tasks.<app>.<queue>.r.<id>
+	bodyOut  bool   // Body is not filled in: read it from the stream at seq (withBody)
 }
 
 // Duration is a time.Duration that reads and writes as "1.5s" in JSON.
