@@ -53,6 +53,8 @@ type UpOptions struct {
 	Beanstalkd string // beanstalkd-protocol task server listen address, e.g. "127.0.0.1:11300"
 	Statsd     string // statsd UDP listen address, e.g. "127.0.0.1:8125"
 
+	TasksMemory int64 // --tasks-memory: task bodies held in memory; -1 = no bound
+
 	LogRetention int64 // --log-retention: bytes of log lines kept per app; 0 = the engine's default
 
 	ErrorsRetention time.Duration // --errors-retention: how long each app's error events are kept

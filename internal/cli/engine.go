@@ -23,6 +23,8 @@ func (a *cli) upCmd() *cobra.Command {
 		errorsRetention string
 
 		cacheSize, cacheDiskSize, cacheDiskMin string
+
+		tasksMemory string
 	)
 	cmd := &cobra.Command{
 		Use:   "up",
@@ -51,6 +53,9 @@ written to <home>/token for the other pier commands to find.`,
 			}
 			if o.LogRetention, err = parseSize(logRetention); err != nil || o.LogRetention < 0 {
 				return usagef("--log-retention %q: want a size such as 64M or 1G", logRetention)
+			}
+			if o.TasksMemory, err = parseSize(tasksMemory); err != nil {
+				return usagef("--tasks-memory %q: want a size such as 256M or 1G (0 = no bound)", tasksMemory)
 			}
 			if o.ErrorsRetention, err = parseDays(errorsRetention); err != nil || o.ErrorsRetention <= 0 {
 				return usagef("--errors-retention %q: want a duration such as 30d, 7d or 12h", errorsRetention)
@@ -86,6 +91,7 @@ written to <home>/token for the other pier commands to find.`,
 	f.StringVar(&o.API, "api", "127.0.0.1:7070", "address the engine API listens on")
 	f.StringVar(&o.Domain, "domain", "localhost", "apps are served at <app>.<domain>")
 	f.StringVar(&o.Beanstalkd, "beanstalkd", "127.0.0.1:11300", "address the beanstalkd-protocol task server listens on")
+	f.StringVar(&tasksMemory, "tasks-memory", "256M", "task bodies the task queues keep in memory; past it, bodies are read back from the store when a task is reserved (0 = no bound)")
 	f.StringVar(&o.Statsd, "statsd", "127.0.0.1:8125", "UDP address the statsd listener binds (STATSD_ADDR in every app)")
 	f.StringVar(&logRetention, "log-retention", "64M", "log lines kept per app, by size (e.g. 64M, 1G); the oldest go first")
 	f.StringVar(&errorsRetention, "errors-retention", "30d", "how long each app's error events are kept, unless the app's own (pier errors config --retention-days) says otherwise (e.g. 30d, 90d)")

@@ -48,6 +48,9 @@ type Config struct {
 	// Beanstalkd is where the beanstalkd-protocol task server listens
 	// (pier up's default: 127.0.0.1:11300); empty picks a free loopback port.
 	Beanstalkd string
+	// TasksMemory bounds the task bodies the task index holds in memory
+	// (tasks.Options.Memory); 0 = tasks.DefaultMemory, negative = no bound.
+	TasksMemory int64
 
 	// Statsd is where the statsd UDP listener binds (pier up's default:
 	// 127.0.0.1:8125); empty picks a free loopback port.
@@ -216,6 +219,7 @@ func run(ctx context.Context, cfg Config, with func(ctx context.Context, m *depl
 		gatewayURL: "http://" + reachable(httpLn.Addr()),
 		apiURL:     apiURL,
 		beanstalkd: cfg.Beanstalkd,
+		tasksMem:   cfg.TasksMemory,
 		errors:     errorsConfig{retention: cfg.ErrorsRetention, nodeRate: cfg.ErrorsNodeRate},
 		internal:   http.NewServeMux(),
 	}

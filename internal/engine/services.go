@@ -26,6 +26,7 @@ type hub struct {
 	gatewayURL string // the gateway, as apps and services on this node reach it
 	apiURL     string // the API, likewise
 	beanstalkd string // where the beanstalkd-protocol listener binds
+	tasksMem   int64  // bound on task bodies in memory (tasks.Options.Memory)
 	// appToken resolves an app's own token (PIER_TOKEN) to its name.
 	appToken func(ctx context.Context, token string) (app string, ok bool)
 	// errors is what pier up says about error tracking.

@@ -20,7 +20,7 @@ func startTasks(ctx context.Context, h *hub) error {
 	log := h.log.With("part", "tasks")
 	svc, err := tasks.New(ctx, tasks.Options{
 		Store: h.store, Logger: log, GatewayURL: h.gatewayURL, Domain: h.domain,
-		Dir: filepath.Join(h.home, "tasks"),
+		Dir: filepath.Join(h.home, "tasks"), Memory: h.tasksMem,
 	})
 	if err != nil {
 		return fmt.Errorf("tasks: %w", err)
