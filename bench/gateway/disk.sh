@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# bench/gateway/disk.sh: a cached 1 MiB body served from the HTTP cache's
+# memory tier (engine A: pier up as is) against its disk tier (engine B:
+# --cache-disk-min 64K), the same pier build, both engines up at once and
+# driven alternately by the same wrk load. Each round reports req/s, p99 and
+# the engine's CPU time per request (user+system from /proc); the medians of
+# ROUNDS rounds and the ratio B/A close it.
+#
+#   bench/gateway/disk.sh [PIER]      # ROUNDS=5 DURATION=5 THREADS=2 CONNS=16 SIZE=1048576
+#
+# Free loopback ports; every wrk run bounded in time; every process stopped
+# by PID.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+export PATH="/usr/local/go/bin:$PATH"
+ROUNDS=${ROUNDS:-5}
+DURATION=${DURATION:-5}
+THREADS=${THREADS:-2}
+CONNS=${CONNS:-16}
+SIZE=${SIZE:-1048576}
+
+work=$(mktemp -d /tmp/pier-bench-disk.XXXXXX)
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+	[ -n "${KEEP:-}" ] || rm -rf "$work"; echo "work: $work" >&2
+}
+trap cleanup EXIT
+freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+waitport() { for _ in $(seq 400); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; echo "nothing listens on $1" >&2; return 1; }
+
+if [ $# -ge 1 ]; then bin=$(realpath "$1"); else go build -o "$work/pier" ./cmd/pier; bin=$work/pier; fi
+
+mkdir -p "$work/app"
+cat >"$work/app/pier.yaml" <<'EOF'
+name: big
+processes:
+  web: python3 app.py
+EOF
+cat >"$work/app/app.py" <<EOF
+import os
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+BIG = bytes(i % 251 for i in range($SIZE))
+class H(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Cache-Control", "max-age=3600")
+        self.send_header("Content-Length", str(len(BIG)))
+        self.end_headers()
+        self.wfile.write(BIG)
+    def log_message(self, *a):
+        pass
+ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
+EOF
+
+declare -A PID HTTP
+for t in A B; do
+	extra=()
+	[ $t = B ] && extra=(--cache-disk "$work/B-bodies" --cache-disk-min 64K --cache-disk-size 256M)
+	http=$(freeport); api=$(freeport)
+	"$bin" up --home "$work/$t" --http "127.0.0.1:$http" --api "127.0.0.1:$api" \
+		--beanstalkd "127.0.0.1:$(freeport)" --statsd "127.0.0.1:$(freeport)" "${extra[@]}" >"$work/$t.log" 2>&1 &
+	PID[$t]=$!; HTTP[$t]=$http; pids+=($!)
+	waitport "$api"
+	(cd "$work/app" && PIER_API="http://127.0.0.1:$api" PIER_HOME="$work/$t" "$bin" deploy >/dev/null)
+	waitport "$http"
+	for _ in 1 2 3; do curl -fsS --max-time 10 -o /dev/null -H "Host: big.localhost" "http://127.0.0.1:$http/big"; done
+	xc=$(curl -fsS --max-time 10 -o /dev/null -D - -H "Host: big.localhost" "http://127.0.0.1:$http/big" | tr -d '\r' | awk -F': ' 'tolower($1)=="x-cache" {print $2}')
+	[ "$xc" = HIT ] || { echo "$t: X-Cache $xc, want HIT" >&2; exit 1; }
+done
+n=$(find "$work/B-bodies" -name '*.body' | wc -l)
+[ "$n" = 1 ] || { echo "B: $n body files, want 1" >&2; exit 1; }
+[ -z "$(find "$work/A" -name '*.body')" ] || { echo "A wrote body files" >&2; exit 1; }
+
+cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; } # clock ticks
+tck=$(getconf CLK_TCK)
+median() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+declare -A RPS P99 CPR
+printf "%-6s %-3s %10s %8s %14s\n" round eng req/s p99_ms cpu_us/req
+for r in $(seq "$ROUNDS"); do
+	order="A B"; [ $((r % 2)) = 0 ] && order="B A"
+	for t in $order; do
+		c0=$(cpu "${PID[$t]}")
+		out=$(timeout $((DURATION + 30)) wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency -H "Host: big.localhost" "http://127.0.0.1:${HTTP[$t]}/big" 2>&1)
+		c1=$(cpu "${PID[$t]}")
+		read -r reqs rps p99 bad < <(echo "$out" | awk '/requests in/ {n=$1} /Requests\/sec/ {rps=$2} /^ +99%/ {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v*=1000}; p99=v} /Non-2xx/ {bad=$NF} END {printf "%d %.0f %.2f %d\n", n, rps, p99, bad}')
+		[ "$bad" = 0 ] || { echo "$t answered $bad non-2xx" >&2; exit 1; }
+		cpr=$(awk -v c="$((c1 - c0))" -v t="$tck" -v n="$reqs" 'BEGIN {printf "%.1f", c / t / n * 1e6}')
+		RPS[$t]+="$rps "; P99[$t]+="$p99 "; CPR[$t]+="$cpr "
+		printf "%-6s %-3s %10s %8s %14s\n" "$r" "$t" "$rps" "$p99" "$cpr"
+	done
+done
+printf "\ndisk: %s-byte cached body, wrk -t%s -c%s -d%ss, median of %s rounds, %s cores, load %s (%s)\n" "$SIZE" "$THREADS" "$CONNS" "$DURATION" "$ROUNDS" "$(nproc)" "$(cut -d' ' -f1-3 /proc/loadavg)" "$(date -u +%FT%TZ)"
+printf "A = memory tier, B = disk tier (--cache-disk-min 64K), pier %s\n" "$bin"
+for t in A B; do
+	printf "%-3s req/s %8s  p99_ms %6s  cpu_us/req %6s\n" "$t" "$(echo "${RPS[$t]}" | median)" "$(echo "${P99[$t]}" | median)" "$(echo "${CPR[$t]}" | median)"
+done
+awk -v ra="$(echo "${RPS[A]}" | median)" -v rb="$(echo "${RPS[B]}" | median)" \
+	-v ca="$(echo "${CPR[A]}" | median)" -v cb="$(echo "${CPR[B]}" | median)" \
+	'BEGIN {printf "B/A req/s %.2fx  cpu/req %.2fx\n", rb / ra, cb / ca}'
