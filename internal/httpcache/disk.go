@@ -122,6 +122,9 @@ func openDisk(o DiskOptions, log *slog.Logger) (*diskTier, error) {
 		d.maxEntry = d.max / 4
 	}
 	d.maxEntry = min(d.maxEntry, d.max)
+	if d.min > d.maxEntry {
+		return nil, fmt.Errorf("httpcache: disk tier: bodies from %d bytes would go to disk, but it takes none above %d (a quarter of its size): raise its size or lower the threshold", d.min, d.maxEntry)
+	}
 	if err := os.MkdirAll(d.dir, 0o700); err != nil {
 		return nil, fmt.Errorf("httpcache: disk tier: %w", err)
 	}

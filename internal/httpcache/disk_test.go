@@ -434,6 +434,41 @@ func TestDiskOpenClose(t *testing.T) {
 	}
 }
 
+func TestDiskOptions(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		opts DiskOptions
+		err  string
+	}{
+		{"threshold above the largest body", DiskOptions{MaxBytes: 1 << 20, MinBytes: 512 << 10}, "raise its size or lower the threshold"},
+		{"entry bound above the size", DiskOptions{MaxBytes: 1 << 20, MaxEntryBytes: 4 << 20}, ""},
+		{"a file where the directory goes", DiskOptions{Dir: "file"}, "not a directory"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			tt.opts.Dir = filepath.Join(dir, "bodies")
+			if tt.err == "not a directory" {
+				os.WriteFile(filepath.Join(dir, "file"), nil, 0o600)
+				tt.opts.Dir = filepath.Join(dir, "file", "bodies")
+			}
+			c, err := Open(Options{Disk: tt.opts})
+			if tt.err == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer c.Close()
+				if c.disk.maxEntry != tt.opts.MaxBytes {
+					t.Errorf("largest body %d, want the tier's size %d", c.disk.maxEntry, tt.opts.MaxBytes)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.err) {
+				t.Errorf("err %v, want one saying %q", err, tt.err)
+			}
+		})
+	}
+}
+
 func sortedWords(s string) string {
 	w := strings.Fields(s)
 	sort.Strings(w)
