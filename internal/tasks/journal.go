@@ -60,14 +60,31 @@ type record struct {
 }
 
 // journal appends records to numbered files in dir.
+//
+// Group commit: records appended while another appender is in write(2)
+// are encoded into the next group, and one of their appenders writes the
+// whole group with one write(2) once the write in progress has ended (the
+// others wait for it). With one connection nothing changes — each record
+// is its own group — and with several a put or delete costs a fraction of
+// a write. Every appender returns only once its group is written, so an
+// answer never goes out before its record is in the kernel.
 type journal struct {
 	dir string
 
-	mu     sync.Mutex // guards f, fileNo, size, buf, pending, appended
+	mu     sync.Mutex // guards everything below
 	f      *os.File
 	fileNo int
 	size   int64
-	buf    []byte
+	// broken: a write failed, perhaps part way; the next write starts a
+	// new file, so that a torn record cannot hide the records after it.
+	broken bool
+	// cur is the group being filled; writing is set while its writer is
+	// in write(2) without mu; groupDone is broadcast when a group ends.
+	cur       *group
+	writing   bool
+	groupDone *sync.Cond
+	spare     []byte   // the last written group's buffer, reused
+	spareRecs []record // and its records slice, cleared
 	// pending[head:] are written, not yet taken by the drain. Taking
 	// moves head rather than copying the rest down: with a drain delay
 	// the drain takes a little at a time from a second's worth of
@@ -79,8 +96,17 @@ type journal struct {
 	// appended counts records written since start; the drain's barrier
 	// waits until it has drained this many.
 	appended uint64
+	writes   uint64        // groups written since start
 	kick     chan struct{} // capacity 1: wakes the drain
 	urgent   chan struct{} // capacity 1: a barrier waits; drain everything now
+}
+
+// group is records written together. Guarded by journal.mu.
+type group struct {
+	buf  []byte   // the records, encoded
+	recs []record // the records
+	done bool     // written, or failed with err
+	err  error
 }
 
 func journalName(n int) string { return fmt.Sprintf("%08d.journal", n) }
@@ -108,7 +134,8 @@ func journalFiles(dir string) ([]int, error) {
 // openJournal starts a new journal file in dir numbered after the
 // existing ones (which replay reads, then removes).
 func openJournal(dir string, next int) (*journal, error) {
-	j := &journal{dir: dir, fileNo: next - 1, kick: make(chan struct{}, 1), urgent: make(chan struct{}, 1)}
+	j := &journal{dir: dir, fileNo: next - 1, cur: &group{}, kick: make(chan struct{}, 1), urgent: make(chan struct{}, 1)}
+	j.groupDone = sync.NewCond(&j.mu)
 	if err := j.rotate(); err != nil {
 		return nil, err
 	}
@@ -130,30 +157,80 @@ func (jl *journal) rotate() error {
 	return nil
 }
 
-// append writes r with one write(2) and queues it for the drain. When it
-// returns nil the record is in the kernel: it survives the engine's death.
+// append writes r (in a group, see journal) and queues it for the drain.
+// When it returns nil the record is in the kernel: it survives the
+// engine's death.
 func (jl *journal) append(r record) error {
 	jl.mu.Lock()
 	defer jl.mu.Unlock()
 	if jl.f == nil {
 		return ErrDraining // closed by Service.Close
 	}
-	if jl.size >= journalRotate {
+	g := jl.cur
+	g.buf = encodeRecord(g.buf, r)
+	g.recs = append(g.recs, r)
+	for !g.done {
+		if jl.writing {
+			jl.groupDone.Wait()
+			continue
+		}
+		// No write in progress, so g is still the group being filled
+		// (groups are written in order): write it.
+		jl.writeGroup(g)
+	}
+	return g.err
+}
+
+// writeGroup writes g, the group being filled, with one write(2); the
+// appenders that come meanwhile fill the next. Caller holds mu.
+func (jl *journal) writeGroup(g *group) {
+	jl.cur = &group{buf: jl.spare[:0], recs: jl.spareRecs[:0]}
+	jl.spare, jl.spareRecs = nil, nil
+	err := jl.prepare()
+	if err == nil {
+		jl.writing = true
+		f := jl.f
+		jl.mu.Unlock()
+		_, err = f.Write(g.buf)
+		jl.mu.Lock()
+		jl.writing = false
+		if err != nil {
+			jl.broken = true
+			err = fmt.Errorf("tasks: journal write: %w", err)
+		}
+	}
+	if err == nil {
+		jl.size += int64(len(g.buf))
+		now := time.Now()
+		for i := range g.recs {
+			g.recs[i].file, g.recs[i].at = jl.fileNo, now
+		}
+		jl.pending = append(jl.pending, g.recs...)
+		jl.appended += uint64(len(g.recs))
+		jl.writes++
+		select {
+		case jl.kick <- struct{}{}:
+		default:
+		}
+	}
+	g.done, g.err = true, err
+	clear(g.recs) // the drain owns the records' jobs and bodies now
+	jl.spare, jl.spareRecs = g.buf, g.recs
+	g.buf, g.recs = nil, nil
+	jl.groupDone.Broadcast()
+}
+
+// prepare makes the file ready for the next write: open, rotated when
+// full or after a failed write. Caller holds mu.
+func (jl *journal) prepare() error {
+	if jl.f == nil {
+		return ErrDraining
+	}
+	if jl.size >= journalRotate || jl.broken {
 		if err := jl.rotate(); err != nil {
 			return err
 		}
-	}
-	jl.buf = encodeRecord(jl.buf[:0], r)
-	if _, err := jl.f.Write(jl.buf); err != nil {
-		return fmt.Errorf("tasks: journal write: %w", err)
-	}
-	jl.size += int64(len(jl.buf))
-	r.file, r.at = jl.fileNo, time.Now()
-	jl.pending = append(jl.pending, r)
-	jl.appended++
-	select {
-	case jl.kick <- struct{}{}:
-	default:
+		jl.broken = false
 	}
 	return nil
 }
@@ -217,6 +294,9 @@ func (jl *journal) removeBefore(n int) {
 func (jl *journal) close(drained bool) {
 	jl.mu.Lock()
 	defer jl.mu.Unlock()
+	for jl.writing {
+		jl.groupDone.Wait() // a group being written is answered written
+	}
 	if jl.f != nil {
 		jl.f.Close()
 		jl.f = nil
