@@ -544,3 +544,54 @@ func TestDiskNames(t *testing.T) {
 		}
 	}
 }
+
+// TestDiskVariantsAndReplacement: each Vary variant has its own file; a
+// replaced variant's file goes, the other variant's stays; an object the
+// memory tier lets expire takes its files along.
+func TestDiskVariantsAndReplacement(t *testing.T) {
+	opts := diskOpts(t, 0)
+	var version atomic.Int64
+	o := newOrigin(t, opts, nil, func(w http.ResponseWriter, r *http.Request) {
+		lang := r.Header.Get("Accept-Language")
+		body := bigBody(r.URL.Path+lang+fmt.Sprint(version.Load()), 100<<10)
+		if r.URL.Path == "/short" {
+			w.Header().Set("Cache-Control", "max-age=1") // kept by the memory tier for a second
+		} else {
+			w.Header().Set("Cache-Control", "max-age=60")
+		}
+		w.Header().Set("Vary", "Accept-Language")
+		w.Write(body)
+	})
+	body := func(lang string) []byte { return bigBody("/x"+lang+fmt.Sprint(version.Load()), 100<<10) }
+	sameBody(t, "en", o.getS("/x", "Accept-Language: en"), "MISS", body("en"))
+	sameBody(t, "fr", o.getS("/x", "Accept-Language: fr"), "MISS", body("fr"))
+	sameBody(t, "en hit", o.get("/x", "Accept-Language: en"), "HIT", body("en"))
+	sameBody(t, "fr hit", o.get("/x", "Accept-Language: fr"), "HIT", body("fr"))
+	before := bodyFiles(t, opts.Disk.Dir)
+	if len(before) != 2 {
+		t.Fatalf("files %v, want one per variant", before)
+	}
+	o.clock.advance(61 * time.Second)
+	version.Add(1)
+	sameBody(t, "en again", o.getS("/x", "Accept-Language: en"), "MISS", body("en"))
+	after := bodyFiles(t, opts.Disk.Dir)
+	kept := 0
+	for name := range after {
+		if _, ok := before[name]; ok {
+			kept++
+		}
+	}
+	if len(after) != 2 || kept != 1 {
+		t.Errorf("files before %v, after %v: want the fr file kept and the en file replaced", before, after)
+	}
+	if used, files := o.cache.DiskUsage(); files != 2 || used != 2*(100<<10) {
+		t.Errorf("the tier counts %d files, %d bytes; want 2 files", files, used)
+	}
+
+	o.cache.Purge(Purge{App: "app", All: true})
+	o.getS("/short", "Accept-Language: en")
+	if got := len(bodyFiles(t, opts.Disk.Dir)); got != 1 {
+		t.Fatalf("%d files, want 1", got)
+	}
+	waitFor(t, "the expired object's file to go", func() bool { return len(bodyFiles(t, opts.Disk.Dir)) == 0 })
+}
