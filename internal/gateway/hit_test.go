@@ -2,12 +2,14 @@ package gateway
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/http/httputil"
 	"os"
 	"path/filepath"
@@ -563,4 +565,99 @@ func FuzzHitFields(f *testing.F) {
 			t.Fatalf("%q: fields %v, parseFields %v", s, got, h)
 		}
 	})
+}
+
+// BenchmarkHit: a cached 13 B and 20 KB response through Front's hit path
+// and through ServeHTTP (the same gateway and cache), over keep-alive
+// loopback connections, client included.
+func BenchmarkHit(b *testing.B) {
+	backend := startBackendB(b, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=600")
+		w.Header().Set("Content-Type", "text/plain")
+		if r.URL.Path == "/big" {
+			io.WriteString(w, strings.Repeat("0123456789abcdef", 20<<10/16))
+			return
+		}
+		io.WriteString(w, "hello, cached")
+	}))
+	c := httpcache.New(httpcache.Options{Logger: slog.New(slog.DiscardHandler)})
+	b.Cleanup(c.Close)
+	g := New(Options{Logger: slog.New(slog.DiscardHandler), Cache: testCache{c},
+		Observe: func(string, int, int64, time.Duration, string) {}})
+	g.SetRoutes([]Route{{App: "app", Hosts: []string{"app.localhost"}, Backends: []string{backend}}})
+	fronts := map[string]string{"hit path": serveFrontB(b, g, g), "ServeHTTP": serveFrontB(b, g, http.HandlerFunc(g.ServeHTTP))}
+	for _, path := range []string{"/small", "/big"} {
+		// Stored first: the app's 20 KB answer comes chunked.
+		req, _ := http.NewRequest("GET", "http://"+fronts["ServeHTTP"]+path, nil)
+		req.Host = "app.localhost"
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		for _, name := range []string{"hit path", "ServeHTTP"} {
+			b.Run(strings.TrimPrefix(path, "/")+"/"+name, func(b *testing.B) {
+				req := []byte("GET " + path + " HTTP/1.1\r\nHost: app.localhost\r\nUser-Agent: bench\r\nAccept: */*\r\n\r\n")
+				b.RunParallel(func(pb *testing.PB) {
+					conn, err := net.Dial("tcp", fronts[name])
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					defer conn.Close()
+					br := bufio.NewReaderSize(conn, 64<<10)
+					for pb.Next() {
+						if _, err := conn.Write(req); err != nil {
+							b.Error(err)
+							return
+						}
+						if err := skipResponse(br); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+			})
+		}
+	}
+}
+
+// skipResponse reads one response with a Content-Length body.
+func skipResponse(br *bufio.Reader) error {
+	n := -1
+	for {
+		line, err := br.ReadSlice('\n')
+		if err != nil {
+			return err
+		}
+		if len(line) == 2 {
+			break
+		}
+		if v, ok := bytes.CutPrefix(line, []byte("Content-Length: ")); ok {
+			n, _ = strconv.Atoi(string(bytes.TrimSpace(v)))
+		}
+	}
+	if n < 0 {
+		return fmt.Errorf("no Content-Length")
+	}
+	_, err := br.Discard(n)
+	return err
+}
+
+func startBackendB(b *testing.B, h http.Handler) string {
+	srv := httptest.NewServer(h)
+	b.Cleanup(srv.Close)
+	return srv.Listener.Addr().String()
+}
+
+func serveFrontB(b *testing.B, g *Gateway, h http.Handler) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := &http.Server{Handler: h}
+	go srv.Serve(g.Front(Guard(ln, GuardOptions{BodyTimeout: time.Minute, SendTimeout: time.Minute}), h, FrontOptions{}))
+	b.Cleanup(func() { srv.Close() })
+	return ln.Addr().String()
 }
