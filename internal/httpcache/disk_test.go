@@ -25,8 +25,12 @@ func bigBody(tag string, n int) []byte {
 	h.Write([]byte(tag))
 	r := rand.New(rand.NewPCG(h.Sum64(), uint64(n)))
 	b := make([]byte, n)
-	for i := range b {
-		b[i] = byte('a' + r.IntN(26))
+	for i := 0; i < n; i += 8 {
+		x := r.Uint64()
+		for j := i; j < min(i+8, n); j++ {
+			b[j] = 'a' + byte(x%26)
+			x >>= 8
+		}
 	}
 	return b
 }
@@ -89,6 +93,8 @@ func sameBody(t *testing.T, what string, r result, cache string, want []byte) {
 // first path segment. ?stream=1 sends it in flushed pieces without a
 // Content-Length.
 func diskApp(versions *atomic.Int64) http.HandlerFunc {
+	var mu sync.Mutex
+	made := map[string][]byte{} // bodies made once: the race detector makes bigBody slow
 	return func(w http.ResponseWriter, r *http.Request) {
 		size := 200 << 10
 		if s := r.URL.Query().Get("size"); s != "" {
@@ -98,7 +104,13 @@ func diskApp(versions *atomic.Int64) http.HandlerFunc {
 		if versions != nil {
 			tag += fmt.Sprint(versions.Load())
 		}
-		body := bigBody(tag, size)
+		mu.Lock()
+		body, ok := made[tag+"\x00"+strconv.Itoa(size)]
+		if !ok {
+			body = bigBody(tag, size)
+			made[tag+"\x00"+strconv.Itoa(size)] = body
+		}
+		mu.Unlock()
 		w.Header().Set("Cache-Control", "max-age=60")
 		w.Header().Set("Content-Type", "application/octet-stream")
 		w.Header().Set("Cache-Tag", strings.Split(strings.TrimPrefix(r.URL.Path, "/"), "/")[0])
@@ -344,14 +356,20 @@ func TestDiskRevalidateAndStale(t *testing.T) {
 func TestDiskConcurrentEviction(t *testing.T) {
 	opts := diskOpts(t, 1<<20)
 	o := newOrigin(t, opts, nil, diskApp(nil))
+	bodies := map[string][]byte{}
+	for i := range 12 {
+		p := fmt.Sprintf("/c%d", i)
+		bodies[p] = bigBody(p, 200<<10)
+	}
 	var wg sync.WaitGroup
+	var hits atomic.Int64
 	errs := make(chan error, 16)
 	for g := range 8 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			r := rand.New(rand.NewPCG(uint64(g), 1))
-			for range 30 {
+			for range 20 {
 				p := fmt.Sprintf("/c%d", r.IntN(12))
 				req, _ := http.NewRequest("GET", o.url+p, nil)
 				if r.IntN(4) == 0 {
@@ -364,13 +382,16 @@ func TestDiskConcurrentEviction(t *testing.T) {
 				}
 				b, err := io.ReadAll(resp.Body)
 				resp.Body.Close()
-				want := bigBody(p, 200<<10)
+				want := bodies[p]
 				if resp.StatusCode == http.StatusPartialContent {
 					want = want[1000:2000]
 				}
 				if err != nil || !bytes.Equal(b, want) {
 					errs <- fmt.Errorf("%s (%s, %d): %d bytes, err %v: not its body", p, resp.Header.Get("X-Cache"), resp.StatusCode, len(b), err)
 					return
+				}
+				if resp.Header.Get("X-Cache") == "HIT" {
+					hits.Add(1)
 				}
 			}
 		}()
@@ -382,6 +403,10 @@ func TestDiskConcurrentEviction(t *testing.T) {
 	}
 	if used, _ := o.cache.DiskUsage(); used > opts.Disk.MaxBytes {
 		t.Errorf("%d bytes on disk, bound %d", used, opts.Disk.MaxBytes)
+	}
+	// Both must have happened for the test to mean anything.
+	if h, a := hits.Load(), o.hits.Load(); h == 0 || a <= 12 {
+		t.Errorf("%d hits, %d requests to the app: want some of each beyond the first fills", h, a)
 	}
 }
 
