@@ -620,3 +620,33 @@ func TestDiskVariantsAndReplacement(t *testing.T) {
 	}
 	waitFor(t, "the expired object's file to go", func() bool { return len(bodyFiles(t, opts.Disk.Dir)) == 0 })
 }
+
+// TestDiskCommitFailure: a body whose file cannot be kept once written
+// (its directory went while it streamed) reaches the client whole and is
+// not stored; the tier's accounting returns to zero.
+func TestDiskCommitFailure(t *testing.T) {
+	opts := diskOpts(t, 0)
+	want := bigBody("/slow", 300<<10)
+	proceed := make(chan struct{})
+	o := newOrigin(t, opts, nil, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		w.Header().Set("Content-Length", strconv.Itoa(len(want)))
+		w.Write(want[:100<<10])
+		w.(http.Flusher).Flush()
+		<-proceed
+		w.Write(want[100<<10:])
+	})
+	done := make(chan result, 1)
+	go func() { done <- o.get("/slow") }()
+	waitFor(t, "the body's temporary file", func() bool { return len(bodyFiles(t, opts.Disk.Dir)) == 1 })
+	if err := os.RemoveAll(opts.Disk.Dir); err != nil {
+		t.Fatal(err)
+	}
+	close(proceed)
+	sameBody(t, "streamed", <-done, "MISS", want)
+	settled(t, o.cache)
+	if used, files := o.cache.DiskUsage(); used != 0 || files != 0 {
+		t.Errorf("the tier counts %d bytes in %d files", used, files)
+	}
+	sameBody(t, "again", o.getS("/slow"), "MISS", want)
+}
