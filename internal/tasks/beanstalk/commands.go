@@ -58,7 +58,7 @@ func cmdPut(c *conn, cmd command) error {
 
 // use <tube> -> USING <tube>
 func cmdUse(c *conn, cmd command) error {
-	q, err := queueOf(cmd.args[0])
+	q, err := queueOf(cmd.tube)
 	if err != nil {
 		return err
 	}
@@ -66,7 +66,7 @@ func cmdUse(c *conn, cmd command) error {
 		return err
 	}
 	c.used = q
-	c.replyf("USING %s", cmd.args[0])
+	c.replyf("USING %s", cmd.tube)
 	return nil
 }
 
@@ -143,7 +143,7 @@ func cmdTouch(c *conn, cmd command) error {
 
 // watch <tube> -> WATCHING <count>
 func cmdWatch(c *conn, cmd command) error {
-	q, err := queueOf(cmd.args[0])
+	q, err := queueOf(cmd.tube)
 	if err != nil {
 		return err
 	}
@@ -159,7 +159,7 @@ func cmdWatch(c *conn, cmd command) error {
 
 // ignore <tube> -> WATCHING <count> | NOT_IGNORED
 func cmdIgnore(c *conn, cmd command) error {
-	q, err := queueOf(cmd.args[0])
+	q, err := queueOf(cmd.tube)
 	if err != nil {
 		return err
 	}
@@ -268,7 +268,7 @@ func (c *conn) exists(q string) (bool, error) {
 
 // stats-tube <tube> -> OK <bytes>\r\n<yaml>\r\n | NOT_FOUND
 func cmdStatsTube(c *conn, cmd command) error {
-	q, err := queueOf(cmd.args[0])
+	q, err := queueOf(cmd.tube)
 	if err != nil {
 		return err
 	}
@@ -367,7 +367,7 @@ func cmdListTubesWatched(c *conn, cmd command) error {
 
 // pause-tube <tube> <delay> -> PAUSED | NOT_FOUND
 func cmdPauseTube(c *conn, cmd command) error {
-	q, err := queueOf(cmd.args[0])
+	q, err := queueOf(cmd.tube)
 	if err != nil {
 		return err
 	}

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
-	"strconv"
 	"strings"
 )
 
@@ -45,7 +44,9 @@ var errLineTooLong = protoError(rBadFormat)
 // command is one parsed command line.
 type command struct {
 	verb string
-	args []string
+	// tube is the tube argument of the verbs that take one (always their
+	// first).
+	tube string
 	// Parsed numbers, by position, for the verbs that take them.
 	n [4]uint64
 	// For put: the body length announced, and the body once read.
@@ -53,35 +54,48 @@ type command struct {
 	body  []byte
 }
 
-// arity is how many arguments each verb takes, and which of them are
-// numbers (true) or tube names (false).
-var arity = map[string][]bool{
-	"put":                  {true, true, true, true},
-	"use":                  {false},
-	"reserve":              {},
-	"reserve-with-timeout": {true},
-	"reserve-job":          {true},
-	"delete":               {true},
-	"release":              {true, true, true},
-	"bury":                 {true, true},
-	"touch":                {true},
-	"watch":                {false},
-	"ignore":               {false},
-	"peek":                 {true},
-	"peek-ready":           {},
-	"peek-delayed":         {},
-	"peek-buried":          {},
-	"kick":                 {true},
-	"kick-job":             {true},
-	"stats-job":            {true},
-	"stats-tube":           {false},
-	"stats":                {},
-	"list-tubes":           {},
-	"list-tube-used":       {},
-	"list-tubes-watched":   {},
-	"pause-tube":           {false, true},
-	"quit":                 {},
+// verbSpec is a verb's name and its arguments: numbers (true) or a tube
+// name (false).
+type verbSpec struct {
+	name string
+	args []bool
 }
+
+// verbs is the verb table of the parser (handlers, in commands.go, is the
+// other half).
+var verbs = func() map[string]verbSpec {
+	m := map[string]verbSpec{}
+	for name, args := range map[string][]bool{
+		"put":                  {true, true, true, true},
+		"use":                  {false},
+		"reserve":              {},
+		"reserve-with-timeout": {true},
+		"reserve-job":          {true},
+		"delete":               {true},
+		"release":              {true, true, true},
+		"bury":                 {true, true},
+		"touch":                {true},
+		"watch":                {false},
+		"ignore":               {false},
+		"peek":                 {true},
+		"peek-ready":           {},
+		"peek-delayed":         {},
+		"peek-buried":          {},
+		"kick":                 {true},
+		"kick-job":             {true},
+		"stats-job":            {true},
+		"stats-tube":           {false},
+		"stats":                {},
+		"list-tubes":           {},
+		"list-tube-used":       {},
+		"list-tubes-watched":   {},
+		"pause-tube":           {false, true},
+		"quit":                 {},
+	} {
+		m[name] = verbSpec{name, args}
+	}
+	return m
+}()
 
 // readLine reads one command line without its CRLF. A line longer than
 // lineMax is skipped to its end and reported as errLineTooLong. The line
@@ -121,58 +135,83 @@ func readLine(r *bufio.Reader) ([]byte, error) {
 	return line, nil
 }
 
-// parse splits a command line and checks its arguments' shape.
+// parse splits a command line and checks its arguments' shape. It works
+// on the line's bytes: a command of numbers only (put, reserve, delete,
+// the hot path) allocates nothing; a tube name is copied.
 func parse(line []byte) (command, error) {
-	s := string(line)
-	verb, rest, hasArgs := strings.Cut(s, " ")
-	want, ok := arity[verb]
+	verb, rest, hasArgs := bytes.Cut(line, []byte{' '})
+	spec, ok := verbs[string(verb)]
 	if !ok {
 		return command{}, protoError(rUnknownCommand)
 	}
-	c := command{verb: verb}
-	if hasArgs {
-		c.args = strings.Split(rest, " ")
-	}
-	if len(c.args) > 0 && len(want) == 0 {
+	want := spec.args
+	if hasArgs && len(want) == 0 {
 		return command{}, protoError(rBadFormat)
 	}
 	if len(want) > 0 && !hasArgs {
 		// beanstalkd only recognises "verb " with its space.
 		return command{}, protoError(rUnknownCommand)
 	}
-	if len(c.args) != len(want) {
-		return command{}, protoError(rBadFormat)
-	}
+	c := command{verb: spec.name}
 	for i, isNum := range want {
-		a := c.args[i]
+		arg, more, found := bytes.Cut(rest, []byte{' '})
+		if found != (i < len(want)-1) {
+			return command{}, protoError(rBadFormat) // too few or too many
+		}
+		rest = more
 		if isNum {
-			v, err := strconv.ParseUint(a, 10, 64)
-			if err != nil {
+			v, ok := parseUint(arg)
+			if !ok {
 				return command{}, protoError(rBadFormat)
 			}
 			c.n[i] = v
 			continue
 		}
-		if !validTube(a) {
+		if !validTube(arg) {
 			return command{}, protoError(rBadFormat)
 		}
+		c.tube = string(arg)
 	}
-	if verb == "put" {
+	if spec.name == "put" {
 		if c.n[0] > 1<<32-1 || c.n[3] > 1<<31 {
 			return command{}, protoError(rBadFormat)
 		}
 		c.bytes = int(c.n[3])
 	}
-	if (verb == "release" && c.n[1] > 1<<32-1) || (verb == "bury" && c.n[1] > 1<<32-1) {
+	if (spec.name == "release" || spec.name == "bury") && c.n[1] > 1<<32-1 {
 		return command{}, protoError(rBadFormat)
 	}
 	return c, nil
 }
 
+// parseUint reads a decimal number of 64 bits, as strconv.ParseUint(s,
+// 10, 64) does (digits only, at least one), without making a string.
+func parseUint(b []byte) (uint64, bool) {
+	if len(b) == 0 {
+		return 0, false
+	}
+	var v uint64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		if v > (1<<64-1)/10 {
+			return 0, false
+		}
+		v *= 10
+		d := uint64(c - '0')
+		if v > 1<<64-1-d {
+			return 0, false
+		}
+		v += d
+	}
+	return v, true
+}
+
 // validTube is beanstalkd's name rule: 1-200 bytes of letters, digits and
 // "-+/;.$_()", not starting with "-".
-func validTube(name string) bool {
-	if name == "" || len(name) > tubeMax || name[0] == '-' {
+func validTube(name []byte) bool {
+	if len(name) == 0 || len(name) > tubeMax || name[0] == '-' {
 		return false
 	}
 	for i := 0; i < len(name); i++ {

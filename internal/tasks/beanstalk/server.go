@@ -279,8 +279,8 @@ func needsApp(verb string) bool { return verb != "quit" }
 // authenticate makes sure the connection belongs to an app: from a
 // "<token>/<tube>" argument, else the engine's sole app.
 func (c *conn) authenticate(cmd command) bool {
-	if (cmd.verb == "use" || cmd.verb == "watch" || cmd.verb == "ignore" || cmd.verb == "stats-tube" || cmd.verb == "pause-tube") && len(cmd.args) > 0 {
-		if tok, _, ok := cutToken(cmd.args[0]); ok {
+	if (cmd.verb == "use" || cmd.verb == "watch" || cmd.verb == "ignore" || cmd.verb == "stats-tube" || cmd.verb == "pause-tube") && cmd.tube != "" {
+		if tok, _, ok := cutToken(cmd.tube); ok {
 			if c.app != "" {
 				app, good := c.s.opts.AppForToken(c.ctx, tok)
 				return good && app == c.app
