@@ -85,6 +85,7 @@ type journal struct {
 	groupDone *sync.Cond
 	spare     []byte   // the last written group's buffer, reused
 	spareRecs []record // and its records slice, cleared
+	free      *group   // a group all of whose members have returned, for reuse
 	// pending[head:] are written, not yet taken by the drain. Taking
 	// moves head rather than copying the rest down: with a drain delay
 	// the drain takes a little at a time from a second's worth of
@@ -107,6 +108,10 @@ type group struct {
 	recs []record // the records
 	done bool     // written, or failed with err
 	err  error
+	// members is how many appenders are in the group and not returned;
+	// the last one to return frees it for reuse (one connection then
+	// allocates no group per record).
+	members int
 }
 
 func journalName(n int) string { return fmt.Sprintf("%08d.journal", n) }
@@ -169,6 +174,7 @@ func (jl *journal) append(r record) error {
 	g := jl.cur
 	g.buf = encodeRecord(g.buf, r)
 	g.recs = append(g.recs, r)
+	g.members++
 	for !g.done {
 		if jl.writing {
 			jl.groupDone.Wait()
@@ -178,14 +184,23 @@ func (jl *journal) append(r record) error {
 		// (groups are written in order): write it.
 		jl.writeGroup(g)
 	}
-	return g.err
+	err := g.err
+	if g.members--; g.members == 0 {
+		*g = group{} // its last member is done with it: reuse it
+		jl.free = g
+	}
+	return err
 }
 
 // writeGroup writes g, the group being filled, with one write(2); the
 // appenders that come meanwhile fill the next. Caller holds mu.
 func (jl *journal) writeGroup(g *group) {
-	jl.cur = &group{buf: jl.spare[:0], recs: jl.spareRecs[:0]}
-	jl.spare, jl.spareRecs = nil, nil
+	next := jl.free
+	if next == nil {
+		next = &group{}
+	}
+	next.buf, next.recs = jl.spare[:0], jl.spareRecs[:0]
+	jl.cur, jl.free, jl.spare, jl.spareRecs = next, nil, nil, nil
 	err := jl.prepare()
 	if err == nil {
 		jl.writing = true
