@@ -7,6 +7,7 @@
 # ROUNDS rounds and the ratio B/A close it.
 #
 #   bench/gateway/disk.sh [PIER]      # ROUNDS=5 DURATION=5 THREADS=2 CONNS=16 SIZE=1048576
+#   PERF=1 KEEP=1 bench/gateway/disk.sh   # also perf-records B during its last round (perf.data in the work dir)
 #
 # Free loopback ports; every wrk run bounded in time; every process stopped
 # by PID.
@@ -83,9 +84,15 @@ printf "%-6s %-3s %10s %8s %14s\n" round eng req/s p99_ms cpu_us/req
 for r in $(seq "$ROUNDS"); do
 	order="A B"; [ $((r % 2)) = 0 ] && order="B A"
 	for t in $order; do
+		perfpid=""
+		if [ -n "${PERF:-}" ] && [ "$t" = B ] && [ "$r" = "$ROUNDS" ]; then
+			perf record -F 999 -g -p "${PID[$t]}" -o "$work/perf.data" -- sleep "$DURATION" >/dev/null 2>&1 &
+			perfpid=$!
+		fi
 		c0=$(cpu "${PID[$t]}")
 		out=$(timeout $((DURATION + 30)) wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency -H "Host: big.localhost" "http://127.0.0.1:${HTTP[$t]}/big" 2>&1)
 		c1=$(cpu "${PID[$t]}")
+		[ -n "$perfpid" ] && wait "$perfpid" || true
 		read -r reqs rps p99 bad < <(echo "$out" | awk '/requests in/ {n=$1} /Requests\/sec/ {rps=$2} /^ +99%/ {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v*=1000}; p99=v} /Non-2xx/ {bad=$NF} END {printf "%d %.0f %.2f %d\n", n, rps, p99, bad}')
 		[ "$bad" = 0 ] || { echo "$t answered $bad non-2xx" >&2; exit 1; }
 		cpr=$(awk -v c="$((c1 - c0))" -v t="$tck" -v n="$reqs" 'BEGIN {printf "%.1f", c / t / n * 1e6}')
