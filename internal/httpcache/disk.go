@@ -94,7 +94,10 @@ type diskTier struct {
 	bufs               sync.Pool // *[]byte of copyBuf bytes
 	seq                atomic.Uint64
 
-	mu       sync.Mutex // guards lru, used, reserved, closed and every diskBody.elem
+	// mu guards lru, used, reserved, closed and every diskBody.elem. It
+	// is taken under the memory tier's bucket locks (onDelete runs as
+	// OnAtomicDeletion), so nothing holding it may call the memory tier.
+	mu       sync.Mutex
 	lru      list.List  // *diskBody, most recently used at the front
 	used     int64      // sizes of the bodies in lru
 	reserved int64      // bytes of bodies being written
