@@ -269,6 +269,9 @@ func (s *Service) drainRecords(ctx context.Context, rs []record) error {
 		delete(s.tomb, id)
 	}
 	s.mu.Unlock()
+	if err := s.drainCounts(ctx, rs); err != nil && first == nil {
+		first = err
+	}
 	return first
 }
 
@@ -336,9 +339,12 @@ func (s *Service) replay(ctx context.Context) (next int, err error) {
 		}
 	}
 	puts, dels := 0, 0
+	counted := map[uint64]record{} // the last counters of each task
 	for _, r := range rs {
 		subj := subject(r.app, r.queue, "r", r.id)
 		switch {
+		case r.kind == recCounts:
+			counted[r.id] = r
 		case r.kind == recDelete:
 			seq := r.seq
 			if seq == 0 {
@@ -368,6 +374,9 @@ func (s *Service) replay(ctx context.Context) (next int, err error) {
 			}
 			puts++
 		}
+	}
+	if err := s.replayCounts(ctx, counted, deleted); err != nil {
+		return 0, err
 	}
 	for _, n := range nums {
 		if err := os.Remove(filepath.Join(s.opts.Dir, journalName(n))); err != nil {

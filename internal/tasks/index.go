@@ -36,9 +36,14 @@ type job struct {
 	// kicked or retried; it decides when a push task is dead.
 	attempt int
 	counts  jobCounts
-	onR     bool         // seq is on tasks.<app>.<queue>.r.<id> (else f.<id>)
-	hidx    int          // index in q.ready; -1 when not ready
-	res     *reservation // set while reserved
+	// saved is counts as last stored (headers or the counters bucket);
+	// dirty: queued for a counters record; countsKey: the bucket has an
+	// entry for the task (jobcounts.go).
+	saved            jobCounts
+	dirty, countsKey bool
+	onR              bool         // seq is on tasks.<app>.<queue>.r.<id> (else f.<id>)
+	hidx             int          // index in q.ready; -1 when not ready
+	res              *reservation // set while reserved
 	// gone: deleted or moved out of the index; the drain must not store a
 	// journaled put of it.
 	gone bool
@@ -90,6 +95,7 @@ func jobFrom(t Task, q *queue) *job {
 		id: t.ID, q: q, pri: t.Priority, ttr: time.Duration(t.TTR), created: t.Created, name: t.Name,
 		path: t.path, body: t.Body, bodyOut: t.bodyOut, seq: t.seq, onR: t.onR, attempt: t.Attempt, hidx: -1,
 		counts: jobCounts{t.Reserves, t.Timeouts, t.Releases, t.Buries, t.Kicks},
+		saved:  jobCounts{t.Reserves, t.Timeouts, t.Releases, t.Buries, t.Kicks},
 	}
 }
 
@@ -197,6 +203,7 @@ func (s *Service) makeReady(j *job) {
 		q.urgent++
 	}
 	q.wake()
+	s.noteCounts(j) // back from a reservation: keep its counters
 }
 
 // wake signals q's waiters. Caller holds s.mu.

@@ -35,6 +35,9 @@ import (
 const (
 	recPut    = 'P' // a ready task was put
 	recDelete = 'D' // a ready or reserved task was deleted
+	// recCounts: the stats-job counters of a task that stays ready or
+	// reserved changed (body: jobCounts.encode()); see jobcounts.go.
+	recCounts = 'C'
 )
 
 // journalRotate is the size after which the journal starts a new file, so
@@ -367,7 +370,7 @@ func decodeRecord(b []byte) (record, int, error) {
 		return record{}, 0, errTorn
 	}
 	r := record{kind: p[0]}
-	if r.kind != recPut && r.kind != recDelete {
+	if r.kind != recPut && r.kind != recDelete && r.kind != recCounts {
 		return record{}, 0, errTorn
 	}
 	r.id = binary.LittleEndian.Uint64(p[1:])

@@ -259,6 +259,7 @@ func (se *Session) Release(ctx context.Context, id uint64, pri uint32, delay tim
 		j.res.end()
 		s.makeReady(j)
 		s.mu.Unlock()
+		s.flushCounts() // the counters are journaled before the answer
 		return nil
 	}
 	j.res.end()

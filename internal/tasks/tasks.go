@@ -58,8 +58,10 @@
 // stream when asked (a walk of the queue's subjects). Rates, the queue's
 // delete and pause counts are this engine's own, since it started. Each
 // task's stats-job counters (reserves, timeouts, releases, buries, kicks)
-// are kept in memory and written into its message (Pier-Counts) each
-// time it is stored again; counts since then are lost with the engine.
+// are kept in memory, written into its message (Pier-Counts) each time it
+// is stored again, and in between journaled and kept in the KV bucket
+// "taskcounts" when it is ready again after a reservation (jobcounts.go):
+// a reserve in flight when the engine is killed is what can be lost.
 // A push retry with a delay counts as delayed.
 //
 // # What assumes one engine per store
@@ -176,11 +178,12 @@ func (o *Options) defaults() {
 
 // Service is the task queues of every app on this engine.
 type Service struct {
-	opts  Options
-	log   *slog.Logger
-	q     *store.WorkQueue
-	confs *store.Bucket
-	ids   idAllocator
+	opts   Options
+	log    *slog.Logger
+	q      *store.WorkQueue
+	confs  *store.Bucket
+	counts *store.Bucket // stats-job counters of tasks kept ready (jobcounts.go)
+	ids    idAllocator
 
 	jl   *journal // set by Start
 	dr   drainState
@@ -196,6 +199,10 @@ type Service struct {
 	tomb   map[uint64]struct{} // deleted tasks whose message the drain has not removed yet
 	// bodyBytes is the size of the bodies of jobs in memory (keepBody).
 	bodyBytes int64
+	// dirty: tasks whose counters runCounts is to journal; countsKick
+	// (capacity 1) wakes it.
+	dirty      []*job
+	countsKick chan struct{}
 	// storing counts ready messages being stored outside the drain, not
 	// yet in the index: the drain's purges wait until there are none.
 	storing int
@@ -232,8 +239,12 @@ func New(ctx context.Context, opts Options) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tasks: %w", err)
 	}
+	counts, err := opts.Store.Bucket(ctx, countsBucket, 1)
+	if err != nil {
+		return nil, fmt.Errorf("tasks: %w", err)
+	}
 	return &Service{
-		opts: opts, log: opts.Logger, q: q, confs: confs,
+		opts: opts, log: opts.Logger, q: q, confs: confs, counts: counts, countsKick: make(chan struct{}, 1),
 		queues: map[qkey]*queue{}, jobs: map[uint64]*job{}, tomb: map[uint64]struct{}{},
 		pushers: map[string]*pusher{},
 		ctx:     ctx,
@@ -263,6 +274,9 @@ func (s *Service) Start(ctx context.Context) error {
 	if err := s.load(ctx); err != nil {
 		return fmt.Errorf("tasks: load ready tasks: %w", err)
 	}
+	if err := s.loadCounts(ctx); err != nil {
+		return fmt.Errorf("tasks: load task counters: %w", err)
+	}
 	if s.jl, err = openJournal(s.opts.Dir, next); err != nil {
 		return err
 	}
@@ -271,9 +285,12 @@ func (s *Service) Start(ctx context.Context) error {
 	dctx, s.stopDrain = context.WithCancel(context.WithoutCancel(ctx))
 	go s.runDrain(dctx, s.drained)
 	go s.runPoll(ctx)
+	counting := make(chan struct{})
+	go s.runCounts(ctx, counting)
 	go func() {
 		<-ctx.Done()
 		s.stopAll()
+		<-counting
 		close(s.stopped)
 	}()
 	return nil
@@ -289,6 +306,7 @@ func (s *Service) Close() {
 	}
 	if s.stopped != nil {
 		<-s.stopped // no push delivery deletes or moves a task after the last drain
+		s.flushCounts()
 	}
 	if s.stopDrain != nil {
 		s.stopDrain()

@@ -135,3 +135,89 @@ func errText(err error) string {
 	}
 	return err.Error()
 }
+
+// TestTasksCountersRestart: a task's stats-job counters survive engine
+// restarts, a clean one (SIGTERM) and a kill -9, including those of events
+// that leave the task ready (a release, a TTR timeout) and so do not
+// store it again.
+func TestTasksCountersRestart(t *testing.T) {
+	e := startEngine(t)
+	e.must(example(t, "hello-static"), "deploy")
+	c, err := bs.Dial("tcp", e.bsAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := c.Put([]byte("counted"), 10, 0, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reserve := func(c *bs.Conn) {
+		t.Helper()
+		got, _, err := c.Reserve(5 * time.Second)
+		if err != nil || got != id {
+			t.Fatalf("reserve: %d, %v; want task %d", got, err, id)
+		}
+	}
+	stats := func(c *bs.Conn) map[string]string {
+		t.Helper()
+		st, err := c.StatsJob(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	want := map[string]string{"reserves": "0", "timeouts": "0", "releases": "0", "buries": "0", "kicks": "0"}
+	check := func(when string, c *bs.Conn) {
+		t.Helper()
+		st := stats(c)
+		for k, v := range want {
+			if st[k] != v {
+				t.Fatalf("%s: stats-job %s = %s, want %s (all: %v)", when, k, st[k], v, st)
+			}
+		}
+	}
+	reserve(c)
+	if err := c.Release(id, 10, 0); err != nil {
+		t.Fatal(err)
+	}
+	reserve(c)
+	waitFor(t, 10*time.Second, "the 1 s TTR to run out", func() bool { return stats(c)["state"] == "ready" })
+	reserve(c)
+	if err := c.Bury(id, 10); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.KickJob(id); err != nil {
+		t.Fatal(err)
+	}
+	reserve(c)
+	if err := c.Release(id, 10, 0); err != nil {
+		t.Fatal(err)
+	}
+	want["reserves"], want["timeouts"], want["releases"], want["buries"], want["kicks"] = "4", "1", "2", "1", "1"
+	check("before the restart", c)
+	c.Close()
+
+	e.stop()
+	e.start()
+	c, err = bs.Dial("tcp", e.bsAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("after a clean restart", c)
+	reserve(c)
+	if err := c.Release(id, 10, 0); err != nil {
+		t.Fatal(err)
+	}
+	want["reserves"], want["releases"] = "5", "3"
+	check("before the kill", c)
+	c.Close()
+
+	e.kill9()
+	e.start()
+	c, err = bs.Dial("tcp", e.bsAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	check("after kill -9", c)
+}
