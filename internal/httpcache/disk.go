@@ -98,9 +98,9 @@ type diskTier struct {
 	// is taken under the memory tier's bucket locks (onDelete runs as
 	// OnAtomicDeletion), so nothing holding it may call the memory tier.
 	mu       sync.Mutex
-	lru      list.List  // *diskBody, most recently used at the front
-	used     int64      // sizes of the bodies in lru
-	reserved int64      // bytes of bodies being written
+	lru      list.List // *diskBody, most recently used at the front
+	used     int64     // sizes of the bodies in lru
+	reserved int64     // bytes of bodies being written
 	closed   bool
 }
 
