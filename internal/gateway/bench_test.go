@@ -1,12 +1,16 @@
 package gateway
 
 import (
+	"bufio"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"pier/internal/httpcache"
 )
@@ -102,4 +106,67 @@ func benchProxy(b *testing.B, cache Cache, cc string) {
 			resp.Body.Close()
 		}
 	})
+}
+
+// BenchmarkFrontPass is the pass-through row of bench/gateway in one
+// process: keep-alive clients on raw connections send GET /hello through
+// Guard, Front, the gateway with the real cache and an Observe hook (as the
+// engine wires them) to an app that answers no-store, so every request
+// reaches the app. Run with -cpuprofile and -focus=gateway to see what the
+// gateway's own share costs.
+func BenchmarkFrontPass(b *testing.B) {
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		io.WriteString(w, "hello, world\n")
+	}))
+	defer backend.Close()
+	var observed atomic.Int64
+	g := New(Options{
+		Logger:  slog.New(slog.DiscardHandler),
+		Cache:   testCache{httpcache.New(httpcache.Options{})},
+		Observe: func(app string, status int, bytes int64, d time.Duration, cache string) { observed.Add(1) },
+	})
+	g.SetRoutes([]Route{{App: "app", Hosts: []string{"app.localhost"}, Backends: []string{backend.Listener.Addr().String()}}})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := &http.Server{Handler: g}
+	go srv.Serve(g.Front(Guard(ln, GuardOptions{BodyTimeout: time.Minute, SendTimeout: time.Minute}), g, FrontOptions{ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute}))
+	defer srv.Close()
+	addr := ln.Addr().String()
+	req := []byte("GET /hello HTTP/1.1\r\nHost: app.localhost\r\nUser-Agent: bench\r\n\r\n")
+	b.SetParallelism(8)
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			b.Error(err)
+			return
+		}
+		defer c.Close()
+		br := bufio.NewReader(c)
+		for pb.Next() {
+			if _, err := c.Write(req); err != nil {
+				b.Error(err)
+				return
+			}
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				b.Errorf("status %d", resp.StatusCode)
+				return
+			}
+		}
+	})
+	b.StopTimer()
+	if observed.Load() == 0 {
+		b.Error("Observe never called")
+	}
 }

@@ -138,9 +138,10 @@ func defaultDialer() dialer {
 }
 
 // forwardFast proxies r to a backend of rt with the gateway's forwarder,
-// retrying as retryTransport does.
-func (g *Gateway) forwardFast(w http.ResponseWriter, r *http.Request, rt *route, canary bool) {
-	st := proxyState{app: rt.app, route: rt, canary: canary}
+// retrying as retryTransport does. pass, when set, is the app's cache,
+// which let r through (see passCache).
+func (g *Gateway) forwardFast(w http.ResponseWriter, r *http.Request, rt *route, canary bool, pass passCache) {
+	st := proxyState{app: rt.app, route: rt, canary: canary, pass: pass}
 	body := r.Body
 	if body == http.NoBody {
 		body = nil
@@ -290,19 +291,34 @@ func (g *Gateway) exchange(w http.ResponseWriter, r *http.Request, uc *upConn, b
 	}
 
 	h := w.Header()
-	for i := range resp.fields {
-		f := &resp.fields[i]
-		if v, ok := h[f.key]; ok {
-			h[f.key] = append(v, f.value)
-		} else {
-			h[f.key] = resp.vals[i : i+1 : i+1]
-		}
+	if st.pass != nil {
+		st.pass.PassAnswered(r, resp.status, resp.cacheControl(), resp)
 	}
-	w.WriteHeader(resp.status)
-
 	buf := upBufs.Get().(*[32 << 10]byte)
 	defer upBufs.Put(buf)
-	cerr := resp.copyBody(w, uc, buf[:])
+	direct, cerr := false, error(nil)
+	if !g.slow {
+		direct, cerr = writeDirect(w, resp, uc, buf[:], st.pass != nil)
+	}
+	if direct && g.onDirect != nil {
+		g.onDirect()
+	}
+	if !direct {
+		vals := resp.values()
+		for i := range resp.fields {
+			f := &resp.fields[i]
+			if v, ok := h[f.key]; ok {
+				h[f.key] = append(v, f.value)
+			} else {
+				h[f.key] = vals[i : i+1 : i+1]
+			}
+		}
+		if st.pass != nil {
+			h["X-Cache"] = xCacheMiss // as the cache marks the answers it passes, the app's own replaced
+		}
+		w.WriteHeader(resp.status)
+		cerr = resp.copyBody(w, uc, buf[:])
+	}
 	if cerr != nil {
 		g.log.Debug("gateway: response cut", "app", st.app, "backend", b.addr, "err", cerr)
 		if abortable(w, ctx) {

@@ -18,11 +18,11 @@ type field struct{ key, value string }
 // respHead is a parsed response head.
 type respHead struct {
 	status    int
-	fields    []field  // the end-to-end fields, in order
-	vals      []string // fields' values, one backing array for the header map
-	trailer   []field  // trailer fields after a chunked body
-	announce  []string // the Trailer field's values
-	length    int64    // -1: unknown (chunked or until close)
+	fields    []field   // the end-to-end fields, in order
+	cc        [2]string // room for the Cache-Control values (cacheControl)
+	trailer   []field   // trailer fields after a chunked body
+	announce  []string  // the Trailer field's values
+	length    int64     // -1: unknown (chunked or until close)
 	chunked   bool
 	noBody    bool // HEAD, 1xx, 204, 304
 	keepAlive bool
@@ -79,9 +79,46 @@ func readResponseHead(uc *upConn, method string) (*respHead, error) {
 }
 
 // reset empties h for the next response on its connection, keeping its
-// slices' arrays. vals is not kept: the header map it went to holds it.
+// slices' arrays.
 func (h *respHead) reset() {
 	*h = respHead{fields: h.fields[:0], trailer: h.trailer[:0], announce: h.announce[:0], length: -1}
+}
+
+// values returns the fields' values, in one new array the header map they
+// go to keeps.
+func (h *respHead) values() []string {
+	vals := make([]string, len(h.fields))
+	for i := range h.fields {
+		vals[i] = h.fields[i].value
+	}
+	return vals
+}
+
+// Header returns the end-to-end fields as a new header map.
+func (h *respHead) Header() http.Header {
+	hdr := make(http.Header, len(h.fields))
+	vals := h.values()
+	for i := range h.fields {
+		f := &h.fields[i]
+		if v, ok := hdr[f.key]; ok {
+			hdr[f.key] = append(v, f.value)
+		} else {
+			hdr[f.key] = vals[i : i+1 : i+1]
+		}
+	}
+	return hdr
+}
+
+// cacheControl returns the Cache-Control values, in h's own room when
+// they fit.
+func (h *respHead) cacheControl() []string {
+	cc := h.cc[:0]
+	for i := range h.fields {
+		if h.fields[i].key == "Cache-Control" {
+			cc = append(cc, h.fields[i].value)
+		}
+	}
+	return cc
 }
 
 // parseResponseHead parses a response head, which ends with an empty line,
@@ -174,10 +211,6 @@ func parseResponseHead(h *respHead, s string, method string) error {
 		out = append(out, f)
 	}
 	h.fields = out
-	h.vals = make([]string, len(h.fields))
-	for i := range h.fields {
-		h.vals[i] = h.fields[i].value
-	}
 	if _, ok := parseLen(cl); clSeen && !ok {
 		return fmt.Errorf("%w: Content-Length %q", errBadResponse, cl)
 	}

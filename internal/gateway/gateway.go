@@ -135,6 +135,12 @@ type Gateway struct {
 	dial dialer                 // the forwarder's; nil = every request goes through proxy
 	h2c  *httputil.ReverseProxy // to apps that speak h2c (h2c.go)
 
+	// slow turns the cache's pass path and the forwarder's direct answers
+	// off (forward_direct.go), and onDirect is told about each direct
+	// answer: tests compare both ways.
+	slow     bool
+	onDirect func()
+
 	observe ObserveFunc                // nil = none
 	access  *slog.Logger               // nil = no access log
 	maxBody int64                      // < 0 = no bound
@@ -224,6 +230,21 @@ type proxyState struct {
 	tried  [maxAttempts]*backend
 
 	bodyErr error // the client's request body failed to arrive
+
+	// pass, when set, is the app's cache, which let the request through
+	// (passCache): the response gets X-Cache: MISS, as the cache gives
+	// it, and the cache is told about it.
+	pass passCache
+}
+
+// passCache is what an app's cache handler offers besides ServeHTTP when
+// it can leave a request it would only pass on to the forwarder alone
+// (httpcache's does): Passing reports such a request; PassAnswered is
+// told about its response (status, Cache-Control values, and the whole
+// header from hs when those do not settle it).
+type passCache interface {
+	Passing(r *http.Request) bool
+	PassAnswered(r *http.Request, status int, cacheControl []string, hs interface{ Header() http.Header })
 }
 
 func stateFrom(ctx context.Context) *proxyState {
@@ -292,6 +313,12 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	canary := rt.canary != nil && rt.canary.choose(w, r)
 	if rt.handler != nil {
+		if pc, ok := rt.handler.(passCache); ok && !g.slow && !canary && g.dial != nil && !rt.speaksH2C(false) && pc.Passing(r) {
+			// The cache would only pass r on: the forwarder answers it
+			// with X-Cache: MISS and tells the cache about the response.
+			g.forwardFast(w, r, rt, false, pc)
+			return
+		}
 		if canary {
 			r = r.WithContext(context.WithValue(r.Context(), canaryKey{}, true))
 		}
@@ -310,7 +337,7 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, rt *route, can
 		return
 	}
 	if g.dial != nil && len(r.Header["Upgrade"]) == 0 && r.Method != http.MethodConnect {
-		g.forwardFast(w, r, rt, canary)
+		g.forwardFast(w, r, rt, canary, nil)
 		return
 	}
 	st := &proxyState{app: rt.app, route: rt, canary: canary}
@@ -425,6 +452,9 @@ func (g *Gateway) proxyErrorState(w http.ResponseWriter, r *http.Request, st *pr
 	app := ""
 	if st != nil {
 		app = st.app
+		if st.pass != nil {
+			w.Header()["X-Cache"] = xCacheMiss // as the cache marks the answers it passes
+		}
 		if st.bodyErr != nil && isTimeout(st.bodyErr) {
 			w.Header().Set("Connection", "close")
 			writeText(w, http.StatusRequestTimeout, "pier: request body not received in time")
