@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"time"
 
@@ -388,26 +389,48 @@ func (s *Service) replay(ctx context.Context) (next int, err error) {
 }
 
 // load indexes every ready task in the stream: stored puts and kicks
-// (r.*), then fired schedules (f.*), which poll keeps following.
+// (r.*) and fired schedules (f.*), which poll then keeps following. It
+// reads the whole stream in order, a batch at a time (store.Scan), and
+// skips the other states: asking the server for the next r.* message one
+// at a time costs it a walk of every r.* subject — each ready task has its
+// own — per message, which a million ready tasks made minutes long.
 func (s *Service) load(ctx context.Context) error {
-	var seq uint64 = 1
-	n := 0
-	for {
-		m, err := s.q.Next(ctx, "tasks.*.*.r.*", seq)
-		if errors.Is(err, store.ErrNotFound) {
-			break
+	n, f := 0, 0
+	var last uint64
+	err := s.q.Scan(ctx, 1, func(m store.Message) bool {
+		last = m.Seq
+		switch state(m.Subject) {
+		case "r":
+			if s.indexMessage(ctx, m) {
+				n++
+			}
+		case "f":
+			if s.indexMessage(ctx, m) {
+				f++
+			}
 		}
-		if err != nil {
-			return err
-		}
-		seq = m.Seq + 1
-		if s.indexMessage(ctx, m) {
-			n++
-		}
+		return true
+	})
+	if err != nil {
+		return err
 	}
-	f, err := s.poll(ctx)
-	s.log.Debug("tasks loaded", "ready", n, "fired", f)
+	s.fseq = last // every f.* message up to here is indexed
+	more, err := s.poll(ctx)
+	s.log.Debug("tasks loaded", "ready", n, "fired", f+more)
 	return err
+}
+
+// state is the state token of a task subject (tasks.<app>.<queue>.<state>.<id>).
+func state(subject string) string {
+	rest, ok := strings.CutPrefix(subject, "tasks.")
+	for i := 0; ok && i < 2; i++ {
+		_, rest, ok = strings.Cut(rest, ".")
+	}
+	st, _, _ := strings.Cut(rest, ".")
+	if !ok {
+		return ""
+	}
+	return st
 }
 
 // poll indexes schedule copies (delayed tasks whose time came, cron
