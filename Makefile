@@ -29,6 +29,7 @@ e2e:
 fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzParse$$ -fuzztime=30s ./internal/manifest
 	$(GO) test -run='^$$' -fuzz=FuzzParseProcfile -fuzztime=30s ./internal/manifest
+	$(GO) test -run='^$$' -fuzz=FuzzParseSize -fuzztime=10s ./internal/cli
 	$(GO) test -run='^$$' -fuzz=FuzzUnpack -fuzztime=30s ./internal/bundle
 	$(GO) test -run='^$$' -fuzz=FuzzStaticPath -fuzztime=30s ./internal/gateway
 	$(GO) test -run='^$$' -fuzz=FuzzFrontParse -fuzztime=30s ./internal/gateway

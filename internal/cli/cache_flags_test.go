@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -77,4 +78,27 @@ func TestUpCacheFlags(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzParseSize: any input gives a size or an error, never a panic; a
+// size is -1 (the "0" of no limit) or positive, and the bytes it reads
+// print back to themselves.
+func FuzzParseSize(f *testing.F) {
+	for _, s := range []string{"0", "64K", "1KiB", "256mib", "2G", "10B", " 7 ", "1.5M", "-1K", "9223372036854775807", "4611686018427387904K"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		n, err := parseSize(s)
+		if err != nil {
+			return
+		}
+		if n != -1 && n <= 0 {
+			t.Fatalf("parseSize(%q) = %d", s, n)
+		}
+		if n > 0 {
+			if back, err := parseSize(strconv.FormatInt(n, 10)); err != nil || back != n {
+				t.Fatalf("parseSize(%q) = %d, which reads back as %d, %v", s, n, back, err)
+			}
+		}
+	})
 }
