@@ -67,9 +67,14 @@ func (g *Gateway) newH2CProxy(dial dialer, log *slog.Logger) *httputil.ReversePr
 		dial = defaultDialer()
 	}
 	return &httputil.ReverseProxy{
-		Rewrite:        rewrite,
-		Transport:      &retryTransport{g: g, inner: NewH2CTransport(dial)},
-		FlushInterval:  -1,
+		Rewrite:   rewrite,
+		Transport: &retryTransport{g: g, inner: NewH2CTransport(dial)},
+		// 0, not the HTTP/1.1 proxy's -1: ReverseProxy flushes
+		// at once anyway a body of unknown length (a stream, which
+		// an h2 response is unless the app finished it first) and an
+		// event stream, and a response of known length then goes to
+		// the client whole, with its Content-Length, in one write.
+		FlushInterval:  0,
 		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 		ErrorHandler:   g.proxyError,
 		ModifyResponse: modifyH2CResponse,

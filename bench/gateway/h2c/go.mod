@@ -1,0 +1,3 @@
+module h2cbench
+
+go 1.26
