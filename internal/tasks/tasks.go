@@ -527,7 +527,7 @@ func taskFrom(m store.Message) Task {
 	}
 	t.Attempt, _ = strconv.Atoi(m.Header[hdrAttempt])
 	c := decodeCounts(m.Header[hdrCounts])
-	t.Reserves, t.Timeouts, t.Releases, t.Buries, t.Kicks = c.reserves, c.timeouts, c.releases, c.buries, c.kicks
+	t.Reserves, t.Timeouts, t.Releases, t.Buries, t.Kicks = int(c.reserves), int(c.timeouts), int(c.releases), int(c.buries), int(c.kicks)
 	return t
 }
 
@@ -550,7 +550,7 @@ func (t Task) header() map[string]string {
 	if t.Attempt > 0 {
 		h[hdrAttempt] = strconv.Itoa(t.Attempt)
 	}
-	if c := (jobCounts{t.Reserves, t.Timeouts, t.Releases, t.Buries, t.Kicks}).encode(); c != "" {
+	if c := t.counts().encode(); c != "" {
 		h[hdrCounts] = c
 	}
 	if t.path != "" {
