@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"runtime"
 	"strings"
 	"time"
 )
@@ -49,6 +50,18 @@ func (fc *frontConn) serveHit(n int) (served, keep bool) {
 	if err != nil {
 		return false, false
 	}
+	var fields []string
+	defer func() {
+		clear(fields) // the kept array must not hold this head alive
+		if p := recover(); p != nil {
+			// As serveRequest does with a handler's panic: logged, and
+			// the connection closed.
+			buf := make([]byte, 64<<10)
+			buf = buf[:runtime.Stack(buf, false)]
+			f.log.Error("gateway: the cached-hit path panicked", "panic", p, "stack", string(buf))
+			served, keep = true, false
+		}
+	}()
 	// A copy: the head's strings outlive the buffer (the access log, the
 	// request id).
 	s := string(raw)
