@@ -14,7 +14,7 @@ import (
 func main() {
 	hooks := cli.Hooks{
 		Up: func(ctx context.Context, o cli.UpOptions) error {
-			return engine.Up(ctx, engine.Config{Home: o.Home, HTTP: o.HTTP, API: o.API, Domain: o.Domain, Beanstalkd: o.Beanstalkd, TasksMemory: o.TasksMemory, Statsd: o.Statsd, Logger: o.Logger, LogRetention: o.LogRetention,
+			return engine.Up(ctx, engine.Config{Home: o.Home, HTTP: o.HTTP, API: o.API, Domain: o.Domain, Beanstalkd: o.Beanstalkd, TasksMemory: o.TasksMemory, SearchIdleClose: o.SearchIdleClose, Statsd: o.Statsd, Logger: o.Logger, LogRetention: o.LogRetention,
 				ErrorsRetention: o.ErrorsRetention, ErrorsNodeRate: o.ErrorsNodeRate,
 				AccessLog: o.AccessLog, MaxBodyBytes: o.MaxBodyBytes, IdleTimeout: o.IdleTimeout, WakeTimeout: o.WakeTimeout,
 				HTTPS: o.HTTPS, TLSDir: o.TLSDir, ACMEEmail: o.ACMEEmail, ACMECA: o.ACMECA,

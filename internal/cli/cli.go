@@ -55,6 +55,8 @@ type UpOptions struct {
 
 	TasksMemory int64 // --tasks-memory: task bodies held in memory; -1 = no bound
 
+	SearchIdleClose time.Duration // --search-idle-close: an unused search index is closed after this long; negative = never
+
 	LogRetention int64 // --log-retention: bytes of log lines kept per app; 0 = the engine's default
 
 	ErrorsRetention time.Duration // --errors-retention: how long each app's error events are kept

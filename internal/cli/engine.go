@@ -76,6 +76,12 @@ written to <home>/token for the other pier commands to find.`,
 				o.CacheDiskBytes = 0 // no disk tier
 			}
 			switch {
+			case o.SearchIdleClose < 0:
+				return usagef("--search-idle-close %v: want 0 (never) or a duration such as 5m", o.SearchIdleClose)
+			case o.SearchIdleClose == 0:
+				o.SearchIdleClose = -1 // the search service's "never"
+			}
+			switch {
 			case o.ErrorsNodeRate < 0:
 				return usagef("--errors-node-rate %v: want 0 (no cap) or more events per second", o.ErrorsNodeRate)
 			case o.ErrorsNodeRate == 0:
@@ -92,6 +98,7 @@ written to <home>/token for the other pier commands to find.`,
 	f.StringVar(&o.Domain, "domain", "localhost", "apps are served at <app>.<domain>")
 	f.StringVar(&o.Beanstalkd, "beanstalkd", "127.0.0.1:11300", "address the beanstalkd-protocol task server listens on")
 	f.StringVar(&tasksMemory, "tasks-memory", "256M", "task bodies the task queues keep in memory; past it, bodies are read back from the store when a task is reserved (0 = no bound)")
+	f.DurationVar(&o.SearchIdleClose, "search-idle-close", 5*time.Minute, "a search index unused this long is closed (its files and memory released) and reopened on its next use (0 = never)")
 	f.StringVar(&o.Statsd, "statsd", "127.0.0.1:8125", "UDP address the statsd listener binds (STATSD_ADDR in every app)")
 	f.StringVar(&logRetention, "log-retention", "64M", "log lines kept per app, by size (e.g. 64M, 1G); the oldest go first")
 	f.StringVar(&errorsRetention, "errors-retention", "30d", "how long each app's error events are kept, unless the app's own (pier errors config --retention-days) says otherwise (e.g. 30d, 90d)")

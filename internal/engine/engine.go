@@ -51,6 +51,9 @@ type Config struct {
 	// TasksMemory bounds the task bodies the task index holds in memory
 	// (tasks.Options.Memory); 0 = tasks.DefaultMemory, negative = no bound.
 	TasksMemory int64
+	// SearchIdleClose is how long a search index stays open unused
+	// (search.Options.IdleClose); 0 = 5 minutes, negative = never.
+	SearchIdleClose time.Duration
 
 	// Statsd is where the statsd UDP listener binds (pier up's default:
 	// 127.0.0.1:8125); empty picks a free loopback port.
@@ -220,6 +223,7 @@ func run(ctx context.Context, cfg Config, with func(ctx context.Context, m *depl
 		apiURL:     apiURL,
 		beanstalkd: cfg.Beanstalkd,
 		tasksMem:   cfg.TasksMemory,
+		searchIdle: cfg.SearchIdleClose,
 		errors:     errorsConfig{retention: cfg.ErrorsRetention, nodeRate: cfg.ErrorsNodeRate},
 		internal:   http.NewServeMux(),
 	}

@@ -22,8 +22,9 @@ const searchPrefix = "/_pier/search"
 // API for the admin under /v1/apps/{app}/search/ (what `pier search` uses).
 func startSearch(ctx context.Context, h *hub) error {
 	svc, err := search.Open(search.Options{
-		Dir:    filepath.Join(h.home, "search"),
-		Logger: h.log.With("part", "search"),
+		Dir:       filepath.Join(h.home, "search"),
+		Logger:    h.log.With("part", "search"),
+		IdleClose: h.searchIdle,
 	})
 	if err != nil {
 		return fmt.Errorf("search: %w", err)

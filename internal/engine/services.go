@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"maps"
 	"net/http"
+	"time"
 
 	"pier/internal/errortrack"
 	"pier/internal/manifest"
@@ -21,12 +22,13 @@ import (
 type hub struct {
 	log        *slog.Logger
 	store      *store.Store
-	home       string // $PIER_HOME
-	domain     string // apps are served at <app>.<domain>
-	gatewayURL string // the gateway, as apps and services on this node reach it
-	apiURL     string // the API, likewise
-	beanstalkd string // where the beanstalkd-protocol listener binds
-	tasksMem   int64  // bound on task bodies in memory (tasks.Options.Memory)
+	home       string        // $PIER_HOME
+	domain     string        // apps are served at <app>.<domain>
+	gatewayURL string        // the gateway, as apps and services on this node reach it
+	apiURL     string        // the API, likewise
+	beanstalkd string        // where the beanstalkd-protocol listener binds
+	tasksMem   int64         // bound on task bodies in memory (tasks.Options.Memory)
+	searchIdle time.Duration // search.Options.IdleClose
 	// appToken resolves an app's own token (PIER_TOKEN) to its name.
 	appToken func(ctx context.Context, token string) (app string, ok bool)
 	// errors is what pier up says about error tracking.
