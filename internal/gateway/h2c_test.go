@@ -511,3 +511,81 @@ func processCPU() int64 {
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return ru.Utime.Nano() + ru.Stime.Nano()
 }
+
+// TestH2CLoseOneOfTwo: one of two h2c instances goes away under load,
+// killed (its connections cut) or shut down gracefully (GOAWAY, then its
+// port closes) while still routed; no request fails: those that never
+// reached it go to the other instance.
+func TestH2CLoseOneOfTwo(t *testing.T) {
+	for _, graceful := range []bool{false, true} {
+		name := map[bool]string{false: "killed", true: "shut down"}[graceful]
+		t.Run(name, func(t *testing.T) {
+			var protos http.Protocols
+			protos.SetUnencryptedHTTP2(true)
+			serve := func(name string) (*http.Server, string) {
+				ln, err := net.Listen("tcp", "127.0.0.1:0")
+				if err != nil {
+					t.Fatal(err)
+				}
+				srv := &http.Server{Protocols: &protos, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					io.WriteString(w, name)
+				})}
+				go srv.Serve(ln)
+				t.Cleanup(func() { srv.Close() })
+				return srv, ln.Addr().String()
+			}
+			victim, victimAddr := serve("victim")
+			_, survivor := serve("survivor")
+			_, base, c := newTestGateway(t, Route{App: "app", Hosts: []string{"app.localhost"},
+				Backends: []string{victimAddr, survivor}, H2C: true})
+
+			var failures, served, fromVictim atomic.Int64
+			stop := make(chan struct{})
+			var wg sync.WaitGroup
+			for w := 0; w < 6; w++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for {
+						select {
+						case <-stop:
+							return
+						default:
+						}
+						req, _ := http.NewRequest("GET", base+"/", nil)
+						req.Host = "app.localhost"
+						resp, err := c.Do(req)
+						if err != nil {
+							failures.Add(1)
+							t.Errorf("request error: %v", err)
+							continue
+						}
+						body, _ := io.ReadAll(resp.Body)
+						resp.Body.Close()
+						if resp.StatusCode != 200 {
+							failures.Add(1)
+							t.Errorf("got %d %q", resp.StatusCode, body)
+						}
+						if string(body) == "victim" {
+							fromVictim.Add(1)
+						}
+						served.Add(1)
+					}
+				}()
+			}
+			waitFor(t, "traffic to both instances", func() bool { return served.Load() > 100 && fromVictim.Load() > 0 })
+			if graceful {
+				go victim.Shutdown(context.Background())
+			} else {
+				victim.Close()
+			}
+			at := served.Load()
+			waitFor(t, "traffic after the loss", func() bool { return served.Load() > at+300 })
+			close(stop)
+			wg.Wait()
+			if n := failures.Load(); n != 0 {
+				t.Errorf("%d requests failed", n)
+			}
+		})
+	}
+}
