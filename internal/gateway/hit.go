@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -25,7 +26,7 @@ import (
 // AppendHit. fields are the request's fields but Host, as name, value
 // pairs.
 type hitCache interface {
-	AppendHit(dst []byte, host, target string, fields []string, date string) (head, body []byte, status int, ok bool)
+	AppendHit(dst []byte, host, target string, fields []string) (head, body []byte, status int, ok bool)
 }
 
 // hitScratch is a connection's buffer for the fields of a request head.
@@ -96,7 +97,7 @@ func (fc *frontConn) serveHit(n int) (served, keep bool) {
 	}
 	start := time.Now()
 	bw := fc.writer()
-	head, body, status, ok := hc.AppendHit(bw.AvailableBuffer(), host, target, fields, httpDate())
+	head, body, status, ok := hc.AppendHit(bw.AvailableBuffer(), host, target, fields)
 	if !ok {
 		return false, false
 	}
@@ -108,11 +109,20 @@ func (fc *frontConn) serveHit(n int) (served, keep bool) {
 	rt.state.touch()
 	fc.br.Discard(n)
 
-	if !saneID(id) {
-		id = g.ids.next()
-	}
 	head = append(head, "X-Request-Id: "...)
-	head = append(head, id...)
+	if saneID(id) {
+		head = append(head, id...)
+	} else {
+		// As requestIDs.next, without a string unless the access log
+		// needs one.
+		from := len(head)
+		head = append(head, g.ids.prefix[:]...)
+		head = strconv.AppendUint(head, g.ids.n.Add(1), 16)
+		id = ""
+		if g.access != nil {
+			id = string(head[from:])
+		}
+	}
 	if closeAfter {
 		head = append(head, "\r\nConnection: close"...)
 	}

@@ -45,8 +45,8 @@ func (h *countedHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Handler.ServeHTTP(w, r)
 }
 
-func (h *countedHandler) AppendHit(dst []byte, host, target string, fields []string, date string) ([]byte, []byte, int, bool) {
-	return h.Handler.(hitCache).AppendHit(dst, host, target, fields, date)
+func (h *countedHandler) AppendHit(dst []byte, host, target string, fields []string) ([]byte, []byte, int, bool) {
+	return h.Handler.(hitCache).AppendHit(dst, host, target, fields)
 }
 
 // testClock is a settable clock for the cache.

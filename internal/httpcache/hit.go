@@ -90,8 +90,7 @@ func validFieldName(k string) bool {
 // would answer it with a fresh stored response (X-Cache: HIT) written as
 // stored. host is the request's Host field, target its origin-form target
 // without percent-escapes, fields its other header fields as name, value
-// pairs (names in any case, in order), and date the Date value to send
-// when the stored response has none.
+// pairs (names in any case, in order).
 //
 // On a hit it appends to dst the response head: status line, stored
 // fields, Age, X-Cache and Date when needed, each ending in CRLF but
@@ -99,7 +98,7 @@ func validFieldName(k string) bool {
 // request id, Connection: close). It returns the extended slice, the body
 // (shared: never modify it) and the status. ok false means the caller must
 // serve the request through ServeHTTP; dst is then returned unchanged.
-func (h *appHandler) AppendHit(dst []byte, host, target string, fields []string, date string) (head, body []byte, status int, ok bool) {
+func (h *appHandler) AppendHit(dst []byte, host, target string, fields []string) (head, body []byte, status int, ok bool) {
 	c := h.c
 	path, _, _ := strings.Cut(target, "?")
 	if rule := h.rule(path); rule != nil && !rule.Cache {
@@ -119,7 +118,8 @@ func (h *appHandler) AppendHit(dst []byte, host, target string, fields []string,
 	if v == nil || v.wire == nil {
 		return dst, nil, 0, false
 	}
-	age := v.age(c.now())
+	now := c.now()
+	age := v.age(now)
 	if age >= v.fresh || v.noCache {
 		return dst, nil, 0, false
 	}
@@ -128,8 +128,9 @@ func (h *appHandler) AppendHit(dst []byte, host, target string, fields []string,
 	head = strconv.AppendInt(head, int64(age/time.Second), 10)
 	head = append(head, "\r\nX-Cache: HIT\r\n"...)
 	if !v.hasDate {
+		// The gateway's writer adds one to a response without.
 		head = append(head, "Date: "...)
-		head = append(head, date...)
+		head = now.UTC().AppendFormat(head, http.TimeFormat)
 		head = append(head, "\r\n"...)
 	}
 	return head, v.body, v.status, true
