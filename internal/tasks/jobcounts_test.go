@@ -124,3 +124,19 @@ func TestCountersKeptWhileReady(t *testing.T) {
 		t.Fatalf("counters entries after the task was deleted: %v, want none", keys)
 	}
 }
+
+// FuzzCountsValue: any counters bucket entry parses without a panic, and
+// an entry written reads back the same.
+func FuzzCountsValue(f *testing.F) {
+	f.Add([]byte("12 3,1,2,0,1"), uint64(12), int32(3), int32(1))
+	f.Add([]byte("7 "), uint64(0), int32(0), int32(0))
+	f.Add([]byte("x 1,2"), uint64(1<<63), int32(-1), int32(1<<30))
+	f.Fuzz(func(t *testing.T, raw []byte, seq uint64, a, b int32) {
+		parseCountsValue(raw)
+		c := jobCounts{reserves: a, timeouts: b, releases: a ^ b, buries: b, kicks: a}
+		gotSeq, got, ok := parseCountsValue(countsValue(seq, c))
+		if !ok || gotSeq != seq || got != c {
+			t.Fatalf("countsValue(%d, %+v) read back as %d, %+v, %v", seq, c, gotSeq, got, ok)
+		}
+	})
+}
