@@ -356,6 +356,14 @@ func (c *guardConn) Write(p []byte) (int, error) {
 	return c.Conn.Write(p)
 }
 
+// WriteBuffers writes bufs with one writev where the connection allows it:
+// Front's hit path sends a stored head and a large body without copying
+// the body into its write buffer.
+func (c *guardConn) WriteBuffers(bufs *net.Buffers) (int64, error) {
+	c.armWrite()
+	return bufs.WriteTo(c.Conn)
+}
+
 // sendfileStep is how much ReadFrom hands to the kernel per write deadline.
 const sendfileStep = 1 << 20
 

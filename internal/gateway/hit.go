@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"log/slog"
+	"net"
 	"net/http"
 	"runtime"
 	"strconv"
@@ -29,9 +30,38 @@ type hitCache interface {
 	AppendHit(dst []byte, host, target string, fields []string) (head, body []byte, status int, ok bool)
 }
 
-// hitScratch is a connection's buffer for the fields of a request head.
+// hitScratch is a connection's buffer for the fields of a request head,
+// and its vectors for a writev.
 type hitScratch struct {
 	fields []string
+	bufs   [2][]byte
+	vec    net.Buffers
+	err    error // of the last writeBuffers
+}
+
+// hitWritev is the body size from which a hit is written with writev
+// rather than copied into the write buffer behind its head.
+const hitWritev = 8 << 10
+
+// writeBuffers writes head and body with one writev when the connection
+// offers it (the Guard's does), and reports whether it did; fc.hit.err is
+// the write's error.
+func (fc *frontConn) writeBuffers(head, body []byte) bool {
+	h := &fc.hit
+	h.bufs = [2][]byte{head, body}
+	h.vec = h.bufs[:]
+	switch c := fc.c.(type) {
+	case interface {
+		WriteBuffers(*net.Buffers) (int64, error)
+	}:
+		_, h.err = c.WriteBuffers(&h.vec)
+	case *net.TCPConn:
+		_, h.err = h.vec.WriteTo(c)
+	default:
+		return false
+	}
+	h.bufs = [2][]byte{} // holds no body
+	return true
 }
 
 // maxHitFields bounds the fields of a request served by the hit path.
@@ -127,10 +157,19 @@ func (fc *frontConn) serveHit(n int) (served, keep bool) {
 		head = append(head, "\r\nConnection: close"...)
 	}
 	head = append(head, "\r\n\r\n"...)
-	_, err = bw.Write(head)
 	written := 0
-	if method != http.MethodHead && err == nil {
-		written, err = bw.Write(body)
+	if method == http.MethodHead {
+		body = nil
+	}
+	if len(body) >= hitWritev && bw.Buffered() == 0 && fc.writeBuffers(head, body) {
+		// Sent at once, head and body in one writev, the body not
+		// copied: nothing is left to flush.
+		written, err = len(body), fc.hit.err
+	} else {
+		_, err = bw.Write(head)
+		if err == nil {
+			written, err = bw.Write(body)
+		}
 	}
 	if g.observe != nil || g.access != nil {
 		fc.observeHit(rt.app, method, host, path, status, int64(written), id, start)
