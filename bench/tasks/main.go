@@ -1,8 +1,9 @@
 // Command tasks is the load side of bench/tasks: the same go-beanstalk
 // load against each beanstalkd-protocol server given, in one run. For each
-// server and each connection count it puts N 100-byte jobs (put), then
-// reserves and deletes them (reserve+delete), RUNS times, and prints the
-// median rate of each cell and the ratio of the first server to the others.
+// connection count, RUNS times, it goes round the servers: puts N 100-byte
+// jobs (put), then reserves and deletes them (reserve+delete); it prints
+// the median rate of each cell and the ratio of the first server to the
+// others.
 // With -push-api it measures push delivery latency instead (push.go).
 //
 //	go run ./bench/tasks -n 20000 -runs 3 pier=127.0.0.1:1 beanstalkd-b=127.0.0.1:2 ...
@@ -65,15 +66,21 @@ func main() {
 		}
 	}
 	type cell struct{ put, rd, cpu float64 }
+	type samples struct{ puts, rds, cpus []float64 }
 	results := map[string]map[int]cell{}
-	var names []string
+	var names, addrs []string
 	for _, arg := range flag.Args() {
 		name, addr, _ := strings.Cut(arg, "=")
-		names = append(names, name)
+		names, addrs = append(names, name), append(addrs, addr)
 		results[name] = map[int]cell{}
-		for _, c := range counts {
-			var puts, rds, cpus []float64
-			for range *runs {
+	}
+	// Each run goes round the servers in turn, so that a machine whose
+	// load changes during the bench weighs on all of them alike.
+	for _, c := range counts {
+		got := make([]samples, len(names))
+		for range *runs {
+			for k, name := range names {
+				addr := addrs[k]
 				cpu0, cpuOK := cpuTime(pidOf[name])
 				tube := fmt.Sprintf("bench%d", time.Now().UnixNano()%1e9)
 				p, err := put(addr, tube, c, *n, body)
@@ -87,20 +94,23 @@ func main() {
 					fmt.Fprintf(os.Stderr, "%s reserve+delete: %v\n", name, err)
 					os.Exit(1)
 				}
-				puts, rds = append(puts, p), append(rds, r)
+				got[k].puts, got[k].rds = append(got[k].puts, p), append(got[k].rds, r)
 				if cpuOK {
 					// Whatever the server does later for these jobs (pier's
 					// drain, 1 s behind) counts too.
 					time.Sleep(1500 * time.Millisecond)
 					cpu1, _ := cpuTime(pidOf[name])
-					cpus = append(cpus, float64((cpu1-cpu0).Microseconds())/float64(*n))
+					got[k].cpus = append(got[k].cpus, float64((cpu1-cpu0).Microseconds())/float64(*n))
 				}
 			}
-			results[name][c] = cell{median(puts), median(rds), 0}
-			if len(cpus) > 0 {
-				results[name][c] = cell{median(puts), median(rds), median(cpus)}
+		}
+		for k, name := range names {
+			g := got[k]
+			results[name][c] = cell{median(g.puts), median(g.rds), 0}
+			if len(g.cpus) > 0 {
+				results[name][c] = cell{median(g.puts), median(g.rds), median(g.cpus)}
 			}
-			fmt.Fprintf(os.Stderr, "%-16s conns=%d put %8.0f/s  reserve+delete %8.0f/s\n", name, c, median(puts), median(rds))
+			fmt.Fprintf(os.Stderr, "%-16s conns=%d put %8.0f/s  reserve+delete %8.0f/s\n", name, c, median(g.puts), median(g.rds))
 		}
 	}
 	fmt.Printf("jobs/s, median of %d runs of %d jobs of %d bytes", *runs, *n, *size)
