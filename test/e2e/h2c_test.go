@@ -7,10 +7,14 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // h2cApp speaks only h2c (HTTP/2 without TLS, prior knowledge): Node's
@@ -24,10 +28,10 @@ var h2cApp = map[string]string{
 	"package.json": `{"name": "h2capp", "version": "1.0.0", "private": true}`,
 	"server.js": `// An app that speaks only h2c (HTTP/2 without TLS, prior knowledge):
 // Node's http2.createServer refuses HTTP/1.1 on its port.
-const http2 = require("http2");
 const crypto = require("crypto");
 
-const server = http2.createServer((req, res) => {
+// PROTO=http makes it an HTTP/1.1 app (TestH2CApp switches to it and back).
+const server = require(process.env.PROTO === "http" ? "http" : "http2").createServer((req, res) => {
   const url = new URL(req.url, "http://x");
   if (url.pathname === "/healthz") {
     res.end("ok HTTP/" + req.httpVersion + "\n");
@@ -86,7 +90,8 @@ func TestH2CApp(t *testing.T) {
 	httpsAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	e := startEngine(t, "--https", httpsAddr, "--tls-dir", certs)
 
-	e.must(writeApp(t, h2cApp), "deploy")
+	dir := writeApp(t, h2cApp)
+	e.must(dir, "deploy")
 
 	// The instance itself refuses HTTP/1.1.
 	ps := e.ps("h2capp")
@@ -197,6 +202,59 @@ func TestH2CApp(t *testing.T) {
 	for c := range conns {
 		if c != first[1] {
 			t.Errorf("a concurrent request came on %q, want the gateway's one connection %q", c, first[1])
+		}
+	}
+
+	// Deploys that switch the app to HTTP/1.1 and back, under load: no
+	// request fails, each instance is spoken to in its own protocol.
+	for _, proto := range []string{"http", "h2c"} {
+		manifest := strings.Replace(h2cApp["pier.yaml"], "protocol: h2c", "protocol: "+proto, 1) + "env: {PROTO: " + proto + "}\n"
+		if err := os.WriteFile(filepath.Join(dir, "pier.yaml"), []byte(manifest), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		var ok, failed atomic.Int64
+		stop := make(chan struct{})
+		var load sync.WaitGroup
+		for i := 0; i < 4; i++ {
+			load.Add(1)
+			go func() {
+				defer load.Done()
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					req, _ := http.NewRequest("GET", "http://"+e.httpAddr+"/", nil)
+					req.Host = "h2capp.localhost"
+					resp, err := plain.Do(req)
+					if err != nil {
+						failed.Add(1)
+						t.Errorf("during the deploy to %s: %v", proto, err)
+						continue
+					}
+					b, _ := io.ReadAll(resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode != 200 {
+						failed.Add(1)
+						t.Errorf("during the deploy to %s: %s %q", proto, resp.Status, b)
+						continue
+					}
+					ok.Add(1)
+					time.Sleep(5 * time.Millisecond) // a steady load, not a CPU hog
+				}
+			}()
+		}
+		out, errs, code := e.pier(dir, "deploy")
+		close(stop)
+		load.Wait()
+		if code != 0 {
+			t.Fatalf("pier deploy (protocol %s): exit %d\n%s\n%s", proto, code, out, errs)
+		}
+		t.Logf("deploy to %s: %d requests ok, %d failed", proto, ok.Load(), failed.Load())
+		want := map[string]string{"http": "proto=HTTP/1.1 ", "h2c": "proto=HTTP/2.0 "}[proto]
+		if resp, body := do(plain, "GET", "http://"+e.httpAddr+"/", nil); resp.StatusCode != 200 || !strings.Contains(body, want) {
+			t.Errorf("after the deploy to %s: %s %q, want %q", proto, resp.Status, body, want)
 		}
 	}
 
