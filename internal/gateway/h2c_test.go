@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -108,6 +109,14 @@ func TestH2CForward(t *testing.T) {
 	g.SetRoutes([]Route{route})
 	frontAddr, fronted := startFront(t, g, g)
 	_, netBase, _ := newTestGatewayWith(t, Options{Logger: testLogger(t)}, GuardOptions{BodyTimeout: time.Minute, SendTimeout: time.Minute}, route)
+	// HTTP/2 end to end, as a gRPC client would have it: TLS to the
+	// gateway, h2c to the app.
+	tlsGW := New(Options{Logger: testLogger(t)})
+	tlsGW.SetRoutes([]Route{route})
+	tlsSrv := httptest.NewUnstartedServer(tlsGW)
+	tlsSrv.EnableHTTP2 = true
+	tlsSrv.StartTLS()
+	t.Cleanup(tlsSrv.Close)
 
 	big := bytes.Repeat([]byte("0123456789abcdef"), 100<<10/16) // 100 KiB: net/http serves it, not Front
 	bigSum := sha256.Sum256(big)
@@ -131,12 +140,20 @@ func TestH2CForward(t *testing.T) {
 		{name: "post chunked", method: "POST", body: big, chunked: true},
 		{name: "put empty", method: "PUT", body: []byte{}},
 	}
-	for _, srv := range []struct{ name, base string }{{"front", "http://" + frontAddr}, {"net/http", netBase}} {
+	for _, srv := range []struct {
+		name, base string
+		h2         bool // the client speaks HTTP/2 (over TLS) to the gateway
+	}{{"front", "http://" + frontAddr, false}, {"net/http", netBase, false}, {"tls h2", tlsSrv.URL, true}} {
 		for _, tt := range tests {
 			t.Run(srv.name+"/"+tt.name, func(t *testing.T) {
 				// A connection of its own: Front hands a connection to
 				// net/http for good after a request of an unusual shape.
 				client := &http.Client{Transport: &http.Transport{DisableCompression: true}, Timeout: 20 * time.Second}
+				if srv.h2 {
+					tr := tlsSrv.Client().Transport.(*http.Transport).Clone()
+					tr.DisableCompression = true
+					client.Transport = tr
+				}
 				defer client.CloseIdleConnections()
 				var body io.Reader
 				if tt.body != nil {
@@ -151,6 +168,9 @@ func TestH2CForward(t *testing.T) {
 				}
 				req.Host = "app.localhost"
 				for k, v := range tt.header {
+					if srv.h2 && (k == "Connection" || k == "X-Secret") {
+						continue // HTTP/2 has no Connection header to name it
+					}
 					req.Header.Set(k, v)
 				}
 				resp, err := client.Do(req)
@@ -164,6 +184,9 @@ func TestH2CForward(t *testing.T) {
 				}
 				if resp.StatusCode != http.StatusOK {
 					t.Fatalf("status %s, body %q", resp.Status, raw)
+				}
+				if want := map[bool]int{false: 1, true: 2}[srv.h2]; resp.ProtoMajor != want {
+					t.Fatalf("the client spoke HTTP/%d to the gateway, want HTTP/%d", resp.ProtoMajor, want)
 				}
 				ids := resp.Header.Values("X-Request-Id")
 				if len(ids) != 1 || ids[0] == "set-by-the-app" {
@@ -184,6 +207,9 @@ func TestH2CForward(t *testing.T) {
 					"xff": "127.0.0.1", "xfh": "app.localhost", "xfp": "http", "id": ids[0],
 					"secret": "", "keep": "", "te": "", "conn": "", "upgrade": "",
 					"length": "0", "sha256": hex.EncodeToString(sha256.New().Sum(nil)),
+				}
+				if srv.h2 {
+					want["xfp"] = "https"
 				}
 				switch {
 				case tt.header["X-Forwarded-For"] != "":
@@ -216,9 +242,9 @@ func TestH2CForward(t *testing.T) {
 	if fronted.Load() == 0 {
 		t.Errorf("Front served none of the requests itself; the test does not cover its ResponseWriter")
 	}
-	if n := accepted.Load(); n != 2 {
+	if n := accepted.Load(); n != 3 {
 		// One connection per gateway, every request multiplexed on it.
-		t.Errorf("the app accepted %d connections from two gateways, want 2", n)
+		t.Errorf("the app accepted %d connections from three gateways, want 3", n)
 	}
 }
 
