@@ -33,14 +33,14 @@ import (
 // port (Go: http.Server.Protocols with both HTTP1 and UnencryptedHTTP2). An
 // app that speaks h2c alone refuses them and the client gets a 502.
 
-// NewH2CTransport returns the transport the gateway uses for apps that speak
+// newH2CTransport returns the transport the gateway uses for apps that speak
 // h2c: HTTP/2 over plain TCP with prior knowledge only (an http:// URL is
 // never sent as HTTP/1.1), connections made by dial, no proxy from the
 // environment, no transparent compression, response heads bounded as the
 // HTTP/1.1 forwarder bounds them. A connection carries up to the app's
 // SETTINGS_MAX_CONCURRENT_STREAMS requests at once (250 for a Go server);
 // more open another connection rather than wait.
-func NewH2CTransport(dial func(ctx context.Context, network, addr string) (net.Conn, error)) *http.Transport {
+func newH2CTransport(dial func(ctx context.Context, network, addr string) (net.Conn, error)) *http.Transport {
 	var protos http.Protocols
 	protos.SetUnencryptedHTTP2(true)
 	return &http.Transport{
@@ -68,7 +68,7 @@ func (g *Gateway) newH2CProxy(dial dialer, log *slog.Logger) *httputil.ReversePr
 	}
 	return &httputil.ReverseProxy{
 		Rewrite:   rewrite,
-		Transport: &retryTransport{g: g, inner: NewH2CTransport(dial)},
+		Transport: &retryTransport{g: g, inner: newH2CTransport(dial)},
 		// 0, not the HTTP/1.1 proxy's -1: ReverseProxy flushes
 		// at once anyway a body of unknown length (a stream, which
 		// an h2 response is unless the app finished it first) and an
