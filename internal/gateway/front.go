@@ -216,7 +216,12 @@ func (fc *frontConn) serve() {
 	}()
 	// The head deadline is armed only when a head does not arrive whole
 	// with its first bytes: one deadline change per request, not two.
+	// The idle deadline is re-armed only when the one armed is older than
+	// idleSlack(d): at most one deadline change per busy second, not one
+	// per request. idleArmed is zero when the deadline is another one.
+	var idleArmed time.Time
 	armHead := func() {
+		idleArmed = time.Time{}
 		if d := f.opts.ReadHeaderTimeout; d > 0 {
 			fc.c.SetReadDeadline(time.Now().Add(d))
 		} else {
@@ -234,7 +239,10 @@ func (fc *frontConn) serve() {
 				return
 			}
 			if d := f.opts.IdleTimeout; d > 0 {
-				fc.c.SetReadDeadline(time.Now().Add(d))
+				if now := time.Now(); now.Sub(idleArmed) >= idleSlack(d) {
+					fc.c.SetReadDeadline(now.Add(d))
+					idleArmed = now
+				}
 			}
 			if _, err := fc.br.Peek(1); err != nil {
 				return
@@ -274,6 +282,7 @@ func (fc *frontConn) serve() {
 		fc.br.Discard(n)
 		if r.ContentLength > 0 {
 			fc.c.SetReadDeadline(time.Time{}) // the guard bounds body reads
+			idleArmed = time.Time{}
 			body := make([]byte, r.ContentLength)
 			if _, err := io.ReadFull(fc.br, body); err != nil {
 				if isTimeout(err) {
@@ -291,6 +300,13 @@ func (fc *frontConn) serve() {
 			return
 		}
 	}
+}
+
+// idleSlack is how old an armed idle deadline may be and still serve for
+// the wait for the next request: a keep-alive connection is closed after
+// d minus at most this much idleness.
+func idleSlack(d time.Duration) time.Duration {
+	return min(time.Second, d/16)
 }
 
 // writer returns the connection's write buffer, taken from the pool for a
@@ -389,27 +405,38 @@ func (fc *frontConn) parseRequest(s string) *http.Request {
 	if !ok1 || !ok2 || proto != "HTTP/1.1" || !frontMethod(method) || !originForm(target) {
 		return nil
 	}
-	h, host, cl, closeAfter, ok := parseFields(rest)
+	fr := new(frontRequest)
+	h, host, cl, closeAfter, ok := parseFieldsInto(rest, fr.vals[:])
 	if !ok || cl > frontMaxBody {
 		return nil
 	}
-	u := requestURL(target)
+	u := requestURLInto(target, &fr.u)
 	if u == nil {
 		return nil
 	}
 	// No context of its own: the loop does not watch the connection
 	// while a handler runs, and context.Background is what Context
 	// returns.
-	return &http.Request{
+	fr.r = http.Request{
 		Method: method, URL: u, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
 		Header: h, Body: http.NoBody, ContentLength: cl, Close: closeAfter,
 		Host: host, RemoteAddr: fc.remote, RequestURI: target,
 	}
+	return &fr.r
 }
 
-// requestURL is url.ParseRequestURI(target) for an origin-form target,
-// without its work when the target has nothing to unescape.
-func requestURL(target string) *url.URL {
+// frontRequest is a request the loop parsed and what it points to, in one
+// allocation instead of three.
+type frontRequest struct {
+	r    http.Request
+	u    url.URL
+	vals [8]string // the header's values, when they fit
+}
+
+// requestURLInto is url.ParseRequestURI(target) for an origin-form
+// target, without its work when the target has nothing to unescape: then
+// it fills and returns u.
+func requestURLInto(target string, u *url.URL) *url.URL {
 	if strings.IndexByte(target, '%') >= 0 || strings.HasSuffix(target, "?") {
 		u, err := url.ParseRequestURI(target)
 		if err != nil {
@@ -418,7 +445,7 @@ func requestURL(target string) *url.URL {
 		return u
 	}
 	path, query, _ := strings.Cut(target, "?")
-	u := &url.URL{Path: path, RawQuery: query}
+	*u = url.URL{Path: path, RawQuery: query}
 	if u.EscapedPath() != path {
 		u.RawPath = path // as url.Parse keeps a spelling its escaping would change ("/!")
 	}
@@ -428,9 +455,18 @@ func requestURL(target string) *url.URL {
 // parseFields parses header lines, each ending in CRLF, up to an empty
 // line. ok is false for anything the loop leaves to net/http.
 func parseFields(s string) (h http.Header, host string, cl int64, closeAfter, ok bool) {
+	return parseFieldsInto(s, nil)
+}
+
+// parseFieldsInto is parseFields with room for the header's values: the
+// map's value slices share one array, room when they fit in it.
+func parseFieldsInto(s string, room []string) (h http.Header, host string, cl int64, closeAfter, ok bool) {
 	n := strings.Count(s, "\r\n")
 	h = make(http.Header, n)
-	vals := make([]string, n)
+	vals := room
+	if n > len(vals) {
+		vals = make([]string, n)
+	}
 	hosts := 0
 	clSeen := false
 	for i := 0; ; i++ {
