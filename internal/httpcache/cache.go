@@ -196,9 +196,11 @@ type variant struct {
 
 	// wire is the response's head as the gateway writes it (see wireHead),
 	// for hits answered without a header map (AppendHit); nil = hits go
-	// through ServeHTTP. hasDate: the stored header has a Date field.
-	wire    []byte
-	hasDate bool
+	// through ServeHTTP. wire304 is the head of its 304 to an
+	// If-None-Match naming its tag (wireNotModified), or nil. hasDate: the
+	// stored header has a Date field.
+	wire, wire304 []byte
+	hasDate       bool
 }
 
 // age is the variant's current_age at now (RFC 9111 section 4.2.3).

@@ -285,6 +285,9 @@ func (c *Cache) put(key, host, target, app string, v *variant, _ *object, r *htt
 		v.varyKey = varyKey(vary, r.Header)
 	}
 	v.wire = wireHead(v.status, v.header, len(v.body))
+	if v.wire304 = nil; v.wire != nil && v.status == http.StatusOK && v.etag != "" {
+		v.wire304 = wireNotModified(v.header, v.etag)
+	}
 	_, v.hasDate = v.header["Date"]
 	if v.disk != nil {
 		// Stored without the request's open file; hits take ServeHTTP.
@@ -338,7 +341,7 @@ func (c *Cache) size(o *object) {
 	w := len(o.host) + len(o.target) + len(o.app) + 128
 	var keep time.Duration
 	for _, v := range o.variants {
-		w += len(v.body) + len(v.varyKey) + len(v.wire) + 160
+		w += len(v.body) + len(v.varyKey) + len(v.wire) + len(v.wire304) + 160
 		for k, vv := range v.header {
 			w += len(k) + 8
 			for _, s := range vv {

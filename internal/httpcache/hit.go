@@ -12,8 +12,9 @@ import (
 // HTTP/1.1 loop) that has the request's head parsed but builds neither an
 // *http.Request nor an http.Header for it, as varnish answers hits. It
 // serves only what ServeHTTP would answer with a plain write of the stored
-// response and X-Cache: HIT; everything else (conditional and range
-// requests, authenticated ones, stale or missing responses, ...) is left to
+// response and X-Cache: HIT, or with the 304 of an If-None-Match naming
+// the stored tag; everything else (other conditional and range requests,
+// authenticated ones, stale or missing responses, ...) is left to
 // ServeHTTP, which the caller then runs as usual.
 
 // wireHead is the head of a response as the gateway's loop writes it from
@@ -37,13 +38,29 @@ func wireHead(status int, h http.Header, bodyLen int) []byte {
 	if _, ok := h["Trailer"]; ok {
 		return nil
 	}
+	return appendWire(nil, status, text, h, false)
+}
+
+// wireNotModified is the head of the 304 http.ServeContent answers, from
+// a stored 200 with the entity-tag etag, to a request whose If-None-Match
+// is that tag: the stored fields without Content-Type, Content-Length,
+// Content-Encoding and Last-Modified. nil when etag is not one tag as
+// ServeContent reads it.
+func wireNotModified(h http.Header, etag string) []byte {
+	if !wellFormedETag(etag) {
+		return nil
+	}
+	return appendWire(nil, http.StatusNotModified, "Not Modified", h, true)
+}
+
+func appendWire(b []byte, status int, text string, h http.Header, notModified bool) []byte {
 	n := len("HTTP/1.1 200 ") + len(text) + 2
 	for k, vv := range h {
 		for _, v := range vv {
 			n += len(k) + len(v) + 4
 		}
 	}
-	b := make([]byte, 0, n)
+	b = append(make([]byte, 0, len(b)+n), b...)
 	b = append(b, "HTTP/1.1 "...)
 	b = strconv.AppendInt(b, int64(status), 10)
 	b = append(b, ' ')
@@ -52,6 +69,12 @@ func wireHead(status int, h http.Header, bodyLen int) []byte {
 	for k, vv := range h {
 		if !validFieldName(k) {
 			continue
+		}
+		if notModified {
+			switch k {
+			case "Content-Type", "Content-Length", "Content-Encoding", "Last-Modified":
+				continue
+			}
 		}
 		for _, v := range vv {
 			b = append(b, k...)
@@ -66,6 +89,25 @@ func wireHead(status int, h http.Header, bodyLen int) []byte {
 		}
 	}
 	return b
+}
+
+// wellFormedETag reports an entity-tag that net/http's If-None-Match
+// parsing (scanETag) reads whole: "text" or W/"text".
+func wellFormedETag(s string) bool {
+	s = strings.TrimPrefix(s, "W/")
+	if len(s) < 2 || s[0] != '"' {
+		return false
+	}
+	for i := 1; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == 0x21 || c >= 0x23 && c <= 0x7E || c >= 0x80:
+		case c == '"':
+			return i == len(s)-1
+		default:
+			return false
+		}
+	}
+	return false
 }
 
 // validFieldName reports a token (RFC 9110 section 5.6.2), as the gateway's
@@ -104,7 +146,12 @@ func (h *appHandler) AppendHit(dst []byte, host, target string, fields []string)
 	if rule := h.rule(path); rule != nil && !rule.Cache {
 		return dst, nil, 0, false
 	}
+	inm, inms := "", 0
 	for i := 0; i+1 < len(fields); i += 2 {
+		if len(fields[i]) == len("If-None-Match") && strings.EqualFold(fields[i], "If-None-Match") {
+			inm, inms = fields[i+1], inms+1
+			continue
+		}
 		if slowField(fields[i]) {
 			return dst, nil, 0, false
 		}
@@ -123,7 +170,17 @@ func (h *appHandler) AppendHit(dst []byte, host, target string, fields []string)
 	if age >= v.fresh || v.noCache {
 		return dst, nil, 0, false
 	}
-	head = append(dst, v.wire...)
+	wire, body, status := v.wire, v.body, v.status
+	switch {
+	case inms == 0:
+	case inms == 1 && v.wire304 != nil && inm == v.etag:
+		// ServeContent's 304: the tag itself matches (weak, lists and
+		// other tags are left to it).
+		wire, body, status = v.wire304, nil, http.StatusNotModified
+	default:
+		return dst, nil, 0, false
+	}
+	head = append(dst, wire...)
 	head = append(head, "Age: "...)
 	head = strconv.AppendInt(head, int64(age/time.Second), 10)
 	head = append(head, "\r\nX-Cache: HIT\r\n"...)
@@ -133,7 +190,7 @@ func (h *appHandler) AppendHit(dst []byte, host, target string, fields []string)
 		head = now.UTC().AppendFormat(head, http.TimeFormat)
 		head = append(head, "\r\n"...)
 	}
-	return head, v.body, v.status, true
+	return head, body, status, true
 }
 
 // slowFields are the request fields that make ServeHTTP do more than a
