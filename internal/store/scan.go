@@ -101,3 +101,12 @@ func scanned(msg *nats.Msg) (Message, error) {
 	}
 	return m, nil
 }
+
+// State returns the stream's last sequence and how many messages it holds.
+func (q *WorkQueue) State(ctx context.Context) (last, msgs uint64, err error) {
+	info, err := q.st.Info(ctx)
+	if err != nil {
+		return 0, 0, fmt.Errorf("store: state of %s: %w", q.name, err)
+	}
+	return info.State.LastSeq, info.State.Msgs, nil
+}

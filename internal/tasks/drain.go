@@ -396,8 +396,17 @@ func (s *Service) replay(ctx context.Context) (next int, err error) {
 // own — per message, which a million ready tasks made minutes long.
 func (s *Service) load(ctx context.Context) error {
 	n, f := 0, 0
-	var last uint64
-	err := s.q.Scan(ctx, 1, func(m store.Message) bool {
+	var last, from uint64 = 0, 1
+	if sn, ok := s.takeSnapshot(); ok { // a clean stop's index: read only what came after
+		used, err := s.fromSnapshot(ctx, sn)
+		if err != nil {
+			return err
+		}
+		if used {
+			n, from, last = len(sn.tasks), sn.last+1, sn.last
+		}
+	}
+	err := s.q.Scan(ctx, from, func(m store.Message) bool {
 		last = m.Seq
 		switch state(m.Subject) {
 		case "r":

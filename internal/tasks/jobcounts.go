@@ -181,6 +181,10 @@ func (s *Service) loadCounts(ctx context.Context) error {
 		j := s.jobs[id]
 		current := ok && j != nil && j.seq == seq
 		if current {
+			// Counters only grow: the larger of each is the later (an
+			// index snapshot may hold later ones than the bucket).
+			c = jobCounts{max(c.reserves, j.counts.reserves), max(c.timeouts, j.counts.timeouts),
+				max(c.releases, j.counts.releases), max(c.buries, j.counts.buries), max(c.kicks, j.counts.kicks)}
 			j.counts, j.saved, j.countsKey = c, c, true
 		}
 		s.mu.Unlock()

@@ -313,6 +313,11 @@ func (s *Service) Close() {
 	}
 	if s.drained != nil {
 		<-s.drained
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(s.ctx), 30*time.Second)
+		defer cancel()
+		if err := s.writeSnapshot(ctx); err != nil {
+			s.log.Warn("the next start reads the whole stream", "err", err)
+		}
 	}
 }
 
