@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"slices"
@@ -371,5 +372,134 @@ func TestPassBecomesStorable(t *testing.T) {
 	}
 	if id, xff := lastID.Load(), lastXFF.Load(); id != "req-1" || xff != "127.0.0.1" {
 		t.Errorf("the app got X-Request-Id %q and X-Forwarded-For %q", id, xff)
+	}
+}
+
+// rawApp is an app instance on a raw connection: it answers every request
+// with the bytes resp returns, then closes the connection.
+func rawApp(t testing.TB, resp func() []byte) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(10 * time.Second))
+				br := bufio.NewReader(c)
+				if _, err := http.ReadRequest(br); err != nil {
+					return
+				}
+				c.Write(resp())
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// FuzzDirectSame: whatever response head and body an app sends, the
+// gateway with direct answers and the one without answer the client alike.
+func FuzzDirectSame(f *testing.F) {
+	f.Add(200, "Content-Type: text/plain\nCache-Control: no-store", "hello", true, false)
+	f.Add(200, "X-A: 1\nX-A: 2\nConnection: X-A", "no type", true, false)
+	f.Add(204, "Content-Length: 0", "", false, false)
+	f.Add(200, "Transfer-Encoding: chunked", "5\r\nhello\r\n0\r\n\r\n", false, false)
+	f.Add(200, "Content-Length: 3\nContent-Length: 3\nContent-Type: a/b", "abc", false, false)
+	f.Add(304, "ETag: \"x\"", "", false, true)
+	f.Add(299, "Date: Mon, 02 Jan 2006 15:04:05 GMT\nContent-Type: x/y", "odd", true, true)
+	f.Add(200, "Trailer: X-T\nContent-Type: a/b", "abc", true, false)
+	var mu sync.Mutex
+	var current []byte
+	backend := rawApp(f, func() []byte {
+		mu.Lock()
+		defer mu.Unlock()
+		return current
+	})
+	var gws [2]string
+	for i, slow := range []bool{false, true} {
+		g := New(Options{Logger: slog.New(slog.DiscardHandler)})
+		g.slow = slow
+		g.SetRoutes([]Route{{App: "app", Hosts: []string{"app.test"}, Backends: []string{backend}}})
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			f.Fatal(err)
+		}
+		srv := &http.Server{Handler: g}
+		go srv.Serve(g.Front(ln, g, FrontOptions{ReadHeaderTimeout: 10 * time.Second}))
+		f.Cleanup(func() { srv.Close() })
+		gws[i] = ln.Addr().String()
+	}
+	f.Fuzz(func(t *testing.T, status int, fields, body string, withLength, head bool) {
+		if status < 100 || status > 999 || len(fields) > 2000 || len(body) > 70000 {
+			t.Skip()
+		}
+		var b strings.Builder
+		fmt.Fprintf(&b, "HTTP/1.1 %03d Fuzz\r\n", status)
+		for line := range strings.SplitSeq(fields, "\n") {
+			if line != "" {
+				b.WriteString(line + "\r\n")
+			}
+		}
+		if withLength {
+			fmt.Fprintf(&b, "Content-Length: %d\r\n", len(body))
+		}
+		b.WriteString("\r\n" + body)
+		mu.Lock()
+		current = []byte(b.String())
+		mu.Unlock()
+		method := "GET"
+		if head {
+			method = "HEAD"
+		}
+		var got [2]string
+		for i, addr := range gws {
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.SetDeadline(time.Now().Add(10 * time.Second))
+			io.WriteString(c, method+" /fuzz HTTP/1.1\r\nHost: app.test\r\nX-Request-Id: fuzz\r\nConnection: close\r\n\r\n")
+			// Whatever follows the response (nothing, or the rest of
+			// a cut body) is read too: both ways must send it alike.
+			all, _ := io.ReadAll(c)
+			c.Close()
+			got[i] = canonical(all)
+		}
+		if got[0] != got[1] {
+			t.Errorf("app sent %q:\ndirect:\n%s\nwithout:\n%s", current, got[0], got[1])
+		}
+	})
+}
+
+// canonical is a client's whole read of a connection with the header
+// lines of its responses' heads (informational ones, then the final one)
+// sorted and their Date values blanked.
+func canonical(all []byte) string {
+	var out strings.Builder
+	for {
+		head, rest, ok := bytes.Cut(all, []byte("\r\n\r\n"))
+		if !ok {
+			out.Write(all)
+			return out.String()
+		}
+		lines := strings.Split(string(head), "\r\n")
+		for i, l := range lines {
+			if strings.HasPrefix(l, "Date: ") {
+				lines[i] = "Date: -"
+			}
+		}
+		slices.Sort(lines[1:])
+		out.WriteString(strings.Join(lines, "\r\n") + "\r\n\r\n")
+		all = rest
+		if !strings.HasPrefix(lines[0], "HTTP/1.1 1") {
+			out.Write(all)
+			return out.String()
+		}
 	}
 }
