@@ -34,6 +34,8 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzStaticPath -fuzztime=30s ./internal/gateway
 	$(GO) test -run='^$$' -fuzz=FuzzFrontParse -fuzztime=30s ./internal/gateway
 	$(GO) test -run='^$$' -fuzz=FuzzParseResponseHead -fuzztime=30s ./internal/gateway
+	$(GO) test -run='^$$' -fuzz=FuzzDirectSame -fuzztime=30s ./internal/gateway
+	$(GO) test -run='^$$' -fuzz=FuzzPassKey -fuzztime=10s ./internal/httpcache
 	$(GO) test -run='^$$' -fuzz=FuzzHitFields -fuzztime=10s ./internal/gateway
 	$(GO) test -run='^$$' -fuzz=FuzzHitKey -fuzztime=10s ./internal/httpcache
 	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=30s ./internal/tasks/beanstalk
