@@ -26,8 +26,9 @@
 // round trip to the server — and reservations (TTR timers, which
 // connection holds what) live only in memory: a task reserved when the
 // engine dies is ready again when it starts, as with beanstalkd. At start
-// the index is rebuilt from the stream's r.* and f.* subjects; a poll
-// every 100 ms picks up the f.* copies schedules make.
+// the index is taken from the snapshot a clean stop wrote (snapshot.go),
+// else rebuilt from the stream's r.* and f.* subjects; a poll every 100 ms
+// picks up the f.* copies schedules make.
 //
 // A plain put (no name, no delay) and every delete of a ready or reserved
 // task are acknowledged once written to a local journal with write(2)
