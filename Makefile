@@ -40,6 +40,8 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzHitKey -fuzztime=10s ./internal/httpcache
 	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=30s ./internal/tasks/beanstalk
 	$(GO) test -run='^$$' -fuzz=FuzzJournalRecord -fuzztime=10s ./internal/tasks
+	$(GO) test -run='^$$' -fuzz=FuzzSnapshot -fuzztime=10s ./internal/tasks
+	$(GO) test -run='^$$' -fuzz=FuzzCountsValue -fuzztime=10s ./internal/tasks
 	$(GO) test -run='^$$' -fuzz=FuzzParseEnvelope -fuzztime=30s ./internal/errortrack
 	$(GO) test -run='^$$' -fuzz=FuzzParseCursor -fuzztime=10s ./internal/errortrack
 	$(GO) test -run='^$$' -fuzz=FuzzParsePacket -fuzztime=30s ./internal/metrics
