@@ -266,6 +266,7 @@ func (g *Gateway) exchange(w http.ResponseWriter, r *http.Request, uc *upConn, b
 		// 100 Continue and other informational answers: the client
 		// gets them (net/http drops a 100 itself), the final one follows.
 		if resp.status != http.StatusContinue {
+			resp.own()
 			h := w.Header()
 			for i := range resp.fields {
 				f := &resp.fields[i]

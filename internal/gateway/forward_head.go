@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"unsafe"
 )
 
 // The forwarder's reading of response heads from app instances: strict
@@ -26,7 +27,8 @@ type respHead struct {
 	chunked   bool
 	noBody    bool // HEAD, 1xx, 204, 304
 	keepAlive bool
-	nothing   bool // nothing was read: the connection ended first
+	nothing   bool   // nothing was read: the connection ended first
+	raw       string // the head, in the connection's buffer until own
 }
 
 func (h *respHead) announced(k string) bool {
@@ -75,7 +77,41 @@ func readResponseHead(uc *upConn, method string) (*respHead, error) {
 		h.nothing = len(raw) == 0
 		return h, err
 	}
-	return h, parseResponseHead(h, string(raw), method)
+	// The fields point into the connection's head buffer until own is
+	// called: a response written directly needs no copy of its head.
+	h.raw = unsafe.String(unsafe.SliceData(raw), len(raw))
+	return h, parseResponseHead(h, h.raw, method)
+}
+
+// own moves h's strings off the connection's head buffer, which the next
+// response reuses, into a copy of their own: for a header map, which may
+// outlive the exchange (a stored response).
+func (h *respHead) own() {
+	if h.raw == "" {
+		return
+	}
+	old, cp := h.raw, strings.Clone(h.raw)
+	h.raw = ""
+	for i := range h.fields {
+		f := &h.fields[i]
+		f.key, f.value = rebase(f.key, old, cp), rebase(f.value, old, cp)
+	}
+	for i := range h.announce {
+		h.announce[i] = rebase(h.announce[i], old, cp)
+	}
+}
+
+// rebase returns v's bytes in cp when v lies in old, of which cp is a copy.
+func rebase(v, old, cp string) string {
+	if v == "" {
+		return v
+	}
+	p, base := uintptr(unsafe.Pointer(unsafe.StringData(v))), uintptr(unsafe.Pointer(unsafe.StringData(old)))
+	if p < base || p+uintptr(len(v)) > base+uintptr(len(old)) {
+		return v // a string of its own (a canonicalized key)
+	}
+	off := int(p - base)
+	return cp[off : off+len(v)]
 }
 
 // reset empties h for the next response on its connection, keeping its
@@ -84,9 +120,10 @@ func (h *respHead) reset() {
 	*h = respHead{fields: h.fields[:0], trailer: h.trailer[:0], announce: h.announce[:0], length: -1}
 }
 
-// values returns the fields' values, in one new array the header map they
-// go to keeps.
+// values returns the fields' values, owned (see own), in one new array
+// the header map they go to keeps.
 func (h *respHead) values() []string {
+	h.own()
 	vals := make([]string, len(h.fields))
 	for i := range h.fields {
 		vals[i] = h.fields[i].value
@@ -174,6 +211,9 @@ func parseResponseHead(h *respHead, s string, method string) error {
 			fields = append(fields, field{k, v})
 			continue
 		case "Transfer-Encoding":
+			if proto != "HTTP/1.1" {
+				continue // ignored in HTTP/1.0, as net/http ignores it
+			}
 			te = true
 			last := v
 			if i := strings.LastIndexByte(v, ','); i >= 0 {
