@@ -503,3 +503,40 @@ func canonical(all []byte) string {
 		}
 	}
 }
+
+// TestRequestIDs: the request ids a gateway makes are distinct, sane, and
+// read as the prefix and a hex counter; the ServeHTTP path sends the
+// app the id the client gets, the client's own when it is sane.
+func TestRequestIDs(t *testing.T) {
+	var ids requestIDs
+	ids.init()
+	seen := map[string]bool{}
+	for i := 1; i <= 1000; i++ {
+		v := ids.nextSlice()
+		if len(v) != 1 || !saneID(v[0]) || seen[v[0]] || v[0] != string(ids.prefix[:])+strconv.FormatUint(uint64(i), 16) {
+			t.Fatalf("id %d: %q (seen before: %v)", i, v, seen[v[0]])
+		}
+		seen[v[0]] = true
+	}
+	var sent atomic.Value
+	backend := startBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sent.Store(r.Header.Get("X-Request-Id"))
+	}))
+	g := New(Options{Logger: testLogger(t)})
+	g.SetRoutes([]Route{{App: "app", Hosts: []string{"app.test"}, Backends: []string{backend}}})
+	addr, _ := startFront(t, g, g)
+	for _, tc := range []struct{ field, want string }{
+		{"X-Request-Id: client-1\r\n", "client-1"},
+		{"X-Request-Id: not sane!\r\n", ""},
+		{"", ""},
+	} {
+		resp, _, _, _ := roundTrip(t, addr, "GET / HTTP/1.1\r\nHost: app.test\r\n"+tc.field+"\r\n")
+		got := resp.Header.Get("X-Request-Id")
+		if tc.want != "" && got != tc.want || tc.want == "" && (!strings.HasPrefix(got, string(g.ids.prefix[:])) || !saneID(got)) {
+			t.Errorf("%q: the client got id %q", tc.field, got)
+		}
+		if s, _ := sent.Load().(string); s != got {
+			t.Errorf("%q: the app got id %q, the client %q", tc.field, s, got)
+		}
+	}
+}

@@ -31,6 +31,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 )
 
 // Options configures a Gateway. The zero value is usable.
@@ -254,13 +255,13 @@ func stateFrom(ctx context.Context) *proxyState {
 
 // ServeHTTP routes r by its Host header.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	var id string
+	var ids []string // one value, shared by the request's and the response's header
 	if client := r.Header["X-Request-Id"]; len(client) > 0 && saneID(client[0]) {
-		id = client[0]
+		ids = client[:1:1]
 	} else {
-		id = g.ids.next()
+		ids = g.ids.nextSlice()
 	}
-	ids := []string{id}
+	id := ids[0]
 	w.Header()["X-Request-Id"] = ids
 	r.Header["X-Request-Id"] = ids // what the app is sent
 	if g.internal != nil && strings.HasPrefix(r.URL.Path, InternalPrefix) {
@@ -494,6 +495,19 @@ func (ids *requestIDs) next() string {
 	b := append(buf[:0], ids.prefix[:]...)
 	b = strconv.AppendUint(b, ids.n.Add(1), 16)
 	return string(b)
+}
+
+// nextSlice is next as the one value of a header field, made in one
+// allocation with its string.
+func (ids *requestIDs) nextSlice() []string {
+	x := new(struct {
+		v [1]string
+		b [17 + 16]byte
+	})
+	b := append(x.b[:0], ids.prefix[:]...)
+	b = strconv.AppendUint(b, ids.n.Add(1), 16)
+	x.v[0] = unsafe.String(&x.b[0], len(b))
+	return x.v[:]
 }
 
 func saneID(s string) bool {
