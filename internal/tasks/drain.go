@@ -404,6 +404,7 @@ func (s *Service) load(ctx context.Context) error {
 		}
 		if used {
 			n, from, last = len(sn.tasks), sn.last+1, sn.last
+			s.fromSnap = true
 		}
 	}
 	err := s.q.Scan(ctx, from, func(m store.Message) bool {

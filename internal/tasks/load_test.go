@@ -2,6 +2,8 @@ package tasks
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -27,7 +29,8 @@ func TestState(t *testing.T) {
 
 // TestLoadAtStart: a new engine indexes exactly the ready tasks the
 // stream holds — more than one read batch of them, in two apps' queues,
-// between delayed, buried and deleted ones — in reserve order.
+// between delayed, buried and deleted ones — in reserve order, from the
+// snapshot of a clean stop and from the stream alone.
 func TestLoadAtStart(t *testing.T) {
 	ctx := context.Background()
 	st, err := store.Open(ctx, store.Options{Dir: t.TempDir()})
@@ -72,26 +75,40 @@ func TestLoadAtStart(t *testing.T) {
 	}
 	stop()
 
-	s, _ = startOn(t, st, dir)
-	for app, want := range ready {
-		stats, err := s.Stats(ctx, app, "work")
-		if err != nil {
-			t.Fatal(err)
+	// Twice: from the snapshot the clean stop wrote, then from the
+	// stream alone (the snapshot removed, as after a kill -9).
+	for _, snap := range []bool{true, false} {
+		if !snap {
+			if err := os.Remove(filepath.Join(dir, snapshotName)); err != nil {
+				t.Fatal(err)
+			}
 		}
-		if stats.Ready != want || stats.Delayed != delayed[app] {
-			t.Fatalf("%s after the restart: %d ready, %d delayed; want %d and %d", app, stats.Ready, stats.Delayed, want, delayed[app])
+		s, stop = startOn(t, st, dir)
+		if s.fromSnap != snap {
+			t.Fatalf("start from the snapshot: %v, want %v", s.fromSnap, snap)
 		}
-		se := s.Session(app)
-		last := uint32(0)
-		for range want {
-			task, err := se.Reserve(ctx, []string{"work"}, 0)
+		for app, want := range ready {
+			stats, err := s.Stats(ctx, app, "work")
 			if err != nil {
 				t.Fatal(err)
 			}
-			if task.Priority < last || string(task.Body) != "x" {
-				t.Fatalf("%s: task %+v after priority %d", app, task, last)
+			if stats.Ready != want || stats.Delayed != delayed[app] {
+				t.Fatalf("%s after the restart (snapshot %v): %d ready, %d delayed; want %d and %d", app, snap, stats.Ready, stats.Delayed, want, delayed[app])
 			}
-			last = task.Priority
+			se := s.Session(app)
+			last := uint32(0)
+			for range want {
+				task, err := se.Reserve(ctx, []string{"work"}, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if task.Priority < last || string(task.Body) != "x" {
+					t.Fatalf("%s: task %+v after priority %d", app, task, last)
+				}
+				last = task.Priority
+			}
+			se.Close()
 		}
+		stop()
 	}
 }

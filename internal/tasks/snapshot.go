@@ -255,3 +255,34 @@ func (s *Service) fromSnapshot(ctx context.Context, sn snapshot) (bool, error) {
 	}
 	return true, nil
 }
+
+// warmBodies reads back, oldest first, the bodies of tasks loaded from a
+// snapshot while they fit under Options.Memory, so that a queue worked in
+// order finds them at hand again. It stops at the bound, at the end of
+// the stream, or when ctx ends; reserves meanwhile read what they need.
+func (s *Service) warmBodies(ctx context.Context) {
+	var full bool
+	err := s.q.Scan(ctx, 1, func(m store.Message) bool {
+		id, err := strconv.ParseUint(m.Subject[strings.LastIndexByte(m.Subject, '.')+1:], 10, 64)
+		if err != nil {
+			return true
+		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		j := s.jobs[id]
+		if j == nil || !j.bodyOut || j.seq != m.Seq {
+			return true
+		}
+		if s.opts.Memory > 0 && s.bodyBytes+int64(len(m.Data)) > s.opts.Memory {
+			full = true
+			return false
+		}
+		j.body, j.bodyOut = m.Data, false
+		s.bodyBytes += int64(len(m.Data))
+		return true
+	})
+	if err != nil && ctx.Err() == nil {
+		s.log.Warn("read back task bodies after a start from the snapshot", "err", err)
+	}
+	s.log.Debug("task bodies read back", "memory_full", full)
+}

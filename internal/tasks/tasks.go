@@ -81,6 +81,7 @@ import (
 	"net/http"
 	"os"
 	"regexp"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -189,6 +190,9 @@ type Service struct {
 	jl   *journal // set by Start
 	dr   drainState
 	fseq uint64 // the last f.* message indexed; owned by load, then runPoll
+	// fromSnap: load took the index from a snapshot (bodies out); set by
+	// load, read by Start.
+	fromSnap bool
 
 	// mu guards the index — jobs, tomb, every queue's ready heap,
 	// waiters and counts, every job, reservation and Session.reserved —
@@ -286,12 +290,24 @@ func (s *Service) Start(ctx context.Context) error {
 	dctx, s.stopDrain = context.WithCancel(context.WithoutCancel(ctx))
 	go s.runDrain(dctx, s.drained)
 	go s.runPoll(ctx)
-	counting := make(chan struct{})
+	counting, warmed := make(chan struct{}), make(chan struct{})
 	go s.runCounts(ctx, counting)
+	go func() {
+		defer close(warmed)
+		defer func() {
+			if v := recover(); v != nil {
+				s.log.Error("task bodies read-back crashed", "panic", v, "stack", string(debug.Stack()))
+			}
+		}()
+		if s.fromSnap {
+			s.warmBodies(ctx)
+		}
+	}()
 	go func() {
 		<-ctx.Done()
 		s.stopAll()
 		<-counting
+		<-warmed
 		close(s.stopped)
 	}()
 	return nil
