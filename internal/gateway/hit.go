@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 )
 
 // This file is Front's cached-hit path: a GET or HEAD that the app's cache
@@ -93,12 +94,20 @@ func (fc *frontConn) serveHit(n int) (served, keep bool) {
 			served, keep = true, false
 		}
 	}()
-	// A copy: the head's strings outlive the buffer (the access log, the
-	// request id).
-	s := string(raw)
+	// The head's strings point into the read buffer, which keeps those
+	// bytes until the loop reads again, after this returns. Nothing keeps
+	// them: the cache only compares them, the request id is copied into
+	// the response, the access log gets copies.
+	s := unsafe.String(unsafe.SliceData(raw), len(raw))
 	line, rest, _ := strings.Cut(s, "\r\n")
 	method, line, ok1 := strings.Cut(line, " ")
 	target, proto, ok2 := strings.Cut(line, " ")
+	switch method {
+	case http.MethodGet:
+		method = http.MethodGet // not the buffer's bytes
+	case http.MethodHead:
+		method = http.MethodHead
+	}
 	if !ok1 || !ok2 || proto != "HTTP/1.1" || method != http.MethodGet && method != http.MethodHead ||
 		!originForm(target) || strings.IndexByte(target, '%') >= 0 {
 		return false, false
@@ -261,6 +270,9 @@ func (fc *frontConn) observeHit(app, method, host, path string, status int, byte
 		g.observe(app, status, bytes, d, CacheHit)
 	}
 	if g.access != nil {
+		// Copies: the strings point into the connection's read buffer,
+		// and a log handler may keep them.
+		host, path, id = strings.Clone(host), strings.Clone(path), strings.Clone(id)
 		g.access.LogAttrs(context.Background(), slog.LevelInfo, "request",
 			slog.String("app", app),
 			slog.String("method", method),
