@@ -168,10 +168,9 @@ func (s *Service) writeSnapshot(ctx context.Context) error {
 		return fmt.Errorf("tasks: write the index snapshot: %w", err)
 	}
 	defer os.Remove(f.Name())
+	// No fsync: a file torn by a crash fails its checksum, and the next
+	// start reads the stream instead.
 	_, err = f.Write(encodeSnapshot(sn))
-	if err == nil {
-		err = f.Sync()
-	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
