@@ -3,8 +3,8 @@
 // puts N tasks of SIZE bytes over the beanstalkd protocol and lets the
 // journal drain into JetStream, then reports the engine's resident memory
 // (VmRSS, and its peak VmHWM, from /proc); then it stops the engine with
-// SIGTERM, starts it again on the same home and reports the time from the
-// start to the first beanstalkd answer (the index is loaded before the
+// SIGTERM (or SIGKILL with -kill9), starts it again on the same home and
+// reports the time from the start to the first beanstalkd answer (the index is loaded before the
 // listener opens) and the memory once loaded; it reserves a few tasks to
 // check that the backlog is all there. Everything listens on free
 // loopback ports; each engine is stopped by its PID; -timeout bounds each
@@ -47,6 +47,7 @@ func main() {
 	timeout := flag.Duration("timeout", 10*time.Minute, "bound on each step (puts, stop, start)")
 	app := flag.String("app", "examples/hello-static", "app deployed so that beanstalkd connections need no token")
 	keep := flag.Bool("keep", false, "keep the work directory")
+	kill := flag.Bool("kill9", false, "stop the engine with SIGKILL instead of SIGTERM before the restart (no clean stop: the start reads the whole stream)")
 	flag.Parse()
 	if flag.NArg() == 0 {
 		fmt.Fprintln(os.Stderr, "usage: backlog [flags] 'name=/path/to/pier [pier up flags]' ...")
@@ -70,7 +71,7 @@ func main() {
 		if !ok {
 			fail(fmt.Errorf("%q: want name=/path/to/pier [flags]", arg))
 		}
-		r, err := run(filepath.Join(work, name), strings.Fields(spec), appDir, *n, *size, *conns, *settle, *timeout)
+		r, err := run(filepath.Join(work, name), strings.Fields(spec), appDir, *n, *size, *conns, *settle, *timeout, *kill)
 		start := fmt.Sprintf("%.2f", r.start.Seconds())
 		if err != nil {
 			// What was measured is still shown (an engine that does not
@@ -106,7 +107,7 @@ type engine struct {
 	cpuAtStart time.Duration
 }
 
-func run(dir string, spec []string, appDir string, n, size, conns int, settle, timeout time.Duration) (result, error) {
+func run(dir string, spec []string, appDir string, n, size, conns int, settle, timeout time.Duration, kill9 bool) (result, error) {
 	var r result
 	e := &engine{bin: spec[0], home: filepath.Join(dir, "home")}
 	e.api, e.bsd = freeAddr(), freeAddr()
@@ -134,7 +135,9 @@ func run(dir string, spec []string, appDir string, n, size, conns int, settle, t
 	r.rss, r.peak = memory(e.cmd.Process.Pid)
 
 	t0 := time.Now()
-	if err := e.stop(timeout); err != nil {
+	if kill9 {
+		e.kill()
+	} else if err := e.stop(timeout); err != nil {
 		return r, err
 	}
 	r.stop = time.Since(t0)
@@ -184,10 +187,14 @@ func (e *engine) start(dir string, timeout time.Duration) (time.Duration, error)
 	e.cpuAtStart = cpuTime(e.cmd.Process.Pid)
 	// The CLI needs the API too (it opens after the beanstalkd listener).
 	for !apiUp(e.api) {
+		select {
+		case <-e.exited:
+			return 0, fmt.Errorf("pier up exited; see %s", logf.Name())
+		case <-time.After(5 * time.Millisecond):
+		}
 		if time.Now().After(deadline) {
 			return 0, fmt.Errorf("no API answer within %v", timeout)
 		}
-		time.Sleep(5 * time.Millisecond)
 	}
 	return took, nil
 }
