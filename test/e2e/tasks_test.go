@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -428,6 +429,7 @@ func TestTasksCronRestart(t *testing.T) {
 	down := time.Now()
 	beforeKill := readTicks(t, ticks)
 	time.Sleep(3 * time.Second) // ticks missed while the engine is down
+	restarting := time.Now()
 	e.start()
 	up := time.Now()
 	waitFor(t, 60*time.Second, "three ticks after the restart", func() bool {
@@ -456,21 +458,33 @@ func TestTasksCronRestart(t *testing.T) {
 				tk.ID, tk.ETA.Format(time.RFC3339Nano), times[tk.ID], inFlight)
 		}
 	}
+	// Ticks come from the store's schedule as soon as the new engine's
+	// store runs, before the engine answers (up): only those dated between
+	// the kill and the restart were made for the time nobody ran.
 	missed := 0
-	for i, tk := range made {
-		if tk.ETA.After(down) && !tk.ETA.After(up) {
+	var firstTries []time.Time
+	for _, tk := range made {
+		if tk.ETA.After(down) && tk.ETA.Before(restarting) {
 			missed++
 		}
-		// A tick is the copy the server makes of the schedule: two tasks
-		// well inside one period would be one tick made twice.
-		if i > 0 && tk.ETA.Sub(made[i-1].ETA) < 500*time.Millisecond {
-			t.Errorf("tasks %s and %s only %v apart", made[i-1].ID, tk.ID, tk.ETA.Sub(made[i-1].ETA))
+		// A retried task is dated by its retry (the app may not have been
+		// up yet after the restart); first tries are dated by their tick.
+		if tk.Attempt == 1 {
+			firstTries = append(firstTries, tk.ETA)
+		}
+	}
+	slices.SortFunc(firstTries, time.Time.Compare)
+	for i := 1; i < len(firstTries); i++ {
+		// Two tasks well inside one period would be one tick made twice.
+		if d := firstTries[i].Sub(firstTries[i-1]); d < 500*time.Millisecond {
+			t.Errorf("two tasks for ticks only %v apart: %s and %s", d,
+				firstTries[i-1].Format(time.RFC3339Nano), firstTries[i].Format(time.RFC3339Nano))
 		}
 	}
 	if missed > 1 {
 		t.Errorf("%d ticks made for the 3 s the engine was down, want at most one", missed)
 	}
-	t.Logf("%d tasks made, %d deliveries; %d made while the engine was down or starting", len(made), len(all), missed)
+	t.Logf("%d tasks made, %d deliveries; %d made for the time the engine was down", len(made), len(all), missed)
 	for _, tk := range all {
 		t.Logf("task %s ETA %s attempt %d", tk.ID, tk.ETA.Format("15:04:05.000"), tk.Attempt)
 	}
