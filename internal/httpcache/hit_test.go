@@ -54,8 +54,14 @@ func TestAppendHit(t *testing.T) {
 	host := strings.TrimPrefix(o.url, "http://")
 	h := o.cache.Handler("app", []Rule{{Path: "/never", Cache: false}}, nil).(*appHandler)
 	expect(t, "fill", o.get("/x"), "MISS", "body of /x")
-	o.clock.advance(3 * time.Second)
 	buf := make([]byte, 0, 4096)
+	// The response is stored once its last byte has gone to the client,
+	// which may be just after the client has it.
+	waitFor(t, "/x stored", func() bool {
+		_, _, _, ok := h.AppendHit(buf[:0], host, "/x", []string{"Accept", "*/*"})
+		return ok
+	})
+	o.clock.advance(3 * time.Second)
 	head, body, status, ok := h.AppendHit(buf, host, "/x", []string{"Accept", "*/*"})
 	if !ok || status != 200 || string(body) != "body of /x" {
 		t.Fatalf("AppendHit: ok %v, status %d, body %q", ok, status, body)
