@@ -32,14 +32,14 @@ type reservation struct {
 	j        *job
 	owner    *Session
 	deadline time.Time
-	timer    *time.Timer
+	tidx     int // index in the service's TTR heap (ttr.go); -1 when off it
 }
 
-// reserve makes j, ready, reserved by owner and starts its TTR timer.
+// reserve makes j, ready, reserved by owner and puts it on the TTR clock.
 // Caller holds s.mu.
 func (s *Service) reserve(j *job, owner *Session) *reservation {
 	s.unready(j)
-	r := &reservation{s: s, j: j, owner: owner, deadline: time.Now().Add(j.ttr)}
+	r := &reservation{s: s, j: j, owner: owner, deadline: time.Now().Add(j.ttr), tidx: -1}
 	j.res = r
 	j.counts.reserves++
 	if owner == nil {
@@ -48,7 +48,7 @@ func (s *Service) reserve(j *job, owner *Session) *reservation {
 		owner.reserved[j.id] = j
 	}
 	j.q.nreserved++
-	r.timer = time.AfterFunc(j.ttr, r.expire)
+	s.startTTR(r)
 	return r
 }
 
@@ -57,7 +57,7 @@ func (r *reservation) end() {
 	if r.j.res != r {
 		return
 	}
-	r.timer.Stop()
+	r.s.stopTTR(r)
 	r.j.res = nil
 	r.j.q.nreserved--
 	if r.owner != nil && r.owner.reserved[r.j.id] == r.j {
@@ -65,11 +65,10 @@ func (r *reservation) end() {
 	}
 }
 
-// expire runs when the TTR ends: the task is ready again.
+// expire runs when the TTR ends (expireDue has taken r off the clock):
+// the task is ready again. Caller holds s.mu.
 func (r *reservation) expire() {
 	s := r.s
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	if r.j.res != r {
 		return
 	}
@@ -294,8 +293,7 @@ func (se *Session) Touch(ctx context.Context, id uint64) error {
 	if err != nil {
 		return err
 	}
-	j.res.deadline = time.Now().Add(j.ttr)
-	j.res.timer.Reset(j.ttr)
+	s.touchTTR(j.res)
 	return nil
 }
 

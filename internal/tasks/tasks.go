@@ -212,6 +212,7 @@ type Service struct {
 	// yet in the index: the drain's purges wait until there are none.
 	storing int
 	pushers map[string]*pusher // by "<app>/<queue>"
+	ttr     ttrs               // reservations' deadlines (ttr.go)
 
 	ctx    context.Context // the service's lifetime, set by Start
 	cancel context.CancelFunc

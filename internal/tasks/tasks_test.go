@@ -16,7 +16,7 @@ import (
 
 // newService runs a Service over a real store in a temporary directory;
 // push deliveries go to gw (a stand-in for the gateway) when given.
-func newService(t *testing.T, gw *httptest.Server) *Service {
+func newService(t testing.TB, gw *httptest.Server) *Service {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	st, err := store.Open(ctx, store.Options{Dir: t.TempDir()})
