@@ -31,8 +31,7 @@ cleanup() {
 	[ -n "${KEEP:-}" ] || rm -rf "$work"; echo "work: $work" >&2
 }
 trap cleanup EXIT
-freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-waitport() { for _ in $(seq 400); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; echo "nothing listens on $1" >&2; return 1; }
+. bench/gateway/lib.sh
 
 (cd bench/gateway/app && go build -o "$work/benchapp" .)
 declare -A PID HTTP
@@ -51,35 +50,7 @@ for t in A B; do
 	for _ in 1 2 3; do curl -fsS --max-time 10 -o /dev/null -H "Host: benchapp.localhost" "http://127.0.0.1:$http$PATHNAME"; done
 done
 
-cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; } # clock ticks
-tck=$(getconf CLK_TCK)
-median() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-declare -A RPS P99 CPR
-printf "%-6s %-3s %10s %8s %14s\n" round bin req/s p99_ms cpu_us/req
-for r in $(seq "$ROUNDS"); do
-	order="A B"; [ $((r % 2)) = 0 ] && order="B A"
-	for t in $order; do
-		perfpid=""
-		if [ -n "${PERF:-}" ] && [ "$t" = B ] && [ "$r" = "$ROUNDS" ]; then
-			perf record -F 999 -g -p "${PID[$t]}" -o "$work/perf.data" -- sleep "$DURATION" >/dev/null 2>&1 &
-			perfpid=$!
-		fi
-		c0=$(cpu "${PID[$t]}")
-		out=$(timeout $((DURATION + 30)) wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency -H "Host: benchapp.localhost" "http://127.0.0.1:${HTTP[$t]}$PATHNAME" 2>&1)
-		c1=$(cpu "${PID[$t]}")
-		[ -n "$perfpid" ] && wait "$perfpid" || true
-		read -r reqs rps p99 bad < <(echo "$out" | awk '/requests in/ {n=$1} /Requests\/sec/ {rps=$2} /^ +99%/ {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v*=1000}; p99=v} /Non-2xx/ {bad=$NF} END {printf "%d %.0f %.2f %d\n", n, rps, p99, bad}')
-		[ "$bad" = 0 ] || { echo "$t answered $bad non-2xx" >&2; exit 1; }
-		cpr=$(awk -v c="$((c1 - c0))" -v t="$tck" -v n="$reqs" 'BEGIN {printf "%.2f", c / t / n * 1e6}')
-		RPS[$t]+="$rps "; P99[$t]+="$p99 "; CPR[$t]+="$cpr "
-		printf "%-6s %-3s %10s %8s %14s\n" "$r" "$t" "$rps" "$p99" "$cpr"
-	done
-done
+abrounds "benchapp.localhost" "$PATHNAME"
 printf "\nab: %s, wrk -t%s -c%s -d%ss, median of %s rounds, %s cores, load %s (%s)\n" "$PATHNAME" "$THREADS" "$CONNS" "$DURATION" "$ROUNDS" "$(nproc)" "$(cut -d' ' -f1-3 /proc/loadavg)" "$(date -u +%FT%TZ)"
 printf "A = %s\nB = %s\n" "$A" "$B"
-for t in A B; do
-	printf "%-3s req/s %8s  p99_ms %6s  cpu_us/req %6s\n" "$t" "$(echo "${RPS[$t]}" | median)" "$(echo "${P99[$t]}" | median)" "$(echo "${CPR[$t]}" | median)"
-done
-awk -v ra="$(echo "${RPS[A]}" | median)" -v rb="$(echo "${RPS[B]}" | median)" \
-	-v ca="$(echo "${CPR[A]}" | median)" -v cb="$(echo "${CPR[B]}" | median)" \
-	'BEGIN {printf "B/A req/s %.2fx  cpu/req %.2fx\n", rb / ra, cb / ca}'
+absummary
