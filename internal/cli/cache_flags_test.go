@@ -59,18 +59,9 @@ func TestUpCacheFlags(t *testing.T) {
 		{"bad memory", []string{"--cache-size", "0"}, 0, "", 0, 0, "--cache-size"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			var up UpOptions
-			a := testCLI(t, map[string]string{"PIER_HOME": t.TempDir()})
-			a.hooks = Hooks{Up: func(ctx context.Context, o UpOptions) error { up = o; return nil }}
-			r := a.execute(t, "", append([]string{"up"}, tt.args...)...)
-			if tt.errText != "" {
-				if r.code == 0 || !strings.Contains(r.stderr, tt.errText) {
-					t.Errorf("exit %d, stderr %q; want an error naming %s", r.code, r.stderr, tt.errText)
-				}
+			up, ok := upWith(t, tt.args, tt.errText)
+			if !ok {
 				return
-			}
-			if r.code != 0 {
-				t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
 			}
 			if up.CacheBytes != tt.mem || up.CacheDisk != tt.dir || up.CacheDiskBytes != tt.disk || up.CacheDiskMin != tt.min {
 				t.Errorf("got memory %d, disk %q %d, min %d; want %d, %q %d, %d",
@@ -101,4 +92,24 @@ func FuzzParseSize(f *testing.F) {
 			}
 		}
 	})
+}
+
+// upWith runs "pier up ARGS" with a hook in place of the engine and
+// returns the options the engine would get; ok is false when the command
+// failed, as it must (naming errText) when errText is set.
+func upWith(t *testing.T, args []string, errText string) (up UpOptions, ok bool) {
+	t.Helper()
+	a := testCLI(t, map[string]string{"PIER_HOME": t.TempDir()})
+	a.hooks = Hooks{Up: func(ctx context.Context, o UpOptions) error { up = o; return nil }}
+	r := a.execute(t, "", append([]string{"up"}, args...)...)
+	if errText != "" {
+		if r.code == 0 || !strings.Contains(r.stderr, errText) {
+			t.Errorf("exit %d, stderr %q; want an error naming %s", r.code, r.stderr, errText)
+		}
+		return up, false
+	}
+	if r.code != 0 {
+		t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
+	}
+	return up, true
 }
