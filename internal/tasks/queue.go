@@ -282,7 +282,7 @@ func (s *Service) Peek(ctx context.Context, app, name, state string) (Task, erro
 			s.mu.Unlock()
 			return Task{}, ErrNotFound
 		}
-		j := q.ready[0]
+		j := q.ready[0].j
 		t := j.task()
 		s.mu.Unlock()
 		err = s.withBody(ctx, j, &t) // before t is read for the return
