@@ -27,6 +27,7 @@ package httpcache
 
 import (
 	"bytes"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -291,13 +292,10 @@ var (
 	xRevalidated = []string{"REVALIDATED"}
 )
 
-// serve answers r from v. Conditional and range requests are answered by
-// http.ServeContent; others by a plain write of the stored response.
+// serve answers r from v, from memory or from its pinned disk file.
+// Conditional and range requests are answered by http.ServeContent; others
+// by a plain write of the stored response.
 func (c *Cache) serve(w http.ResponseWriter, r *http.Request, v *variant, age time.Duration, result []string) {
-	if v.fh != nil {
-		c.serveFile(w, r, v, age, result)
-		return
-	}
 	h := w.Header()
 	for k, vv := range v.header {
 		h[k] = vv
@@ -313,11 +311,19 @@ func (c *Cache) serve(w http.ResponseWriter, r *http.Request, v *variant, age ti
 		if h.Get("Content-Type") == "" {
 			h["Content-Type"] = nil // ServeContent must not sniff one
 		}
-		http.ServeContent(w, r, "", mod, bytes.NewReader(v.body))
+		var content io.ReadSeeker = bytes.NewReader(v.body)
+		if v.fh != nil {
+			content = io.NewSectionReader(v.fh, 0, v.disk.size)
+		}
+		http.ServeContent(w, r, "", mod, content)
 		return
 	}
 	w.WriteHeader(v.status)
-	if r.Method != http.MethodHead {
+	switch {
+	case r.Method == http.MethodHead:
+	case v.fh != nil:
+		c.disk.copyBody(w, v)
+	default:
 		w.Write(v.body)
 	}
 }

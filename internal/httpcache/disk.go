@@ -31,7 +31,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
-	"time"
 
 	"github.com/maypok86/otter/v2"
 )
@@ -302,34 +301,6 @@ func (c *Cache) pin(v *variant) *variant {
 	p := *v
 	p.fh = f
 	return &p
-}
-
-// serveFile answers r from a pinned disk variant, as serve does from
-// memory.
-func (c *Cache) serveFile(w http.ResponseWriter, r *http.Request, v *variant, age time.Duration, result []string) {
-	h := w.Header()
-	for k, vv := range v.header {
-		h[k] = vv
-	}
-	h["X-Cache"] = result
-	h["Age"] = []string{strconv.FormatInt(int64(age/time.Second), 10)}
-	if v.status == http.StatusOK && (r.Header.Get("Range") != "" || r.Header.Get("If-None-Match") != "" ||
-		r.Header.Get("If-Modified-Since") != "" || r.Header.Get("If-Match") != "" || r.Header.Get("If-Unmodified-Since") != "") {
-		var mod time.Time
-		if v.lastModified != "" {
-			mod, _ = http.ParseTime(v.lastModified)
-		}
-		if h.Get("Content-Type") == "" {
-			h["Content-Type"] = nil // ServeContent must not sniff one
-		}
-		http.ServeContent(w, r, "", mod, io.NewSectionReader(v.fh, 0, v.disk.size))
-		return
-	}
-	w.WriteHeader(v.status)
-	if r.Method == http.MethodHead {
-		return
-	}
-	c.disk.copyBody(w, v)
 }
 
 // copyBody writes v's pinned body to w in large pieces from a pooled
