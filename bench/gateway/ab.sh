@@ -23,14 +23,8 @@ THREADS=${THREADS:-2}
 CONNS=${CONNS:-64}
 PATHNAME=${PATHNAME:-/hello}
 
-work=$(mktemp -d /tmp/pier-bench-ab.XXXXXX)
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-	[ -n "${KEEP:-}" ] || rm -rf "$work"; echo "work: $work" >&2
-}
-trap cleanup EXIT
+. bench/gateway/lib.sh
+benchwork ab
 . bench/gateway/lib.sh
 
 (cd bench/gateway/app && go build -o "$work/benchapp" .)

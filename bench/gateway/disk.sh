@@ -20,14 +20,8 @@ THREADS=${THREADS:-2}
 CONNS=${CONNS:-16}
 SIZE=${SIZE:-1048576}
 
-work=$(mktemp -d /tmp/pier-bench-disk.XXXXXX)
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-	[ -n "${KEEP:-}" ] || rm -rf "$work"; echo "work: $work" >&2
-}
-trap cleanup EXIT
+. bench/gateway/lib.sh
+benchwork disk
 . bench/gateway/lib.sh
 
 if [ $# -ge 1 ]; then bin=$(realpath "$1"); else go build -o "$work/pier" ./cmd/pier; bin=$work/pier; fi

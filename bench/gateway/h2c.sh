@@ -19,18 +19,8 @@ THREADS=${THREADS:-2}
 CONNS=${CONNS:-64}
 command -v wrk >/dev/null || { echo "bench/gateway/h2c.sh: needs wrk (apt-get install wrk)" >&2; exit 1; }
 
-work=$(mktemp -d /tmp/pier-bench-h2c.XXXXXX)
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-	[ -n "${KEEP:-}" ] || rm -rf "$work"; echo "work: $work" >&2
-}
-trap cleanup EXIT
-freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-waitport() { for _ in $(seq 400); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; echo "nothing listens on $1" >&2; return 1; }
-# cpu PID: user+system clock ticks of a process so far.
-cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+. bench/gateway/lib.sh
+benchwork h2c
 
 go build -o "$work/pier" ./cmd/pier
 HTTP=$(freeport); API=$(freeport)
@@ -72,7 +62,6 @@ for run in $(seq "$RUNS"); do
 		echo "run $run $proto: $rate req/s, p99 $p99" >&2
 	done
 done
-median() { python3 -c "import statistics,sys; print(statistics.median(float(x) for x in sys.argv[1:]))" "$@"; }
 ms() { python3 -c "
 import statistics,sys
 def v(s):
@@ -82,5 +71,5 @@ print('%.2f ms' % statistics.median(v(x) for x in sys.argv[1:]))" "$@"; }
 echo "pass-through /hello to one instance, wrk -t$THREADS -c$CONNS, $RUNS x ${DURATION}s alternating, $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 printf '%-10s %12s %10s %18s %18s\n' protocol req/s p99 "pier CPU µs/req" "app CPU µs/req"
 for proto in http h2c; do
-	printf '%-10s %12.0f %10s %18.1f %18.1f\n' "$proto" "$(median ${rates[$proto]})" "$(ms ${p99s[$proto]})" "$(median ${pcpu[$proto]})" "$(median ${acpu[$proto]})"
+	printf '%-10s %12.0f %10s %18.1f %18.1f\n' "$proto" "$(echo "${rates[$proto]}" | median)" "$(ms ${p99s[$proto]})" "$(echo "${pcpu[$proto]}" | median)" "$(echo "${acpu[$proto]}" | median)"
 done

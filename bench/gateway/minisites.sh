@@ -20,16 +20,8 @@ DOMAINS=${DOMAINS:-70000}
 TENANTS=${TENANTS:-$DOMAINS}
 command -v wrk >/dev/null || { echo "bench/gateway/minisites.sh needs wrk (apt-get install wrk)" >&2; exit 1; }
 
-work=$(mktemp -d /tmp/pier-bench-minisites.XXXXXX)
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-	[ -n "${KEEP:-}" ] || rm -rf "$work"; echo "work: $work" >&2
-}
-trap cleanup EXIT
-freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-waitport() { for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; echo "nothing listens on $1" >&2; return 1; }
+. bench/gateway/lib.sh
+benchwork minisites
 
 go build -o "$work/pier" ./cmd/pier
 HTTP=$(freeport); API=$(freeport)
@@ -66,7 +58,6 @@ one() {
 	wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency -s "$work/tenants.lua" "http://127.0.0.1:$HTTP/" 2>&1 |
 		awk '/Requests\/sec/ {rps=$2} /^ +99%/ {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v*=1000}; p99=v} /Non-2xx/ {bad=$NF} END {printf "%.0f %.2f %d\n", rps, p99, bad}'
 }
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 declare -A RPS P99 BAD
 for mode in cache nocache; do
@@ -88,6 +79,6 @@ printf "%-40s %10s %10s %8s\n" case req/s p99_ms non-2xx
 for mode in cache nocache; do
 	case $mode in cache) name="minisites, gateway cache (s-maxage=60)";; nocache) name="minisites, no cache (rendered each time)";; esac
 	printf "%-40s %10s %10s %8s\n" "$name" \
-		"$(echo "${RPS[$mode]}" | tr ' ' '\n' | grep . | median)" \
-		"$(echo "${P99[$mode]}" | tr ' ' '\n' | grep . | median)" "${BAD[$mode]}"
+		"$(echo "${RPS[$mode]}" | median)" \
+		"$(echo "${P99[$mode]}" | median)" "${BAD[$mode]}"
 done
