@@ -189,6 +189,9 @@ type frontConn struct {
 	idle   atomic.Bool // waiting for a request: Close may close it
 	w      frontWriter
 	hit    hitScratch // the cached-hit path's (hit.go)
+	// pass is what the hit path's cache lookup found for the request
+	// being served, if it looked (hit.go): reset before each request.
+	pass passHint
 }
 
 var (
@@ -261,6 +264,7 @@ func (fc *frontConn) serve() {
 		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
 			return // closed, or too slow: net/http would close it too
 		}
+		fc.pass = passHint{}
 		if ok {
 			// A fresh cache hit is answered from the head's bytes (hit.go).
 			if served, keep := fc.serveHit(n); served {

@@ -248,6 +248,24 @@ type passCache interface {
 	PassAnswered(r *http.Request, status int, cacheControl []string, hs interface{ Header() http.Header })
 }
 
+// passMarkCache is a passCache that takes the verdict of its own lookup of
+// the request's key made by the hit path (hitPassCache) instead of looking
+// again: httpcache's PassingMarked.
+type passMarkCache interface {
+	PassingMarked(r *http.Request, looked, marked bool) bool
+}
+
+// passing asks pc, the handler of rt, whether it lets r through, with the
+// hit path's lookup when that cache made it for this very request.
+func passing(pc passCache, r *http.Request, hint passHint) bool {
+	if hint.cache != nil && hint.cache == any(pc) {
+		if pm, ok := pc.(passMarkCache); ok {
+			return pm.PassingMarked(r, true, hint.marked)
+		}
+	}
+	return pc.Passing(r)
+}
+
 func stateFrom(ctx context.Context) *proxyState {
 	st, _ := ctx.Value(stateKey{}).(*proxyState)
 	return st
@@ -255,6 +273,10 @@ func stateFrom(ctx context.Context) *proxyState {
 
 // ServeHTTP routes r by its Host header.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	var hint passHint
+	if fw, ok := w.(*frontWriter); ok && fw.fc != nil {
+		hint = fw.fc.pass // Front's loop: the hit path may have looked r's key up
+	}
 	var ids []string // one value, shared by the request's and the response's header
 	if client := r.Header["X-Request-Id"]; len(client) > 0 && saneID(client[0]) {
 		ids = client[:1:1]
@@ -314,7 +336,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	canary := rt.canary != nil && rt.canary.choose(w, r)
 	if rt.handler != nil {
-		if pc, ok := rt.handler.(passCache); ok && !g.slow && !canary && g.dial != nil && !rt.speaksH2C(false) && pc.Passing(r) {
+		if pc, ok := rt.handler.(passCache); ok && !g.slow && !canary && g.dial != nil && !rt.speaksH2C(false) && passing(pc, r, hint) {
 			// The cache would only pass r on: the forwarder answers it
 			// with X-Cache: MISS and tells the cache about the response.
 			g.forwardFast(w, r, rt, false, pc)

@@ -31,6 +31,20 @@ type hitCache interface {
 	AppendHit(dst []byte, host, target string, fields []string) (head, body []byte, status int, ok bool)
 }
 
+// hitPassCache is a hitCache that also says what its lookup of the key
+// found (httpcache's AppendHitPass), so that a request it did not answer
+// is not looked up again by Passing (passMarkCache) in ServeHTTP.
+type hitPassCache interface {
+	AppendHitPass(dst []byte, host, target string, fields []string) (head, body []byte, status int, ok, looked, marked bool)
+}
+
+// passHint is what the hit path's lookup found for the request it hands
+// on to ServeHTTP: cache is the handler that looked (nil: none did).
+type passHint struct {
+	cache  any
+	marked bool
+}
+
 // hitScratch is a connection's buffer for the fields of a request head,
 // and its vectors for a writev.
 type hitScratch struct {
@@ -136,7 +150,17 @@ func (fc *frontConn) serveHit(n int) (served, keep bool) {
 	}
 	start := time.Now()
 	bw := fc.writer()
-	head, body, status, ok := hc.AppendHit(bw.AvailableBuffer(), host, target, fields)
+	var head, body []byte
+	var status int
+	if hp, _ := hc.(hitPassCache); hp != nil {
+		var looked, marked bool
+		head, body, status, ok, looked, marked = hp.AppendHitPass(bw.AvailableBuffer(), host, target, fields)
+		if looked && !ok {
+			fc.pass = passHint{cache: hc, marked: marked} // for ServeHTTP's Passing
+		}
+	} else {
+		head, body, status, ok = hc.AppendHit(bw.AvailableBuffer(), host, target, fields)
+	}
 	if !ok {
 		return false, false
 	}

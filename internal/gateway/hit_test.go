@@ -669,3 +669,86 @@ func serveFrontB(b *testing.B, g *Gateway, h http.Handler) string {
 	b.Cleanup(func() { srv.Close() })
 	return ln.Addr().String()
 }
+
+// markCountingCache is the real cache whose handlers count how Passing is
+// asked: with the hit path's lookup (marked) or looking the key up again
+// (full).
+type markCountingCache struct {
+	c            *httpcache.Cache
+	full, marked atomic.Int64
+}
+
+func (mc *markCountingCache) Handler(app string, rules []CacheRule, next http.Handler) http.Handler {
+	return &markCounted{Handler: testCache{mc.c}.Handler(app, rules, next), mc: mc}
+}
+
+type markCounted struct {
+	http.Handler
+	mc *markCountingCache
+}
+
+func (h *markCounted) AppendHit(dst []byte, host, target string, fields []string) ([]byte, []byte, int, bool) {
+	return h.Handler.(hitCache).AppendHit(dst, host, target, fields)
+}
+
+func (h *markCounted) AppendHitPass(dst []byte, host, target string, fields []string) ([]byte, []byte, int, bool, bool, bool) {
+	return h.Handler.(hitPassCache).AppendHitPass(dst, host, target, fields)
+}
+
+func (h *markCounted) Passing(r *http.Request) bool {
+	h.mc.full.Add(1)
+	return h.Handler.(passCache).Passing(r)
+}
+
+func (h *markCounted) PassingMarked(r *http.Request, looked, marked bool) bool {
+	if looked {
+		h.mc.marked.Add(1)
+	} else {
+		h.mc.full.Add(1)
+	}
+	return h.Handler.(passMarkCache).PassingMarked(r, looked, marked)
+}
+
+func (h *markCounted) PassAnswered(r *http.Request, status int, cacheControl []string, hs interface{ Header() http.Header }) {
+	h.Handler.(passCache).PassAnswered(r, status, cacheControl, hs)
+}
+
+// TestPassUsesHitLookup: a request Front's hit path looked up and did not
+// answer is not looked up again to decide whether it is passed; one it
+// did not look up (a field the hit path leaves alone) is. Either way it is
+// answered as before: X-Cache MISS, from the app.
+func TestPassUsesHitLookup(t *testing.T) {
+	var hits atomic.Int64
+	backend := startBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		w.Header().Set("Cache-Control", "no-store")
+		w.Header().Set("Content-Type", "text/plain")
+		io.WriteString(w, "pass")
+	}))
+	mc := &markCountingCache{c: httpcache.New(httpcache.Options{})}
+	g := New(Options{Logger: testLogger(t), Cache: mc})
+	var directs atomic.Int64
+	g.onDirect = func() { directs.Add(1) }
+	g.SetRoutes([]Route{{App: "app", Hosts: []string{"app.test"}, Backends: []string{backend}}})
+	addr := serveFront(t, g, g) // the gateway itself: the hit path runs
+	steps := []struct {
+		name                 string
+		req                  string
+		direct, full, marked int64
+	}{
+		{"first: not marked yet", "GET /p HTTP/1.1\r\nHost: app.test\r\n\r\n", 0, 0, 1},
+		{"marked", "GET /p HTTP/1.1\r\nHost: app.test\r\n\r\n", 1, 0, 1},
+		{"marked again", "GET /p HTTP/1.1\r\nHost: app.test\r\nAccept: */*\r\n\r\n", 1, 0, 1},
+		{"not looked up by the hit path", "GET /p HTTP/1.1\r\nHost: app.test\r\nAuthorization: x\r\n\r\n", 0, 1, 0},
+	}
+	for i, s := range steps {
+		d0, f0, m0 := directs.Load(), mc.full.Load(), mc.marked.Load()
+		resp, body, _, _ := roundTrip(t, addr, s.req)
+		if string(body) != "pass" || resp.Header.Get("X-Cache") != "MISS" || hits.Load() != int64(i+1) {
+			t.Fatalf("%s: got %q with X-Cache %q, app hits %d", s.name, body, resp.Header.Get("X-Cache"), hits.Load())
+		}
+		if d, f, m := directs.Load()-d0, mc.full.Load()-f0, mc.marked.Load()-m0; d != s.direct || f != s.full || m != s.marked {
+			t.Errorf("%s: direct %d, full lookups %d, hit-path verdicts %d; want %d, %d, %d", s.name, d, f, m, s.direct, s.full, s.marked)
+		}
+	}
+}

@@ -142,10 +142,19 @@ func validFieldName(k string) bool {
 // (shared: never modify it) and the status. ok false means the caller must
 // serve the request through ServeHTTP; dst is then returned unchanged.
 func (h *appHandler) AppendHit(dst []byte, host, target string, fields []string) (head, body []byte, status int, ok bool) {
+	head, body, status, ok, _, _ = h.AppendHitPass(dst, host, target, fields)
+	return head, body, status, ok
+}
+
+// AppendHitPass is AppendHit that also says what its lookup of the key
+// found, for PassingMarked, so that the caller that goes on to Passing
+// need not look the key up again: looked reports that it looked it up,
+// marked that the key is marked pass (never with ok).
+func (h *appHandler) AppendHitPass(dst []byte, host, target string, fields []string) (head, body []byte, status int, ok, looked, marked bool) {
 	c := h.c
 	path, _, _ := strings.Cut(target, "?")
 	if rule := h.rule(path); rule != nil && !rule.Cache {
-		return dst, nil, 0, false
+		return dst, nil, 0, false, false, false
 	}
 	inm, inms := "", 0
 	for i := 0; i+1 < len(fields); i += 2 {
@@ -154,22 +163,25 @@ func (h *appHandler) AppendHit(dst []byte, host, target string, fields []string)
 			continue
 		}
 		if slowField(fields[i]) {
-			return dst, nil, 0, false
+			return dst, nil, 0, false, false, false
 		}
 	}
 	var kb [256]byte
 	obj, _ := c.mem.GetIfPresent(hitKey(kb[:0], h.app, host, target))
-	if obj == nil || obj.pass {
-		return dst, nil, 0, false
+	if obj == nil {
+		return dst, nil, 0, false, true, false
+	}
+	if obj.pass {
+		return dst, nil, 0, false, true, true
 	}
 	v := obj.findFields(fields)
 	if v == nil || v.wire == nil {
-		return dst, nil, 0, false
+		return dst, nil, 0, false, true, false
 	}
 	now := c.now()
 	age := v.age(now)
 	if age >= v.fresh || v.noCache {
-		return dst, nil, 0, false
+		return dst, nil, 0, false, true, false
 	}
 	wire, body, status := v.wire, v.body, v.status
 	switch {
@@ -179,7 +191,7 @@ func (h *appHandler) AppendHit(dst []byte, host, target string, fields []string)
 		// other tags are left to it).
 		wire, body, status = v.wire304, nil, http.StatusNotModified
 	default:
-		return dst, nil, 0, false
+		return dst, nil, 0, false, true, false
 	}
 	head = append(dst, wire...)
 	head = append(head, "Age: "...)
@@ -191,7 +203,7 @@ func (h *appHandler) AppendHit(dst []byte, host, target string, fields []string)
 		head = now.UTC().AppendFormat(head, http.TimeFormat)
 		head = append(head, "\r\n"...)
 	}
-	return head, body, status, true
+	return head, body, status, true, true, false
 }
 
 // hitKey is keyFor's key of a plain-HTTP request, built in buf when it

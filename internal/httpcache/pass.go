@@ -21,6 +21,29 @@ import (
 // protocol switch), no cache rule for its path, and a key whose last
 // response was not storable, with nothing stored under it.
 func (h *appHandler) Passing(r *http.Request) bool {
+	if !h.passFields(r) {
+		return false
+	}
+	var buf [256]byte
+	obj, _ := h.c.mem.GetIfPresent(passKey(buf[:0], h.app, r))
+	return obj != nil && obj.pass
+}
+
+// PassingMarked is Passing for a plain-HTTP request (r.TLS nil) whose key
+// AppendHitPass looked up a moment before, from the same head: marked is
+// what it found (looked true), used instead of a second lookup. Every
+// other condition of Passing is checked on r as Passing does; without
+// looked it is Passing.
+func (h *appHandler) PassingMarked(r *http.Request, looked, marked bool) bool {
+	if !looked || r.TLS != nil {
+		return h.Passing(r)
+	}
+	return marked && h.passFields(r)
+}
+
+// passFields reports Passing's conditions but the key's mark: a GET, no
+// cache rule for its path, no request field that makes the cache do more.
+func (h *appHandler) passFields(r *http.Request) bool {
 	if r.Method != http.MethodGet || h.rule(r.URL.Path) != nil {
 		return false
 	}
@@ -29,9 +52,7 @@ func (h *appHandler) Passing(r *http.Request) bool {
 			return false
 		}
 	}
-	var buf [256]byte
-	obj, _ := h.c.mem.GetIfPresent(passKey(buf[:0], h.app, r))
-	return obj != nil && obj.pass
+	return true
 }
 
 // passKey is keyOf's key, built in buf when it fits and the host is

@@ -2,6 +2,7 @@ package httpcache
 
 import (
 	"crypto/tls"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -50,6 +51,98 @@ func FuzzPassKey(f *testing.F) {
 		var buf [256]byte
 		if got := passKey(buf[:0], app, r); got != want {
 			t.Fatalf("passKey %q, keyOf %q", got, want)
+		}
+	})
+}
+
+// TestPassingMarked: Passing with the verdict of AppendHitPass's lookup of
+// the same request is Passing, for requests whose key is marked pass,
+// stored, or unknown, and for each of Passing's other conditions.
+func TestPassingMarked(t *testing.T) {
+	rules := []Rule{{Path: "/ruled", Cache: true}, {Path: "/never", Cache: false}}
+	o := newOrigin(t, Options{}, rules, func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/stored") {
+			w.Header().Set("Cache-Control", "max-age=60")
+		} else {
+			w.Header().Set("Cache-Control", "no-store")
+		}
+		w.Header().Set("Content-Type", "text/plain")
+		io.WriteString(w, "body of "+r.URL.Path)
+	})
+	host := strings.TrimPrefix(o.url, "http://")
+	h := o.cache.Handler("app", rules, nil).(*appHandler)
+	for _, p := range []string{"/pass", "/stored", "/ruled", "/never"} {
+		o.get(p)
+	}
+	passReq := func(method, target string, fields []string) *http.Request {
+		path, query, _ := strings.Cut(target, "?")
+		r := &http.Request{Method: method, Host: host, RequestURI: target, URL: &url.URL{Path: path, RawQuery: query}, Header: http.Header{}}
+		for i := 0; i+1 < len(fields); i += 2 {
+			r.Header.Add(fields[i], fields[i+1])
+		}
+		return r
+	}
+	waitFor(t, "/pass marked", func() bool { return h.Passing(passReq("GET", "/pass", nil)) })
+	waitFor(t, "/stored stored", func() bool {
+		_, _, _, ok := h.AppendHit(nil, host, "/stored", nil)
+		return ok
+	})
+	for _, tt := range []struct {
+		name, method, target string
+		fields               []string
+		want                 bool
+	}{
+		{"marked", "GET", "/pass", []string{"Accept", "*/*"}, true},
+		{"marked, head", "HEAD", "/pass", nil, false},
+		{"marked, authorization", "GET", "/pass", []string{"Authorization", "x"}, false},
+		{"marked, if-none-match", "GET", "/pass", []string{"If-None-Match", `"t"`}, false},
+		{"marked, cache-control", "GET", "/pass", []string{"cache-control", "no-cache"}, false},
+		{"other query", "GET", "/pass?x=1", nil, false},
+		{"stored", "GET", "/stored", nil, false},
+		{"unknown", "GET", "/nothing", nil, false},
+		{"rule", "GET", "/ruled", nil, false},
+		{"rule, no cache", "GET", "/never", nil, false},
+	} {
+		looked, marked := false, false
+		var ok bool
+		_, _, _, ok, looked, marked = h.AppendHitPass(nil, host, tt.target, tt.fields)
+		if ok && marked {
+			t.Errorf("%s: a hit marked pass", tt.name)
+		}
+		r := passReq(tt.method, tt.target, tt.fields)
+		got, want := h.PassingMarked(r, looked, marked), h.Passing(r)
+		if got != want || got != tt.want {
+			t.Errorf("%s: PassingMarked %v (looked %v, marked %v), Passing %v, want %v", tt.name, got, looked, marked, want, tt.want)
+		}
+	}
+}
+
+// BenchmarkPassDecision: what deciding that a request is passed costs
+// after the hit path's lookup: a second lookup (Passing) or none
+// (PassingMarked with the hit path's verdict).
+func BenchmarkPassDecision(b *testing.B) {
+	c := New(Options{})
+	defer c.Close()
+	h := c.Handler("app", nil, nil).(*appHandler)
+	r := &http.Request{Method: "GET", Host: "app.test", RequestURI: "/hello", URL: &url.URL{Path: "/hello"},
+		Header: http.Header{"Accept": {"*/*"}, "User-Agent": {"wrk"}}}
+	key, _, _ := keyOf("app", r)
+	h.c.mem.Set(key, &object{pass: true})
+	fields := []string{"Accept", "*/*", "User-Agent", "wrk"}
+	buf := make([]byte, 0, 4096)
+	b.Run("second-lookup", func(b *testing.B) {
+		for b.Loop() {
+			if _, _, _, ok := h.AppendHit(buf, "app.test", "/hello", fields); ok || !h.Passing(r) {
+				b.Fatal("not passed")
+			}
+		}
+	})
+	b.Run("hit-verdict", func(b *testing.B) {
+		for b.Loop() {
+			_, _, _, ok, looked, marked := h.AppendHitPass(buf, "app.test", "/hello", fields)
+			if ok || !h.PassingMarked(r, looked, marked) {
+				b.Fatal("not passed")
+			}
 		}
 	})
 }
