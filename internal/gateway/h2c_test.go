@@ -261,30 +261,7 @@ func TestH2CStreaming(t *testing.T) {
 		}
 		io.WriteString(w, "b")
 	}), false)
-	g, base, c := newTestGateway(t, Route{App: "app", Hosts: []string{"app.localhost"}, Backends: []string{addr}, H2C: true})
-	req, _ := http.NewRequest("GET", base+"/", nil)
-	req.Host = "app.localhost"
-	resp, err := c.Do(req)
-	if err != nil {
-		close(release)
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	br := bufio.NewReader(resp.Body)
-	first, err := br.ReadByte() // blocks until "a" arrives; "b" is not sent yet
-	if err != nil || first != 'a' {
-		close(release)
-		t.Fatalf("first byte %q, %v; want 'a'", first, err)
-	}
-	if n := g.Outstanding(addr); n != 1 {
-		t.Errorf("Outstanding while streaming = %d, want 1", n)
-	}
-	close(release)
-	rest, err := io.ReadAll(br)
-	if err != nil || string(rest) != "b" {
-		t.Fatalf("rest %q, %v; want \"b\"", rest, err)
-	}
-	waitFor(t, "Outstanding to drop to 0", func() bool { return g.Outstanding(addr) == 0 })
+	checkStreamed(t, Route{App: "app", Hosts: []string{"app.localhost"}, Backends: []string{addr}, H2C: true}, release)
 }
 
 // TestH2CMultiplexed holds 100 requests in the app at once: they are

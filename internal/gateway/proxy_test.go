@@ -291,7 +291,16 @@ func TestStreaming(t *testing.T) {
 		<-release
 		io.WriteString(w, "b")
 	}))
-	g, base, c := newTestGateway(t, Route{App: "app", Hosts: []string{"app.localhost"}, Backends: []string{addr}})
+	checkStreamed(t, Route{App: "app", Hosts: []string{"app.localhost"}, Backends: []string{addr}}, release)
+}
+
+// checkStreamed asks rt's one backend, which sends "a", flushes, and sends
+// "b" once release is closed, for "/": "a" must reach the client before
+// "b" is sent, with the request counted outstanding until it ends.
+func checkStreamed(t *testing.T, rt Route, release chan struct{}) {
+	t.Helper()
+	addr := rt.Backends[0]
+	g, base, c := newTestGateway(t, rt)
 	req, _ := http.NewRequest("GET", base+"/", nil)
 	req.Host = "app.localhost"
 	resp, err := c.Do(req)
