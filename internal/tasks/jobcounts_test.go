@@ -6,8 +6,6 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
-
-	"pier/internal/store"
 )
 
 // TestCountersKeptWhileReady: counters that change while a task stays
@@ -17,11 +15,7 @@ import (
 // drain). Deleting the task removes its entry.
 func TestCountersKeptWhileReady(t *testing.T) {
 	ctx := context.Background()
-	st, err := store.Open(ctx, store.Options{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := openStore(t)
 	dir := t.TempDir()
 	s, stop := startOn(t, st, dir)
 	id, err := s.Enqueue(ctx, "blog", "email", NewTask{Body: []byte("x"), TTR: time.Second})

@@ -6,8 +6,6 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
-
-	"pier/internal/store"
 )
 
 func TestState(t *testing.T) {
@@ -33,11 +31,7 @@ func TestState(t *testing.T) {
 // snapshot of a clean stop and from the stream alone.
 func TestLoadAtStart(t *testing.T) {
 	ctx := context.Background()
-	st, err := store.Open(ctx, store.Options{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := openStore(t)
 	dir := t.TempDir()
 	s, stop := startOn(t, st, dir)
 	const total = 2500

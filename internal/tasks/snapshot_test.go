@@ -6,8 +6,6 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
-
-	"pier/internal/store"
 )
 
 // TestSnapshotRestart: after a clean stop the next start takes the index
@@ -17,11 +15,7 @@ import (
 // used and the whole stream is read. The file is gone once taken.
 func TestSnapshotRestart(t *testing.T) {
 	ctx := context.Background()
-	st, err := store.Open(ctx, store.Options{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := openStore(t)
 	dir := t.TempDir()
 	s, stop := startOn(t, st, dir)
 	const total = 50

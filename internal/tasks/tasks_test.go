@@ -16,6 +16,17 @@ import (
 
 // newService runs a Service over a real store in a temporary directory;
 // push deliveries go to gw (a stand-in for the gateway) when given.
+// openStore opens a store of its own for t, closed at its end.
+func openStore(t testing.TB) *store.Store {
+	t.Helper()
+	st, err := store.Open(context.Background(), store.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
 func newService(t testing.TB, gw *httptest.Server) *Service {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
