@@ -542,53 +542,19 @@ func TestH2CLoseOneOfTwo(t *testing.T) {
 			_, base, c := newTestGateway(t, Route{App: "app", Hosts: []string{"app.localhost"},
 				Backends: []string{victimAddr, survivor}, H2C: true})
 
-			var failures, served, fromVictim atomic.Int64
-			stop := make(chan struct{})
-			var wg sync.WaitGroup
-			for w := 0; w < 6; w++ {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					for {
-						select {
-						case <-stop:
-							return
-						default:
-						}
-						req, _ := http.NewRequest("GET", base+"/", nil)
-						req.Host = "app.localhost"
-						resp, err := c.Do(req)
-						if err != nil {
-							failures.Add(1)
-							t.Errorf("request error: %v", err)
-							continue
-						}
-						body, _ := io.ReadAll(resp.Body)
-						resp.Body.Close()
-						if resp.StatusCode != 200 {
-							failures.Add(1)
-							t.Errorf("got %d %q", resp.StatusCode, body)
-						}
-						if string(body) == "victim" {
-							fromVictim.Add(1)
-						}
-						served.Add(1)
-					}
-				}()
+			var fromVictim atomic.Int64
+			seen := func(body string) {
+				if body == "victim" {
+					fromVictim.Add(1)
+				}
 			}
-			waitFor(t, "traffic to both instances", func() bool { return served.Load() > 100 && fromVictim.Load() > 0 })
-			if graceful {
-				go victim.Shutdown(context.Background())
-			} else {
-				victim.Close()
-			}
-			at := served.Load()
-			waitFor(t, "traffic after the loss", func() bool { return served.Load() > at+300 })
-			close(stop)
-			wg.Wait()
-			if n := failures.Load(); n != 0 {
-				t.Errorf("%d requests failed", n)
-			}
+			loseOneUnderLoad(t, base, c, seen, func() {
+				if graceful {
+					go victim.Shutdown(context.Background())
+				} else {
+					victim.Close()
+				}
+			}, func() bool { return fromVictim.Load() > 0 })
 		})
 	}
 }

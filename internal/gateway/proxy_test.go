@@ -489,6 +489,18 @@ func TestKillOneOfTwo(t *testing.T) {
 	_, base, c := newTestGateway(t, Route{App: "app", Hosts: []string{"app.localhost"},
 		Backends: []string{victim.Listener.Addr().String(), survivor}})
 
+	loseOneUnderLoad(t, base, c, nil, func() {
+		victim.Listener.Close()
+		victim.CloseClientConnections()
+	})
+}
+
+// loseOneUnderLoad keeps six clients asking base for "/" through c, each
+// answer's body given to seen (if not nil); once 100 are served and ready
+// (if not nil) holds, it calls lose, and then waits for 300 more. Any
+// request that fails or answers other than 200 fails t.
+func loseOneUnderLoad(t *testing.T, base string, c *http.Client, seen func(body string), lose func(), ready ...func() bool) {
+	t.Helper()
 	var failures, served atomic.Int64
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
@@ -516,15 +528,24 @@ func TestKillOneOfTwo(t *testing.T) {
 					failures.Add(1)
 					t.Errorf("got %d %q", resp.StatusCode, body)
 				}
+				if seen != nil {
+					seen(string(body))
+				}
 				served.Add(1)
 			}
 		}()
 	}
-	waitFor(t, "some traffic", func() bool { return served.Load() > 100 })
-	victim.Listener.Close()
-	victim.CloseClientConnections()
+	waitFor(t, "some traffic", func() bool {
+		for _, r := range ready {
+			if !r() {
+				return false
+			}
+		}
+		return served.Load() > 100
+	})
+	lose()
 	at := served.Load()
-	waitFor(t, "traffic after the kill", func() bool { return served.Load() > at+300 })
+	waitFor(t, "traffic after the loss", func() bool { return served.Load() > at+300 })
 	close(stop)
 	wg.Wait()
 	if n := failures.Load(); n != 0 {
