@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -463,45 +462,9 @@ func BenchmarkH2CPass(b *testing.B) {
 		b.Run(name, func(b *testing.B) {
 			g := New(Options{Logger: slog.New(slog.DiscardHandler)})
 			g.SetRoutes([]Route{{App: "app", Hosts: []string{"app.localhost"}, Backends: []string{ln.Addr().String()}, H2C: h2c}})
-			fln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				b.Fatal(err)
-			}
-			srv := &http.Server{Handler: g}
-			go srv.Serve(g.Front(Guard(fln, GuardOptions{BodyTimeout: time.Minute, SendTimeout: time.Minute}), g, FrontOptions{ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute}))
-			defer srv.Close()
-			req := []byte("GET /hello HTTP/1.1\r\nHost: app.localhost\r\nUser-Agent: bench\r\n\r\n")
-			b.SetParallelism(8)
-			b.ReportAllocs()
 			cpu0 := processCPU()
-			b.ResetTimer()
-			defer func() { b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N)/1e3, "cpu-µs/op") }()
-			b.RunParallel(func(pb *testing.PB) {
-				c, err := net.Dial("tcp", fln.Addr().String())
-				if err != nil {
-					b.Error(err)
-					return
-				}
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for pb.Next() {
-					if _, err := c.Write(req); err != nil {
-						b.Error(err)
-						return
-					}
-					resp, err := http.ReadResponse(br, nil)
-					if err != nil {
-						b.Error(err)
-						return
-					}
-					io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-					if resp.StatusCode != http.StatusOK {
-						b.Errorf("status %d", resp.StatusCode)
-						return
-					}
-				}
-			})
+			benchFrontGets(b, g)
+			b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N)/1e3, "cpu-µs/op")
 		})
 	}
 }
