@@ -15,15 +15,8 @@ import (
 // their own backend set with the weight, reports the canary as routed, and
 // marks apps that sleep while idle as wakeable.
 func TestRouterCanaryAndWake(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	b := testBuckets(t, "apps", "instances")
-	apps, inst := b[0], b[1]
-	var log routeLog
-	r := NewRouter(apps, inst, log.set, nil)
-	if err := r.Run(ctx); err != nil {
-		t.Fatal(err)
-	}
+	ctx := context.Background()
+	r, apps, inst, log := runTestRouter(t)
 	route := func() Route { return log.route("blog") }
 
 	store.PutJSON(ctx, apps, "blog", appRecord{Name: "blog", Release: 1, Web: true, Hosts: []string{"blog.localhost"}, Canary: 2, CanaryWeight: 1000})

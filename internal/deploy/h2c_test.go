@@ -15,15 +15,8 @@ import (
 // new release has no ready instance, the instances kept are those that
 // speak as the newest of the others.
 func TestRouterH2C(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	b := testBuckets(t, "apps", "instances")
-	apps, inst := b[0], b[1]
-	var log routeLog
-	r := NewRouter(apps, inst, log.set, nil)
-	if err := r.Run(ctx); err != nil {
-		t.Fatal(err)
-	}
+	ctx := context.Background()
+	_, apps, inst, log := runTestRouter(t)
 	waitRoute := func(what string, ok func(Route) bool) {
 		t.Helper()
 		deadline := time.Now().Add(10 * time.Second)

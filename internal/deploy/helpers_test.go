@@ -57,3 +57,18 @@ func (l *routeLog) count() int {
 	defer l.mu.Unlock()
 	return len(l.last)
 }
+
+// runTestRouter runs a router, until t ends, over apps and instances
+// buckets of a store of its own; log has every table it sets.
+func runTestRouter(t *testing.T) (r *Router, apps, inst *store.Bucket, log *routeLog) {
+	t.Helper()
+	b := testBuckets(t, "apps", "instances")
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel) // before the store closes
+	apps, inst, log = b[0], b[1], &routeLog{}
+	r = NewRouter(apps, inst, log.set, nil)
+	if err := r.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return r, apps, inst, log
+}
