@@ -164,11 +164,7 @@ func TestPushBodyFromStream(t *testing.T) {
 	}))
 	defer gw.Close()
 	ctx := context.Background()
-	st, err := store.Open(ctx, store.Options{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openStore(t)
 	s, err := New(ctx, Options{Store: st, Dir: t.TempDir(), Memory: 1, DrainDelay: -1, GatewayURL: gw.URL, Domain: "localhost"})
 	if err != nil {
 		t.Fatal(err)

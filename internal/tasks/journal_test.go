@@ -92,11 +92,7 @@ func startOn(t *testing.T, st *store.Store, dir string) (*Service, func()) {
 // drained already, deletes applied — and then removed.
 func TestJournalReplay(t *testing.T) {
 	ctx := context.Background()
-	st, err := store.Open(ctx, store.Options{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openStore(t)
 	dir := t.TempDir()
 	s, stop := startOn(t, st, dir)
 	drained, _ := s.Enqueue(ctx, "blog", "email", NewTask{Body: []byte("drained")})
@@ -159,11 +155,7 @@ func TestJournalReplay(t *testing.T) {
 // new engine reports them.
 func TestCountersSurviveRestart(t *testing.T) {
 	ctx := context.Background()
-	st, err := store.Open(ctx, store.Options{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openStore(t)
 	dir := t.TempDir()
 	s, stop := startOn(t, st, dir)
 	id, _ := s.Enqueue(ctx, "blog", "email", NewTask{Body: []byte("x"), Priority: 5})
@@ -197,11 +189,7 @@ func TestCountersSurviveRestart(t *testing.T) {
 // one still there after it is.
 func TestDrainDelay(t *testing.T) {
 	ctx := context.Background()
-	st, err := store.Open(ctx, store.Options{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openStore(t)
 	s, err := New(ctx, Options{Store: st, Dir: t.TempDir(), DrainDelay: 300 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)

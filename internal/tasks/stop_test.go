@@ -5,8 +5,6 @@ import (
 	"errors"
 	"testing"
 	"time"
-
-	"pier/internal/store"
 )
 
 // TestStopKeepsJournal: when the service's context ends (the engine began
@@ -15,11 +13,7 @@ import (
 // tasks put after the context ended are there for the next engine.
 func TestStopKeepsJournal(t *testing.T) {
 	ctx := context.Background()
-	st, err := store.Open(ctx, store.Options{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openStore(t)
 	dir := t.TempDir()
 	s, err := New(ctx, Options{Store: st, Dir: dir})
 	if err != nil {
