@@ -348,6 +348,7 @@ func run(ctx context.Context, cfg Config, with func(ctx context.Context, m *depl
 		ReadHeaderTimeout: httpSrv.ReadHeaderTimeout,
 		IdleTimeout:       httpSrv.IdleTimeout,
 		Logger:            log.With("part", "gateway"),
+		WrapperPrefix:     tg.wrapperPrefix(),
 	})
 	go func() { errc <- serve(httpSrv, front) }()
 	go func() { errc <- serve(apiSrv, apiLn) }()

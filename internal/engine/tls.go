@@ -172,6 +172,15 @@ func (t *tlsGateway) plainHandler(h http.Handler) http.Handler {
 	return t.issuer.HTTPChallengeHandler(h)
 }
 
+// wrapperPrefix is the path prefix plainHandler takes ahead of the
+// gateway: certmagic's test for an HTTP-01 challenge (LooksLikeHTTPChallenge).
+func (t *tlsGateway) wrapperPrefix() string {
+	if t == nil || t.issuer == nil {
+		return ""
+	}
+	return "/.well-known/acme-challenge"
+}
+
 // serve serves HTTPS until the server is shut down.
 func (t *tlsGateway) serve() error {
 	t.log.Info("gateway serves HTTPS (HTTP/2 and HTTP/1.1)", "addr", t.ln.Addr().String())

@@ -26,6 +26,12 @@ type FrontOptions struct {
 	IdleTimeout time.Duration
 	// Logger receives panics of handlers. If nil, the gateway's.
 	Logger *slog.Logger
+	// WrapperPrefix, when h is not the gateway itself but the gateway
+	// wrapped by a handler that takes only requests whose path starts with
+	// this prefix (ACME's HTTP-01 challenges), lets the cached-hit path
+	// answer every other request before h, as it does when h is the
+	// gateway. Empty: only a bare gateway gets the hit path.
+	WrapperPrefix string
 }
 
 // Front serves the plain-HTTP listener ln (the Guard's) with the gateway's
@@ -63,6 +69,7 @@ func (g *Gateway) Front(ln net.Listener, h http.Handler, opts FrontOptions) net.
 	if f.opts.IdleTimeout <= 0 {
 		f.opts.IdleTimeout = f.opts.ReadHeaderTimeout
 	}
+	f.hitFirst = h == http.Handler(g) || opts.WrapperPrefix != ""
 	return f
 }
 
@@ -73,11 +80,12 @@ const (
 )
 
 type front struct {
-	g    *Gateway
-	h    http.Handler
-	ln   net.Listener
-	opts FrontOptions
-	log  *slog.Logger
+	g        *Gateway
+	h        http.Handler
+	hitFirst bool // cached hits may be answered before h (see WrapperPrefix)
+	ln       net.Listener
+	opts     FrontOptions
+	log      *slog.Logger
 
 	handoff chan net.Conn // connections for the http.Server
 	start   sync.Once     // starts the accept loop on the first Accept

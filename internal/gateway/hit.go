@@ -89,8 +89,8 @@ const maxHitFields = 64
 func (fc *frontConn) serveHit(n int) (served, keep bool) {
 	f := fc.f
 	g := f.g
-	if g.cache == nil || f.h != http.Handler(g) {
-		return false, false // another handler (ACME challenges, tests) goes first
+	if g.cache == nil || !f.hitFirst {
+		return false, false // another handler (tests) goes first
 	}
 	raw, err := fc.br.Peek(n)
 	if err != nil {
@@ -127,7 +127,8 @@ func (fc *frontConn) serveHit(n int) (served, keep bool) {
 		return false, false
 	}
 	path, _, _ := strings.Cut(target, "?")
-	if g.internal != nil && strings.HasPrefix(path, InternalPrefix) {
+	if g.internal != nil && strings.HasPrefix(path, InternalPrefix) ||
+		f.opts.WrapperPrefix != "" && strings.HasPrefix(path, f.opts.WrapperPrefix) {
 		return false, false
 	}
 	fields, host, id, closeAfter, ok := hitFields(rest, fc.hit.fields[:0])

@@ -146,13 +146,19 @@ func newHitRig(t *testing.T, routes func(backend string) []Route) *hitRig {
 // serveFront serves h with g's Front loop behind Guard, as the engine does.
 func serveFront(t *testing.T, g *Gateway, h http.Handler) string {
 	t.Helper()
+	return serveFrontWrapped(t, g, h, "")
+}
+
+// serveFrontWrapped is serveFront with FrontOptions.WrapperPrefix.
+func serveFrontWrapped(t *testing.T, g *Gateway, h http.Handler, prefix string) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(g.Front(Guard(ln, GuardOptions{BodyTimeout: time.Minute, SendTimeout: time.Minute}), h,
-		FrontOptions{ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute, Logger: testLogger(t)}))
+		FrontOptions{ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute, Logger: testLogger(t), WrapperPrefix: prefix}))
 	t.Cleanup(func() { srv.Close() })
 	return ln.Addr().String()
 }
@@ -314,6 +320,55 @@ func hitRoutes(t *testing.T) func(string) []Route {
 				{Path: "/ttl", TTL: time.Minute, Cache: true},
 			},
 		}}
+	}
+}
+
+// TestHitWrapped: with the gateway wrapped by a handler that takes one path
+// prefix (ACME's HTTP-01 challenges), cached hits outside the prefix are
+// still answered by the hit path, and requests inside it always reach the
+// wrapper first, cached or not.
+func TestHitWrapped(t *testing.T) {
+	rig := newHitRig(t, hitRoutes(t))
+	const prefix = "/.well-known/acme-challenge"
+	var challenged atomic.Int64
+	wrapped := serveFrontWrapped(t, rig.g, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == prefix+"/live" {
+			challenged.Add(1)
+			io.WriteString(w, "challenge")
+			return
+		}
+		rig.g.ServeHTTP(w, r)
+	}), prefix)
+	warm := dialFront(t, rig.slow)
+	for _, p := range []string{"/plain", prefix + "/live", prefix + "/other"} {
+		warm.send(t, "GET "+p+" HTTP/1.1\r\nHost: app.localhost\r\n\r\n")
+	}
+	c := dialFront(t, wrapped)
+	tests := []struct {
+		path      string
+		fast      bool   // the hit path answers it
+		body      string // "" = the app's
+		challenge bool   // the wrapper answers it
+	}{
+		{"/plain", true, "", false},
+		{prefix + "/other", false, "", false},
+		{prefix + "/live", false, "challenge", true},
+	}
+	for _, tt := range tests {
+		served, ch := rig.cache.served.Load(), challenged.Load()
+		got := c.send(t, "GET "+tt.path+" HTTP/1.1\r\nHost: app.localhost\r\n\r\n")[0]
+		if fast := rig.cache.served.Load() == served && challenged.Load() == ch; fast != tt.fast {
+			t.Errorf("%s: answered by the hit path: %v, want %v", tt.path, fast, tt.fast)
+		}
+		if (challenged.Load() != ch) != tt.challenge {
+			t.Errorf("%s: the wrapper answered: %v, want %v", tt.path, challenged.Load() != ch, tt.challenge)
+		}
+		if tt.body != "" && got.body != tt.body {
+			t.Errorf("%s: body %q, want %q", tt.path, got.body, tt.body)
+		}
+		if tt.body == "" && got.field("X-Cache") != "HIT" {
+			t.Errorf("%s: X-Cache %q, want HIT", tt.path, got.field("X-Cache"))
+		}
 	}
 }
 
