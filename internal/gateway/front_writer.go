@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bufio"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -27,7 +28,10 @@ type frontWriter struct {
 	err         error  // the connection failed
 }
 
-var _ http.Flusher = (*frontWriter)(nil)
+var (
+	_ http.Flusher  = (*frontWriter)(nil)
+	_ io.ReaderFrom = (*frontWriter)(nil)
+)
 
 func (w *frontWriter) reset(fc *frontConn, r *http.Request) {
 	h := w.header
@@ -171,6 +175,60 @@ func (w *frontWriter) commit(final bool, next []byte) {
 	w.body(pend)
 }
 
+// frontDirectMin is the smallest body ReadFrom hands to the connection:
+// smaller ones fit the write buffer, and leave with the head in one write.
+const frontDirectMin = 32 << 10
+
+// ReadFrom copies r's bytes as body. A large body whose length the handler
+// declared, with its type, goes from r to the connection's ReadFrom after
+// the head is flushed: an *os.File (a static file, a body of the cache's
+// disk tier) leaves by sendfile(2) instead of through the write buffer.
+// It stops at the declared length, as Write refuses to pass it.
+func (w *frontWriter) ReadFrom(r io.Reader) (int64, error) {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	rf, direct := w.fc.c.(io.ReaderFrom)
+	_, typed := w.header["Content-Type"]
+	if !direct || w.err != nil || !w.bodyOK || w.cl-w.written < frontDirectMin || w.chunked ||
+		w.req.Method == http.MethodHead || !w.committed && (!typed || len(w.pend) > 0) {
+		return io.Copy(struct{ io.Writer }{w}, r) // Write's framing and checks
+	}
+	if !w.committed {
+		w.commit(false, nil)
+	}
+	if w.err == nil {
+		w.err = w.fc.writer().Flush()
+	}
+	if w.err != nil {
+		return 0, w.err
+	}
+	n, err := readFromLimit(rf, r, w.cl-w.written)
+	w.written += n
+	if err != nil {
+		// Reading r or writing the connection: either way the response
+		// is cut, and finish closes the connection for a short body.
+		w.err = err
+	}
+	return n, err
+}
+
+// readFromLimit hands at most n bytes of r to rf. A limited reader is
+// flattened, since sendfile and splice see through one *io.LimitedReader,
+// not two, and its limit is kept: decreased by what was read.
+func readFromLimit(rf io.ReaderFrom, r io.Reader, n int64) (int64, error) {
+	lr, ok := r.(*io.LimitedReader)
+	if !ok {
+		return rf.ReadFrom(&io.LimitedReader{R: r, N: n})
+	}
+	if lr.N <= 0 {
+		return 0, nil
+	}
+	m, err := rf.ReadFrom(&io.LimitedReader{R: lr.R, N: min(lr.N, n)})
+	lr.N -= m
+	return m, err
+}
+
 // Flush sends what was written so far: the body becomes chunked unless the
 // handler set a Content-Length.
 func (w *frontWriter) Flush() {
@@ -252,6 +310,18 @@ func writeStatusLine(bw *bufio.Writer, code int) {
 		return
 	}
 	bw.WriteString("HTTP/1.1 " + strconv.Itoa(code) + " status code " + strconv.Itoa(code) + "\r\n")
+}
+
+// appendStatusLine is writeStatusLine appending to b.
+func appendStatusLine(b []byte, code int) []byte {
+	if code < len(statusLines) && statusLines[code] != "" {
+		return append(b, statusLines[code]...)
+	}
+	b = append(b, "HTTP/1.1 "...)
+	b = strconv.AppendInt(b, int64(code), 10)
+	b = append(b, " status code "...)
+	b = strconv.AppendInt(b, int64(code), 10)
+	return append(b, "\r\n"...)
 }
 
 // httpDate is the Date field's value, formatted once a second.

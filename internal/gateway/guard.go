@@ -380,7 +380,7 @@ func (c *guardConn) ReadFrom(r io.Reader) (int64, error) {
 	var total int64
 	for {
 		c.armWrite()
-		n, err := rf.ReadFrom(io.LimitReader(r, sendfileStep))
+		n, err := readFromLimit(rf, r, sendfileStep)
 		total += n
 		if err != nil || n < sendfileStep {
 			return total, err
