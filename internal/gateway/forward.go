@@ -495,6 +495,21 @@ func writeValue(bw *bufio.Writer, v string) {
 	}
 }
 
+// appendValue is writeValue appending to b.
+func appendValue(b []byte, v string) []byte {
+	if strings.IndexByte(v, '\n') < 0 && strings.IndexByte(v, '\r') < 0 {
+		return append(b, v...)
+	}
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if c == '\r' || c == '\n' {
+			c = ' '
+		}
+		b = append(b, c)
+	}
+	return b
+}
+
 // flushWriter is what streams need of a ResponseWriter.
 type flushWriter interface {
 	Flush()

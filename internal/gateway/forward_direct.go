@@ -60,14 +60,21 @@ func writeDirect(w http.ResponseWriter, resp *respHead, uc *upConn, buf []byte, 
 	if cls > 1 || bodyOK && !resp.noBody && (cls == 0 || resp.length > 0 && !ctype) {
 		return false, nil // the writer would frame or sniff it itself
 	}
-	for k := range fw.header {
-		switch k {
-		case "Content-Length", "Transfer-Encoding", "Connection", "Trailer", "Date", "Content-Type", "X-Cache":
-			return false, nil
-		}
-		for i := range resp.fields {
-			if resp.fields[i].key == k {
-				return false, nil // the writer would join their values
+	// The gateway's fields: most often the request id alone, which the
+	// parser keeps off resp.fields, checked and written without ranging
+	// over the map.
+	id, idOnly := fw.header["X-Request-Id"]
+	idOnly = idOnly && len(fw.header) == 1
+	if !idOnly {
+		for k := range fw.header {
+			switch k {
+			case "Content-Length", "Transfer-Encoding", "Connection", "Trailer", "Date", "Content-Type", "X-Cache":
+				return false, nil
+			}
+			for i := range resp.fields {
+				if resp.fields[i].key == k {
+					return false, nil // the writer would join their values
+				}
 			}
 		}
 	}
@@ -86,29 +93,43 @@ func writeDirect(w http.ResponseWriter, resp *respHead, uc *upConn, buf []byte, 
 	if ow != nil && ow.status == 0 {
 		ow.status = resp.status
 	}
+	// The head is appended to the write buffer's free space and written
+	// at once, not piece by piece; the values were checked by the parser
+	// (no CR or LF in them), so they need none of writeValue's care.
 	bw := fw.fc.writer()
-	writeStatusLine(bw, resp.status)
+	b := appendStatusLine(bw.AvailableBuffer(), resp.status)
 	for i := range resp.fields {
 		f := &resp.fields[i]
-		bw.WriteString(f.key)
-		bw.WriteString(": ")
-		writeValue(bw, trimSpace(f.value))
-		bw.WriteString("\r\n")
+		b = append(b, f.key...)
+		b = append(b, ": "...)
+		b = append(b, trimSpace(f.value)...)
+		b = append(b, "\r\n"...)
 	}
-	writeHeaderMap(bw, fw.header, false)
+	if idOnly {
+		for _, v := range id {
+			b = append(b, "X-Request-Id: "...)
+			b = appendValue(b, strings.TrimSpace(v))
+			b = append(b, "\r\n"...)
+		}
+	} else {
+		bw.Write(b)
+		writeHeaderMap(bw, fw.header, false)
+		b = bw.AvailableBuffer()
+	}
 	if xcache {
-		bw.WriteString("X-Cache: MISS\r\n")
+		b = append(b, "X-Cache: MISS\r\n"...)
 		fw.header["X-Cache"] = xCacheMiss // what the Observe hook reads
 	}
 	if !date {
-		bw.WriteString("Date: ")
-		bw.WriteString(httpDate())
-		bw.WriteString("\r\n")
+		b = append(b, "Date: "...)
+		b = append(b, httpDate()...)
+		b = append(b, "\r\n"...)
 	}
 	if fw.closeAfter {
-		bw.WriteString("Connection: close\r\n")
+		b = append(b, "Connection: close\r\n"...)
 	}
-	if _, fw.err = bw.WriteString("\r\n"); fw.err != nil {
+	b = append(b, "\r\n"...)
+	if _, fw.err = bw.Write(b); fw.err != nil {
 		return true, fw.err
 	}
 

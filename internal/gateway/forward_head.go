@@ -159,10 +159,19 @@ func (h *respHead) cacheControl() []string {
 }
 
 // parseResponseHead parses a response head, which ends with an empty line,
-// into h (reset).
+// into h (reset). It reads each header line in one pass over its bytes:
+// the name is checked and tested for its canonical form as it is found,
+// the value is found with one IndexByte, and no strings are made for
+// fields that go through unchanged (parseResponseHeadRef in the tests is
+// the plain version it must agree with, FuzzParseSame).
 func parseResponseHead(h *respHead, s string, method string) error {
-	line, rest, _ := strings.Cut(s, "\n")
-	line = strings.TrimSuffix(line, "\r")
+	line, rest := s, ""
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		line, rest = s[:i], s[i+1:]
+	}
+	if n := len(line); n > 0 && line[n-1] == '\r' {
+		line = line[:n-1]
+	}
 	proto, code, ok := strings.Cut(line, " ")
 	if !ok || len(code) < 3 || (len(code) > 3 && code[3] != ' ') {
 		return fmt.Errorf("%w: status line %q", errBadResponse, line)
@@ -174,6 +183,7 @@ func parseResponseHead(h *respHead, s string, method string) error {
 	default:
 		return fmt.Errorf("%w: status line %q", errBadResponse, line)
 	}
+	http11 := h.keepAlive
 	for i := 0; i < 3; i++ {
 		if code[i] < '0' || code[i] > '9' {
 			return fmt.Errorf("%w: status line %q", errBadResponse, line)
@@ -184,23 +194,51 @@ func parseResponseHead(h *respHead, s string, method string) error {
 		return fmt.Errorf("%w: status line %q", errBadResponse, line)
 	}
 	fields := h.fields[:0]
-	var conn []string
+	var connRoom [2]string
+	conn := connRoom[:0]
 	var cl string
-	clSeen, te := false, false
+	clSeen, te, hop := false, false, false
 	for rest != "" {
-		line, rest, _ = strings.Cut(rest, "\n")
-		line = strings.TrimSuffix(line, "\r")
-		if line == "" {
-			break
+		// The name: token bytes up to the colon, canonical or not.
+		i, upper, canon := 0, true, true
+		for ; i < len(rest); i++ {
+			c := rest[i]
+			if !tokenChars[c] {
+				break
+			}
+			if upper && 'a' <= c && c <= 'z' || !upper && 'A' <= c && c <= 'Z' {
+				canon = false
+			}
+			upper = c == '-'
 		}
-		k, v, ok := strings.Cut(line, ":")
-		if !ok || !validFieldName(k) {
-			return fmt.Errorf("%w: header line %q", errBadResponse, line)
+		if i == 0 && (rest[0] == '\n' || len(rest) > 1 && rest[0] == '\r' && rest[1] == '\n' || rest == "\r") {
+			break // the empty line
 		}
-		k = canonicalKey(k)
-		v = strings.Trim(v, " \t")
+		if i == 0 || i == len(rest) || rest[i] != ':' {
+			return fmt.Errorf("%w: header line %q", errBadResponse, headLine(rest))
+		}
+		k := rest[:i]
+		if !canon {
+			k = http.CanonicalHeaderKey(k)
+		}
+		// The value: to the end of the line, without its CR and the
+		// spaces and tabs around it.
+		v := rest[i+1:]
+		rest = ""
+		if j := strings.IndexByte(v, '\n'); j >= 0 {
+			v, rest = v[:j], v[j+1:]
+		}
+		if n := len(v); n > 0 && v[n-1] == '\r' {
+			v = v[:n-1]
+		}
+		for v != "" && (v[0] == ' ' || v[0] == '\t') {
+			v = v[1:]
+		}
+		for n := len(v); n > 0 && (v[n-1] == ' ' || v[n-1] == '\t'); n-- {
+			v = v[:n-1]
+		}
 		if !validFieldValue(v) {
-			return fmt.Errorf("%w: header line %q", errBadResponse, line)
+			return fmt.Errorf("%w: header line %q: bad value", errBadResponse, k)
 		}
 		switch k {
 		case "Content-Length":
@@ -211,7 +249,7 @@ func parseResponseHead(h *respHead, s string, method string) error {
 			fields = append(fields, field{k, v})
 			continue
 		case "Transfer-Encoding":
-			if proto != "HTTP/1.1" {
+			if !http11 {
 				continue // ignored in HTTP/1.0, as net/http ignores it
 			}
 			te = true
@@ -231,6 +269,8 @@ func parseResponseHead(h *respHead, s string, method string) error {
 			h.announce = append(h.announce, v)
 		case "X-Request-Id":
 			continue // the gateway's own is on the response already
+		default:
+			hop = hop || isHopHeader(k)
 		}
 		fields = append(fields, field{k, v})
 	}
@@ -239,18 +279,21 @@ func parseResponseHead(h *respHead, s string, method string) error {
 	} else if !h.keepAlive && namedByConnection(conn, "keep-alive") {
 		h.keepAlive = true
 	}
-	// Drop hop-by-hop fields, and those Connection names.
-	out := fields[:0]
-	for _, f := range fields {
-		if f.key != "Trailer" && isHopHeader(f.key) || (len(conn) > 0 && namedByConnection(conn, f.key)) {
-			continue
+	if hop || len(conn) > 0 || te {
+		// Drop hop-by-hop fields, and those Connection names.
+		out := fields[:0]
+		for _, f := range fields {
+			if f.key != "Trailer" && isHopHeader(f.key) || (len(conn) > 0 && namedByConnection(conn, f.key)) {
+				continue
+			}
+			if f.key == "Content-Length" && te {
+				continue // chunked wins; the length is not the body's
+			}
+			out = append(out, f)
 		}
-		if f.key == "Content-Length" && te {
-			continue // chunked wins; the length is not the body's
-		}
-		out = append(out, f)
+		fields = out
 	}
-	h.fields = out
+	h.fields = fields
 	if _, ok := parseLen(cl); clSeen && !ok {
 		return fmt.Errorf("%w: Content-Length %q", errBadResponse, cl)
 	}
@@ -265,6 +308,14 @@ func parseResponseHead(h *respHead, s string, method string) error {
 		h.keepAlive = false // the body ends when the connection does
 	}
 	return nil
+}
+
+// headLine is the line at the start of s, for an error message.
+func headLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	return strings.TrimSuffix(s, "\r")
 }
 
 func parseLen(s string) (int64, bool) {
