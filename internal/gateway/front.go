@@ -10,10 +10,12 @@ import (
 	"net/http"
 	"net/url"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 )
 
 // FrontOptions configures Front, with the meaning of the http.Server fields
@@ -200,6 +202,12 @@ type frontConn struct {
 	// pass is what the hit path's cache lookup found for the request
 	// being served, if it looked (hit.go): reset before each request.
 	pass passHint
+	// req is the request being served, as parseRequest made it.
+	req *frontRequest
+	// spare is the header map of a request the gateway is done with
+	// (Gateway.ServeHTTP sets it when nothing can hold on to it), for
+	// the next request's parse: its map not made anew.
+	spare http.Header
 }
 
 var (
@@ -285,7 +293,7 @@ func (fc *frontConn) serve() {
 		var r *http.Request
 		if ok {
 			raw, _ := fc.br.Peek(n)
-			r = fc.parseRequest(string(raw))
+			r = fc.parseRequest(raw)
 		}
 		if r == nil {
 			handed = fc.handOff()
@@ -308,7 +316,9 @@ func (fc *frontConn) serve() {
 			}
 			r.Body = &frontBody{b: body}
 		}
-		if !fc.serveRequest(r) {
+		keep := fc.serveRequest(r)
+		fc.req = nil
+		if !keep {
 			return
 		}
 	}
@@ -410,15 +420,24 @@ func indexByteFrom(b []byte, from int, c byte) int {
 
 // parseRequest parses a request head of the shape the loop serves, or
 // returns nil for anything else.
-func (fc *frontConn) parseRequest(s string) *http.Request {
+func (fc *frontConn) parseRequest(raw []byte) *http.Request {
+	// The head's strings stay in one copy of its bytes, which has room
+	// behind them for the request id the gateway may make (newID): the
+	// request's strings may be kept by whoever gets them, so the copy is
+	// the request's own.
+	buf := make([]byte, len(raw)+idLen)
+	copy(buf, raw)
+	s := unsafe.String(unsafe.SliceData(buf), len(raw))
 	line, rest, _ := strings.Cut(s, "\r\n")
 	method, line, ok1 := strings.Cut(line, " ")
 	target, proto, ok2 := strings.Cut(line, " ")
 	if !ok1 || !ok2 || proto != "HTTP/1.1" || !frontMethod(method) || !originForm(target) {
 		return nil
 	}
-	fr := new(frontRequest)
-	h, host, cl, closeAfter, ok := parseFieldsInto(rest, fr.vals[:])
+	fr := &frontRequest{idRoom: buf[len(raw):]}
+	spare := fc.spare
+	fc.spare = nil
+	h, host, cl, closeAfter, ok := parseFieldsReuse(rest, fr.vals[:], spare)
 	if !ok || cl > frontMaxBody {
 		return nil
 	}
@@ -434,15 +453,27 @@ func (fc *frontConn) parseRequest(s string) *http.Request {
 		Header: h, Body: http.NoBody, ContentLength: cl, Close: closeAfter,
 		Host: host, RemoteAddr: fc.remote, RequestURI: target,
 	}
+	fc.req = fr
 	return &fr.r
 }
 
 // frontRequest is a request the loop parsed and what it points to, in one
 // allocation instead of three.
 type frontRequest struct {
-	r    http.Request
-	u    url.URL
-	vals [8]string // the header's values, when they fit
+	r      http.Request
+	u      url.URL
+	vals   [8]string // the header's values, when they fit
+	id     [1]string // the request id, when the gateway makes one
+	idRoom []byte    // room for its bytes, behind the head's copy
+}
+
+// newID is ids.nextSlice in the request's own memory: no allocation.
+func (fr *frontRequest) newID(ids *requestIDs) []string {
+	b := append(fr.idRoom[:0], ids.prefix[:]...)
+	b = strconv.AppendUint(b, ids.n.Add(1), 16)
+	fr.id[0] = unsafe.String(unsafe.SliceData(b), len(b))
+	fr.idRoom = nil // one id per request
+	return fr.id[:]
 }
 
 // requestURLInto is url.ParseRequestURI(target) for an origin-form
@@ -473,8 +504,23 @@ func parseFields(s string) (h http.Header, host string, cl int64, closeAfter, ok
 // parseFieldsInto is parseFields with room for the header's values: the
 // map's value slices share one array, room when they fit in it.
 func parseFieldsInto(s string, room []string) (h http.Header, host string, cl int64, closeAfter, ok bool) {
+	return parseFieldsReuse(s, room, nil)
+}
+
+// maxSpareFields bounds the map parseFieldsReuse takes again: clearing a
+// grown map costs with its size.
+const maxSpareFields = 16
+
+// parseFieldsReuse is parseFieldsInto filling spare, a header map no one
+// holds any more, when there is one not too large.
+func parseFieldsReuse(s string, room []string, spare http.Header) (h http.Header, host string, cl int64, closeAfter, ok bool) {
 	n := strings.Count(s, "\r\n")
-	h = make(http.Header, n)
+	if spare != nil && len(spare) <= maxSpareFields {
+		clear(spare)
+		h = spare
+	} else {
+		h = make(http.Header, n)
+	}
 	vals := room
 	if n > len(vals) {
 		vals = make([]string, n)

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"pier/internal/httpcache"
 )
 
 // startFront serves h with the gateway's loop in front of an http.Server,
@@ -432,7 +434,7 @@ func FuzzFrontParse(f *testing.F) {
 			return
 		}
 		head, _ := br.Peek(n)
-		r := fc.parseRequest(string(head))
+		r := fc.parseRequest(head)
 		if r == nil {
 			return
 		}
@@ -547,6 +549,60 @@ func TestFrontSlowHead(t *testing.T) {
 		io.WriteString(c, "GET / HTTP/1.1\r\nHo") // and nothing more
 		if _, err := br.ReadByte(); err != io.EOF {
 			t.Errorf("after a partial head (first request %v): %v, want EOF", first == "", err)
+		}
+	}
+}
+
+// TestFrontReusesHeader: Front takes the header map of a request the
+// forwarder is done with for the next request on the connection (with and
+// without the cache in front, whose pass-through goes to the forwarder
+// too): the app sees each request's fields and no others, and a request
+// id of its own, the one its client gets back.
+func TestFrontReusesHeader(t *testing.T) {
+	type seen struct{ fields, id string }
+	got := make(chan seen, 16)
+	backend := startBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var names []string
+		for k := range r.Header {
+			if strings.HasPrefix(k, "X-") && k != "X-Request-Id" && !strings.HasPrefix(k, "X-Forwarded-") {
+				names = append(names, k+"="+strings.Join(r.Header[k], ","))
+			}
+		}
+		slices.Sort(names)
+		got <- seen{strings.Join(names, " "), r.Header.Get("X-Request-Id")}
+		w.Header().Set("Cache-Control", "no-store")
+		io.WriteString(w, "ok")
+	}))
+	for _, cached := range []bool{false, true} {
+		opts := Options{Logger: testLogger(t)}
+		if cached {
+			opts.Cache = testCache{httpcache.New(httpcache.Options{})}
+		}
+		g := New(opts)
+		g.SetRoutes([]Route{{App: "app", Hosts: []string{"app.test"}, Backends: []string{backend}}})
+		c := dialFront(t, serveFront(t, g, g))
+		reqs := []struct{ fields, want string }{
+			{"X-One: 1\r\nX-Two: 2\r\n", "X-One=1 X-Two=2"},
+			{"X-Three: 3\r\n", "X-Three=3"},
+			{"", ""},
+			{"X-One: a\r\nX-One: b\r\n", "X-One=a,b"},
+			{"X-Request-Id: client-id\r\nX-Four: 4\r\n", "X-Four=4"},
+			{"X-Five: 5\r\n", "X-Five=5"},
+		}
+		ids := map[string]bool{}
+		for i, rq := range reqs {
+			w := c.send(t, "GET /r HTTP/1.1\r\nHost: app.test\r\n"+rq.fields+"\r\n")
+			s := <-got
+			if s.fields != rq.want {
+				t.Errorf("cache %v, request %d: app saw %q, want %q", cached, i, s.fields, rq.want)
+			}
+			if id := w[0].field("X-Request-Id"); id != s.id || ids[id] || !saneID(id) {
+				t.Errorf("cache %v, request %d: client got id %q, app %q (seen before: %v)", cached, i, id, s.id, ids[id])
+			}
+			ids[s.id] = true
+			if strings.Contains(rq.fields, "client-id") != (s.id == "client-id") {
+				t.Errorf("cache %v, request %d: app got id %q", cached, i, s.id)
+			}
 		}
 	}
 }

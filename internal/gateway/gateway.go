@@ -274,12 +274,18 @@ func stateFrom(ctx context.Context) *proxyState {
 // ServeHTTP routes r by its Host header.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var hint passHint
+	var fc *frontConn // Front's connection, when r is the request it parsed
 	if fw, ok := w.(*frontWriter); ok && fw.fc != nil {
 		hint = fw.fc.pass // Front's loop: the hit path may have looked r's key up
+		if fw.fc.req != nil && &fw.fc.req.r == r {
+			fc = fw.fc
+		}
 	}
 	var ids []string // one value, shared by the request's and the response's header
 	if client := r.Header["X-Request-Id"]; len(client) > 0 && saneID(client[0]) {
 		ids = client[:1:1]
+	} else if fc != nil {
+		ids = fc.req.newID(&g.ids)
 	} else {
 		ids = g.ids.nextSlice()
 	}
@@ -340,6 +346,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			// The cache would only pass r on: the forwarder answers it
 			// with X-Cache: MISS and tells the cache about the response.
 			g.forwardFast(w, r, rt, false, pc)
+			if fc != nil {
+				fc.spare = r.Header // the forwarder keeps nothing of it
+			}
 			return
 		}
 		if canary {
@@ -348,24 +357,28 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rt.handler.ServeHTTP(w, r) // the cache: a hit never reaches the proxy
 		return
 	}
-	g.forward(w, r, rt, canary)
+	if g.forward(w, r, rt, canary) && fc != nil {
+		fc.spare = r.Header // the forwarder keeps nothing of it
+	}
 }
 
 // forward proxies r to one of rt's backends, or of its canary's: with the
 // gateway's own forwarder, or with ReverseProxy for a protocol switch
-// (websockets) and when Options.Transport is not an *http.Transport.
-func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, rt *route, canary bool) {
+// (websockets) and when Options.Transport is not an *http.Transport. fast
+// reports the gateway's forwarder, which keeps nothing of r once it returns.
+func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, rt *route, canary bool) (fast bool) {
 	if rt.speaksH2C(canary) && len(r.Header["Upgrade"]) == 0 && r.Method != http.MethodConnect {
 		g.forwardH2C(w, r, rt, canary) // h2c.go
-		return
+		return false
 	}
 	if g.dial != nil && len(r.Header["Upgrade"]) == 0 && r.Method != http.MethodConnect {
 		g.forwardFast(w, r, rt, canary, nil)
-		return
+		return true
 	}
 	st := &proxyState{app: rt.app, route: rt, canary: canary}
 	r = r.WithContext(context.WithValue(r.Context(), stateKey{}, st))
 	g.proxy.ServeHTTP(w, r)
+	return false
 }
 
 // appProxy is what an app's cache calls on a miss: the proxy to the app's
@@ -519,12 +532,15 @@ func (ids *requestIDs) next() string {
 	return string(b)
 }
 
+// idLen is the longest id requestIDs makes.
+const idLen = 17 + 16
+
 // nextSlice is next as the one value of a header field, made in one
 // allocation with its string.
 func (ids *requestIDs) nextSlice() []string {
 	x := new(struct {
 		v [1]string
-		b [17 + 16]byte
+		b [idLen]byte
 	})
 	b := append(x.b[:0], ids.prefix[:]...)
 	b = strconv.AppendUint(b, ids.n.Add(1), 16)
