@@ -10,6 +10,7 @@
 package main
 
 import (
+	"bytes"
 	"flag"
 	"fmt"
 	"os"
@@ -28,6 +29,8 @@ func main() {
 	conns := flag.String("conns", "1,8", "connection counts")
 	pids := flag.String("pids", "", "name=pid,...: also report each server's CPU time per job (user+system from /proc, put+reserve+delete, drain included)")
 	settle := flag.Duration("settle", 0, "pause between the put and reserve+delete phases (pier: longer than its drain delay, 1s, stores every task in JetStream before it is reserved)")
+	phase := flag.String("phase", "", "run one phase only, for profiling a server: put (N jobs onto -tube) or rd (reserve and delete N jobs of -tube); prints jobs/s")
+	phaseTube := flag.String("tube", "profile", "the tube of -phase")
 	pushAPI := flag.String("push-api", "", "measure push latency instead: the engine API URL ($PIER_TOKEN, -push-gateway, app tasks-python)")
 	pushGW := flag.String("push-gateway", "", "the gateway URL, for -push-api")
 	pushRate := flag.Int("push-rate", 1000, "tasks/s enqueued, for -push-api")
@@ -41,6 +44,13 @@ func main() {
 		}
 		fmt.Printf("push delivery at %d tasks/s (%d tasks, enqueue to handler): p50 %v  p99 %v\n",
 			*pushRate, n, p50.Round(10*time.Microsecond), p99.Round(10*time.Microsecond))
+		return
+	}
+	if *phase != "" {
+		if err := onePhase(*phase, flag.Arg(0), *phaseTube, *n, *size); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
 		return
 	}
 	if flag.NArg() == 0 {
@@ -153,6 +163,34 @@ func main() {
 		}
 		fmt.Println()
 	}
+}
+
+// onePhase runs one phase of the load against addr (host:port or
+// name=host:port) on tube, over the first of -conns, and prints its rate:
+// a profiler attached to the server sees that phase alone.
+func onePhase(phase, addr, tube string, n, size int) error {
+	if _, a, ok := strings.Cut(addr, "="); ok {
+		addr = a
+	}
+	conns := 1
+	fmt.Sscan(strings.Split(flag.Lookup("conns").Value.String(), ",")[0], &conns)
+	var (
+		rate float64
+		err  error
+	)
+	switch phase {
+	case "put":
+		rate, err = put(addr, tube, conns, n, bytes.Repeat([]byte{'x'}, size))
+	case "rd":
+		rate, err = reserveDelete(addr, tube, conns, n)
+	default:
+		return fmt.Errorf("-phase %q: want put or rd", phase)
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", phase, err)
+	}
+	fmt.Printf("%s conns=%d: %.0f jobs/s\n", phase, conns, rate)
+	return nil
 }
 
 // put stores n jobs over conns connections and returns jobs/s.

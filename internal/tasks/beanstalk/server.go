@@ -27,6 +27,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"runtime"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -46,6 +47,14 @@ type Options struct {
 	// SoleApp returns the engine's only app, ok false when there are none
 	// or several. Nil: connections must authenticate.
 	SoleApp func(ctx context.Context) (app string, ok bool)
+	// ThreadConns is how many connections at once are served on a thread
+	// of their own, out of Go's network poller (threadconn_linux.go): a
+	// client working in lockstep gets more commands per second, for an
+	// OS thread while it waits. The connections accepted while fewer are
+	// are the ones; the others use the poller. 0: GOMAXPROCS-1 (none
+	// with a single P: the thread's P is held through short waits);
+	// negative: none.
+	ThreadConns int
 }
 
 // Server accepts beanstalkd connections.
@@ -61,6 +70,10 @@ type Server struct {
 	// (beanstalkd's drain mode) and connections close after the command
 	// they are running.
 	stopping atomic.Bool
+	// threads counts the connections served on a thread of their own
+	// (threadConn), at most maxThreads.
+	threads    atomic.Int32
+	maxThreads int32
 }
 
 // rDraining answers a put while the server stops, as beanstalkd's drain mode.
@@ -86,7 +99,11 @@ func New(opts Options) *Server {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Server{opts: opts, log: opts.Logger, conns: map[net.Conn]struct{}{}}
+	threads := opts.ThreadConns
+	if threads == 0 {
+		threads = runtime.GOMAXPROCS(0) - 1
+	}
+	return &Server{opts: opts, log: opts.Logger, conns: map[net.Conn]struct{}{}, maxThreads: int32(max(threads, 0))}
 }
 
 // Serve accepts connections on ln until ctx ends. Then it stops
@@ -122,6 +139,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			}
 			return fmt.Errorf("beanstalk: accept: %w", err)
 		}
+		c, threaded := s.thread(c)
 		s.mu.Lock()
 		s.conns[c] = struct{}{}
 		if s.stopping.Load() {
@@ -136,10 +154,30 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 				delete(s.conns, c)
 				s.mu.Unlock()
 				c.Close()
+				if threaded {
+					s.threads.Add(-1)
+				}
 			}()
 			s.serveConn(ctx, c)
 		}()
 	}
+}
+
+// thread serves c on a thread of its own when fewer than maxThreads are
+// (see threadConn); threaded reports whether it does.
+func (s *Server) thread(c net.Conn) (_ net.Conn, threaded bool) {
+	if s.maxThreads == 0 {
+		return c, false
+	}
+	if s.threads.Add(1) <= s.maxThreads {
+		tc, err := takeThread(c)
+		if err == nil {
+			return tc, true
+		}
+		s.log.Debug("beanstalk connection stays in the poller", "err", err)
+	}
+	s.threads.Add(-1)
+	return c, false
 }
 
 // conn is one client connection's state; only its goroutine touches it.

@@ -23,6 +23,13 @@ import (
 // store; apps maps tokens to apps, and a single entry makes it the sole app.
 func startServer(t testing.TB, apps map[string]string) string {
 	t.Helper()
+	addr, _ := startServerThreads(t, apps, 0)
+	return addr
+}
+
+// startServerThreads starts a server with Options.ThreadConns threads.
+func startServerThreads(t testing.TB, apps map[string]string, threads int) (string, *Server) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	st, err := store.Open(ctx, store.Options{Dir: t.TempDir()})
 	if err != nil {
@@ -48,6 +55,7 @@ func startServer(t testing.TB, apps map[string]string) string {
 			}
 			return "", false
 		},
+		ThreadConns: threads,
 	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -56,7 +64,7 @@ func startServer(t testing.TB, apps map[string]string) string {
 	done := make(chan struct{})
 	go func() { srv.Serve(ctx, ln); close(done) }()
 	t.Cleanup(func() { cancel(); <-done; svc.Close(); st.Close() })
-	return ln.Addr().String()
+	return ln.Addr().String(), srv
 }
 
 func dial(t *testing.T, addr string) *bs.Conn {

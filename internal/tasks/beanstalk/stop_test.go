@@ -30,7 +30,13 @@ func stopErr(err error) bool {
 // one blocked in reserve included), no client sees INTERNAL_ERROR, and
 // every task answered INSERTED is there when a new service starts on the
 // same store and journal.
-func TestGracefulStop(t *testing.T) {
+func TestGracefulStop(t *testing.T) { gracefulStop(t, 0) }
+
+// TestGracefulStopThreaded is TestGracefulStop with every connection on a
+// thread of its own (threadConn): hung up with shutdown(2), not deadlines.
+func TestGracefulStopThreaded(t *testing.T) { gracefulStop(t, 16) }
+
+func gracefulStop(t *testing.T, threads int) {
 	ctx := context.Background()
 	st, err := store.Open(ctx, store.Options{Dir: t.TempDir()})
 	if err != nil {
@@ -47,7 +53,7 @@ func TestGracefulStop(t *testing.T) {
 	if err := svc.Start(sctx); err != nil {
 		t.Fatal(err)
 	}
-	srv := New(Options{Tasks: svc, SoleApp: func(context.Context) (string, bool) { return "blog", true }})
+	srv := New(Options{Tasks: svc, SoleApp: func(context.Context) (string, bool) { return "blog", true }, ThreadConns: threads})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,138 @@
+//go:build linux
+
+package beanstalk
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// threadConn is a TCP connection taken out of Go's network poller: its
+// socket is blocking, and its goroutine waits for the next command in
+// read(2) on a thread of its own, as beanstalkd waits in epoll_wait.
+//
+// Why: a client working in lockstep (send a command, wait for the
+// answer) gets one command per round trip, and in the poller a round
+// trip costs, besides the command and its answer, a read that finds
+// nothing (EAGAIN), the goroutine parking, its thread blocking in
+// epoll_pwait and the scheduler looking for work on both sides of it,
+// and the wake-up of the runtime's monitor thread (sysmon), which sleeps
+// whenever every P is idle — between two commands — until the next
+// system call wakes it. Measured under bench/tasks with one connection,
+// that was a third of the engine's CPU per job. A thread blocked in
+// read(2) keeps its P in the system call: woken by the next command, it
+// goes on without the scheduler.
+//
+// The price is an OS thread per such connection while it waits, and its
+// P held through short waits (the runtime takes it back for other work),
+// so only a few connections at a time are served this way
+// (Options.ThreadConns); the others stay in the poller.
+type threadConn struct {
+	fd            int
+	local, remote net.Addr
+}
+
+// takeThread makes a threadConn of nc. On success nc is closed; on
+// failure it is left as it was.
+func takeThread(nc net.Conn) (net.Conn, error) {
+	tc, ok := nc.(*net.TCPConn)
+	if !ok {
+		return nil, errors.New("beanstalk: not a TCP connection")
+	}
+	rc, err := tc.SyscallConn()
+	if err != nil {
+		return nil, fmt.Errorf("beanstalk: take a connection's socket: %w", err)
+	}
+	// The duplicate is the one kept: closing tc takes its descriptor out
+	// of the poller's epoll set, so the poller's thread is not woken by
+	// this socket's traffic. Close-on-exec at once: the supervisor starts
+	// processes concurrently.
+	fd := -1
+	cerr := rc.Control(func(s uintptr) { fd, err = unix.FcntlInt(s, unix.F_DUPFD_CLOEXEC, 0) })
+	if err = errors.Join(cerr, err); err != nil {
+		return nil, fmt.Errorf("beanstalk: take a connection's socket: %w", err)
+	}
+	if err := unix.SetNonblock(fd, false); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("beanstalk: take a connection's socket: %w", err)
+	}
+	t := &threadConn{fd: fd, local: tc.LocalAddr(), remote: tc.RemoteAddr()}
+	tc.Close()
+	return t, nil
+}
+
+func (t *threadConn) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	for {
+		n, err := unix.Read(t.fd, p)
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err != nil:
+			return 0, &net.OpError{Op: "read", Net: "tcp", Source: t.local, Addr: t.remote, Err: os.NewSyscallError("read", err)}
+		case n == 0:
+			return 0, io.EOF
+		}
+		return n, nil
+	}
+}
+
+func (t *threadConn) Write(p []byte) (int, error) {
+	done := 0
+	for done < len(p) {
+		n, err := unix.Write(t.fd, p[done:])
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err == unix.EAGAIN: // SO_SNDTIMEO (SetWriteDeadline) passed
+			return done, &net.OpError{Op: "write", Net: "tcp", Source: t.local, Addr: t.remote, Err: os.ErrDeadlineExceeded}
+		case err != nil:
+			return done, &net.OpError{Op: "write", Net: "tcp", Source: t.local, Addr: t.remote, Err: os.NewSyscallError("write", err)}
+		}
+		done += n
+	}
+	return done, nil
+}
+
+func (t *threadConn) Close() error { return unix.Close(t.fd) }
+
+func (t *threadConn) LocalAddr() net.Addr  { return t.local }
+func (t *threadConn) RemoteAddr() net.Addr { return t.remote }
+
+// SetReadDeadline supports what the server needs (hangUp): a deadline
+// now or past ends reading with shutdown(2) — a read blocked in the
+// kernel returns at once; what the kernel holds already is still read,
+// then EOF. A later deadline is refused; the zero time is no deadline.
+func (t *threadConn) SetReadDeadline(d time.Time) error {
+	if d.IsZero() {
+		return nil
+	}
+	if time.Until(d) > 0 {
+		return errors.New("beanstalk: a threaded connection takes only a past read deadline")
+	}
+	return unix.Shutdown(t.fd, unix.SHUT_RD)
+}
+
+// SetWriteDeadline bounds each later write(2) by the time left until d
+// (SO_SNDTIMEO; zero: no bound): a client that does not read its
+// answers cannot hold the connection past it.
+func (t *threadConn) SetWriteDeadline(d time.Time) error {
+	var left time.Duration
+	if !d.IsZero() {
+		left = max(time.Until(d), time.Microsecond)
+	}
+	tv := unix.NsecToTimeval(int64(left))
+	return unix.SetsockoptTimeval(t.fd, unix.SOL_SOCKET, unix.SO_SNDTIMEO, &tv)
+}
+
+func (t *threadConn) SetDeadline(d time.Time) error {
+	return errors.Join(t.SetReadDeadline(d), t.SetWriteDeadline(d))
+}
