@@ -14,6 +14,10 @@ var epoch = time.Now()
 
 func monoNow() int64 { return int64(time.Since(epoch)) }
 
+// monoAt is monoNow for a clock reading taken before (with its monotonic
+// part): no second reading.
+func monoAt(t time.Time) int64 { return int64(t.Sub(epoch)) }
+
 // backend is one instance address. The same *backend is shared by every table
 // that lists its address, so its counters survive swaps.
 type backend struct {

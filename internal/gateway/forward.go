@@ -139,9 +139,13 @@ func defaultDialer() dialer {
 
 // forwardFast proxies r to a backend of rt with the gateway's forwarder,
 // retrying as retryTransport does. pass, when set, is the app's cache,
-// which let r through (see passCache).
-func (g *Gateway) forwardFast(w http.ResponseWriter, r *http.Request, rt *route, canary bool, pass passCache) {
+// which let r through (see passCache). start, when not zero, is the clock
+// when r came in, which the connection pool takes for now.
+func (g *Gateway) forwardFast(w http.ResponseWriter, r *http.Request, rt *route, canary bool, pass passCache, start time.Time) {
 	st := proxyState{app: rt.app, route: rt, canary: canary, pass: pass}
+	if !start.IsZero() {
+		st.now = monoAt(start)
+	}
 	body := r.Body
 	if body == http.NoBody {
 		body = nil
@@ -207,7 +211,7 @@ func (g *Gateway) forwardFast(w http.ResponseWriter, r *http.Request, rt *route,
 func (g *Gateway) attempt(w http.ResponseWriter, r *http.Request, b *backend, body io.ReadCloser, sent *int64, st *proxyState) (done bool, err error) {
 	ctx := r.Context()
 	for {
-		uc := b.pool.get(monoNow())
+		uc := b.pool.get(st.clock())
 		if uc == nil {
 			nc, derr := g.dial(ctx, "tcp", b.addr)
 			if derr != nil {
@@ -231,7 +235,7 @@ func (g *Gateway) exchange(w http.ResponseWriter, r *http.Request, uc *upConn, b
 	keep := false
 	defer func() {
 		if keep && ctx.Err() == nil {
-			b.pool.put(uc, monoNow())
+			b.pool.put(uc, st.clock())
 		} else {
 			uc.nc.Close()
 		}

@@ -204,6 +204,15 @@ type frontConn struct {
 	pass passHint
 	// req is the request being served, as parseRequest made it.
 	req *frontRequest
+	// start is the clock when the request being served was in (its head,
+	// and its body if any): the one reading the gateway's parts share
+	// for it (the Observe hook's start, the app's idle clock, the
+	// forwarder's pool).
+	start time.Time
+	// end, when set, is the clock when the last response's handler ended
+	// (read for the Observe hook): the final flush's write deadline and
+	// the next idle deadline take it instead of reading the clock again.
+	end time.Time
 	// spare is the header map of a request the gateway is done with
 	// (Gateway.ServeHTTP sets it when nothing can hold on to it), for
 	// the next request's parse: its map not made anew.
@@ -258,7 +267,7 @@ func (fc *frontConn) serve() {
 				return
 			}
 			if d := f.opts.IdleTimeout; d > 0 {
-				if now := time.Now(); now.Sub(idleArmed) >= idleSlack(d) {
+				if now := fc.lastClock(); now.Sub(idleArmed) >= idleSlack(d) {
 					fc.c.SetReadDeadline(now.Add(d))
 					idleArmed = now
 				}
@@ -281,6 +290,8 @@ func (fc *frontConn) serve() {
 			return // closed, or too slow: net/http would close it too
 		}
 		fc.pass = passHint{}
+		fc.end = time.Time{}
+		fc.start = time.Now()
 		if ok {
 			// A fresh cache hit is answered from the head's bytes (hit.go).
 			if served, keep := fc.serveHit(n); served {
@@ -315,6 +326,7 @@ func (fc *frontConn) serve() {
 				return
 			}
 			r.Body = &frontBody{b: body}
+			fc.start = time.Now()
 		}
 		keep := fc.serveRequest(r)
 		fc.req = nil
@@ -322,6 +334,28 @@ func (fc *frontConn) serve() {
 			return
 		}
 	}
+}
+
+// lastClock is fc.end when set, the clock otherwise: the idle deadline
+// counts from the end of the last handler, not of its final flush.
+func (fc *frontConn) lastClock() time.Time {
+	if !fc.end.IsZero() {
+		return fc.end
+	}
+	return time.Now()
+}
+
+// flush flushes the write buffer at the end of a response, letting the
+// Guard take fc.end for the clock when it arms the write deadline.
+func (fc *frontConn) flush() error {
+	gc, _ := fc.c.(*guardConn)
+	if gc == nil || fc.end.IsZero() {
+		return fc.writer().Flush()
+	}
+	gc.clock = fc.end
+	err := fc.writer().Flush()
+	gc.clock = time.Time{}
+	return err
 }
 
 // idleSlack is how old an armed idle deadline may be and still serve for
@@ -657,7 +691,7 @@ func (fc *frontConn) serveRequest(r *http.Request) (keep bool) {
 		return false
 	}
 	if fc.br.Buffered() == 0 || w.closeAfter {
-		err := fc.writer().Flush()
+		err := fc.flush()
 		fc.releaseWriter() // idle connections hold no write buffer
 		if err != nil {
 			return false

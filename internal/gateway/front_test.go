@@ -606,3 +606,53 @@ func TestFrontReusesHeader(t *testing.T) {
 		}
 	}
 }
+
+// TestFrontIdleAfterObserved: with an Observe hook, whose clock reading
+// at the end of a response Front's idle deadline and the Guard's write
+// deadline take instead of reading the clock again, an idle keep-alive
+// connection is still closed once IdleTimeout passes, after proxied
+// responses and cached hits alike, and one busy before it stays open.
+func TestFrontIdleAfterObserved(t *testing.T) {
+	app := startBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/cached" {
+			w.Header().Set("Cache-Control", "max-age=600")
+		}
+		io.WriteString(w, "ok")
+	}))
+	var observed atomic.Int64
+	g := New(Options{
+		Logger:  testLogger(t),
+		Cache:   testCache{httpcache.New(httpcache.Options{})},
+		Observe: func(string, int, int64, time.Duration, string) { observed.Add(1) },
+	})
+	g.SetRoutes([]Route{{App: "app", Hosts: []string{"app.localhost"}, Backends: []string{app}}})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: g}
+	const idle = 300 * time.Millisecond
+	go srv.Serve(g.Front(Guard(ln, GuardOptions{BodyTimeout: time.Minute, SendTimeout: time.Minute}), g,
+		FrontOptions{ReadHeaderTimeout: 10 * time.Second, IdleTimeout: idle, Logger: testLogger(t)}))
+	t.Cleanup(func() { srv.Close() })
+	addr := ln.Addr().String()
+
+	for _, path := range []string{"/", "/cached", "/cached"} { // pass, miss, hit
+		c := dialFront(t, addr)
+		for range 3 {
+			if w := c.send(t, "GET "+path+" HTTP/1.1\r\nHost: app.localhost\r\n\r\n"); !strings.HasPrefix(w[0].status, "HTTP/1.1 200") {
+				t.Fatalf("%s: %q", path, w[0].status)
+			}
+		}
+		began := time.Now()
+		if _, err := c.br.ReadByte(); err == nil || isTimeout(err) {
+			t.Fatalf("%s: the idle connection gave %v, want it closed", path, err)
+		}
+		if waited := time.Since(began); waited < idle-idleSlack(idle) {
+			t.Errorf("%s: closed after %v idle, before IdleTimeout %v", path, waited, idle)
+		}
+	}
+	if observed.Load() != 9 {
+		t.Errorf("observed %d responses, want 9", observed.Load())
+	}
+}

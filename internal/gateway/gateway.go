@@ -236,6 +236,21 @@ type proxyState struct {
 	// (passCache): the response gets X-Cache: MISS, as the cache gives
 	// it, and the cache is told about it.
 	pass passCache
+
+	// now, when not zero, is the clock (monoNow's scale) when the request
+	// came in: the forwarder's pool takes it for now. A connection put
+	// back counts as idle since then, which is early by the exchange's
+	// length: at worst one more liveness check, or a pooled connection
+	// closed early, after a long exchange.
+	now int64
+}
+
+// clock is st.now when set, monoNow otherwise.
+func (st *proxyState) clock() int64 {
+	if st.now != 0 {
+		return st.now
+	}
+	return monoNow()
 }
 
 // passCache is what an app's cache handler offers besides ServeHTTP when
@@ -303,15 +318,24 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeText(w, http.StatusNotFound, "pier: no app is served at host "+strconv.Quote(host))
 		return
 	}
+	// The clock, read once for the request: Front's loop read it when
+	// the request was in.
+	var start time.Time
+	if fc != nil {
+		start = fc.start
+	} else {
+		start = time.Now()
+	}
 	if g.observe != nil || g.access != nil {
 		ow := observe(w)
-		defer ow.done(g, rt.app, r, id, time.Now())
+		ow.fc = fc
+		defer ow.done(g, rt.app, r, id, start)
 		w = ow
 	}
 	if g.limited(w, r, rt.app) {
 		return
 	}
-	rt.state.touch()
+	rt.state.touchAt(monoAt(start))
 	if len(rt.backends) == 0 && rt.static != nil && !rt.wakeable {
 		rt.static.serve(w, r, r.URL.Path, false)
 		return
@@ -326,6 +350,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if rt = g.wake(w, r, rt); rt == nil {
 			return
 		}
+		start = time.Time{} // the start took time: the forwarder reads the clock
 	}
 	if len(rt.backends) == 0 {
 		w.Header().Set("Retry-After", "1")
@@ -337,15 +362,18 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeText(w, http.StatusRequestEntityTooLarge, "pier: request body too large")
 		return
 	}
-	if r.ContentLength < 0 && r.Body != nil && r.Body != http.NoBody && !g.bufferBody(w, r) {
-		return
+	if r.ContentLength < 0 && r.Body != nil && r.Body != http.NoBody {
+		if !g.bufferBody(w, r) {
+			return
+		}
+		start = time.Time{} // as after a wake
 	}
 	canary := rt.canary != nil && rt.canary.choose(w, r)
 	if rt.handler != nil {
 		if pc, ok := rt.handler.(passCache); ok && !g.slow && !canary && g.dial != nil && !rt.speaksH2C(false) && passing(pc, r, hint) {
 			// The cache would only pass r on: the forwarder answers it
 			// with X-Cache: MISS and tells the cache about the response.
-			g.forwardFast(w, r, rt, false, pc)
+			g.forwardFast(w, r, rt, false, pc, start)
 			if fc != nil {
 				fc.spare = r.Header // the forwarder keeps nothing of it
 			}
@@ -357,7 +385,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rt.handler.ServeHTTP(w, r) // the cache: a hit never reaches the proxy
 		return
 	}
-	if g.forward(w, r, rt, canary) && fc != nil {
+	if g.forward(w, r, rt, canary, start) && fc != nil {
 		fc.spare = r.Header // the forwarder keeps nothing of it
 	}
 }
@@ -366,13 +394,15 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // gateway's own forwarder, or with ReverseProxy for a protocol switch
 // (websockets) and when Options.Transport is not an *http.Transport. fast
 // reports the gateway's forwarder, which keeps nothing of r once it returns.
-func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, rt *route, canary bool) (fast bool) {
+//
+// start is the clock when the request came in, if read (zero: not).
+func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, rt *route, canary bool, start time.Time) (fast bool) {
 	if rt.speaksH2C(canary) && len(r.Header["Upgrade"]) == 0 && r.Method != http.MethodConnect {
 		g.forwardH2C(w, r, rt, canary) // h2c.go
 		return false
 	}
 	if g.dial != nil && len(r.Header["Upgrade"]) == 0 && r.Method != http.MethodConnect {
-		g.forwardFast(w, r, rt, canary, nil)
+		g.forwardFast(w, r, rt, canary, nil, start)
 		return true
 	}
 	st := &proxyState{app: rt.app, route: rt, canary: canary}
@@ -395,7 +425,7 @@ func (p *appProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeText(w, http.StatusServiceUnavailable, "pier: app "+strconv.Quote(p.app)+" has no running web instances")
 		return
 	}
-	p.g.forward(w, r, rt, r.Context().Value(canaryKey{}) != nil)
+	p.g.forward(w, r, rt, r.Context().Value(canaryKey{}) != nil, time.Time{})
 }
 
 // bufferBody reads a request body of unknown length (chunked) before it

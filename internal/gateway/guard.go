@@ -102,6 +102,11 @@ type guardConn struct {
 	upgrade   bool   // ... it asks for a protocol switch
 	length    int64  // ... its Content-Length, -1 when invalid
 
+	// clock, when set, is a clock reading its writer took a moment
+	// before, which armWrite takes instead of reading the clock (Front
+	// sets it around the flush that ends a response). Writer only.
+	clock time.Time
+
 	mu      sync.Mutex // guards rd, wd, lastArm
 	rd, wd  time.Time  // deadlines set by the connection's users
 	lastArm time.Time  // when the write deadline was last armed
@@ -336,7 +341,10 @@ func (c *guardConn) armWrite() {
 	if c.sendTimeout <= 0 {
 		return
 	}
-	now := time.Now()
+	now := c.clock
+	if now.IsZero() {
+		now = time.Now()
+	}
 	c.mu.Lock()
 	if now.Sub(c.lastArm) < time.Second {
 		c.mu.Unlock()

@@ -149,7 +149,7 @@ func (fc *frontConn) serveHit(n int) (served, keep bool) {
 			return false, false
 		}
 	}
-	start := time.Now()
+	start := fc.start
 	bw := fc.writer()
 	var head, body []byte
 	var status int
@@ -170,7 +170,7 @@ func (fc *frontConn) serveHit(n int) (served, keep bool) {
 			return false, false // ServeHTTP answers the 429
 		}
 	}
-	rt.state.touch()
+	rt.state.touchAt(monoAt(start))
 	fc.br.Discard(n)
 
 	head = append(head, "X-Request-Id: "...)
@@ -212,7 +212,7 @@ func (fc *frontConn) serveHit(n int) (served, keep bool) {
 		return true, false
 	}
 	if fc.br.Buffered() == 0 || closeAfter {
-		err := bw.Flush()
+		err := fc.flush()
 		fc.releaseWriter() // idle connections hold no write buffer
 		if err != nil {
 			return true, false
@@ -290,7 +290,8 @@ func hitFields(s string, fields []string) (_ []string, host, id string, closeAft
 // what observedWriter.done reports for the same response.
 func (fc *frontConn) observeHit(app, method, host, path string, status int, bytes int64, id string, start time.Time) {
 	g := fc.f.g
-	d := time.Since(start)
+	fc.end = time.Now()
+	d := fc.end.Sub(start)
 	if g.observe != nil {
 		g.observe(app, status, bytes, d, CacheHit)
 	}

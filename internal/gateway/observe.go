@@ -56,6 +56,7 @@ type observedWriter struct {
 	http.ResponseWriter
 	status int
 	bytes  int64
+	fc     *frontConn // Front's connection, told the clock at the end
 }
 
 var observedPool = sync.Pool{New: func() any { return new(observedWriter) }}
@@ -73,7 +74,11 @@ func (o *observedWriter) done(g *Gateway, app string, r *http.Request, id string
 	if status == 0 {
 		status = http.StatusOK // nothing written: net/http answers 200
 	}
-	d := time.Since(start)
+	end := time.Now()
+	if o.fc != nil {
+		o.fc.end = end
+	}
+	d := end.Sub(start)
 	cache := cacheResult(o.ResponseWriter.Header())
 	if g.observe != nil {
 		g.observe(app, status, o.bytes, d, cache)
@@ -92,7 +97,7 @@ func (o *observedWriter) done(g *Gateway, app string, r *http.Request, id string
 			slog.String("id", id),
 		)
 	}
-	o.ResponseWriter = nil
+	o.ResponseWriter, o.fc = nil, nil
 	observedPool.Put(o)
 }
 

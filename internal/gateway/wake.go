@@ -42,8 +42,11 @@ type wakeCall struct {
 	err  error
 }
 
-func (s *appState) touch() {
-	if now := monoNow(); now-s.last.Load() > touchEvery {
+func (s *appState) touch() { s.touchAt(monoNow()) }
+
+// touchAt is touch with the clock read by the caller (monoNow's scale).
+func (s *appState) touchAt(now int64) {
+	if now-s.last.Load() > touchEvery {
 		s.last.Store(now)
 	}
 }
