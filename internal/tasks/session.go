@@ -15,6 +15,10 @@ import (
 type Session struct {
 	s   *Service
 	App string
+	// Waiting, when set, is called (by the session's goroutine, without
+	// locks) when a Reserve finds nothing ready and starts to wait: the
+	// beanstalkd server gives the connection's thread back then.
+	Waiting func()
 
 	reserved map[uint64]*job // guarded by s.mu
 }
@@ -167,13 +171,17 @@ func (se *Session) Reserve(ctx context.Context, queues []string, timeout time.Du
 			s.mu.Unlock()
 			return Task{}, ErrTimeout
 		}
-		if w == nil {
+		first := w == nil
+		if first {
 			w = &waiter{ch: make(chan struct{}, 1)}
 			for _, q := range qs {
 				q.waiters[w] = struct{}{}
 			}
 		}
 		s.mu.Unlock()
+		if first && se.Waiting != nil {
+			se.Waiting()
+		}
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():

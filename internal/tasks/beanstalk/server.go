@@ -50,8 +50,8 @@ type Options struct {
 	// ThreadConns is how many connections at once are served on a thread
 	// of their own, out of Go's network poller (threadconn_linux.go): a
 	// client working in lockstep gets more commands per second, for an
-	// OS thread while it waits. The connections accepted while fewer are
-	// are the ones; the others use the poller. 0: GOMAXPROCS-1 (none
+	// OS thread while it waits. Busy connections take them as they free
+	// up (switchConn); the others use the poller. 0: GOMAXPROCS-1 (none
 	// with a single P: the thread's P is held through short waits);
 	// negative: none.
 	ThreadConns int
@@ -70,8 +70,8 @@ type Server struct {
 	// (beanstalkd's drain mode) and connections close after the command
 	// they are running.
 	stopping atomic.Bool
-	// threads counts the connections served on a thread of their own
-	// (threadConn), at most maxThreads.
+	// threads counts the connections on a thread of their own
+	// (switchConn), at most maxThreads.
 	threads    atomic.Int32
 	maxThreads int32
 }
@@ -103,6 +103,9 @@ func New(opts Options) *Server {
 	if threads == 0 {
 		threads = runtime.GOMAXPROCS(0) - 1
 	}
+	if !threadsWork {
+		threads = 0
+	}
 	return &Server{opts: opts, log: opts.Logger, conns: map[net.Conn]struct{}{}, maxThreads: int32(max(threads, 0))}
 }
 
@@ -127,7 +130,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}()
 	defer s.wg.Wait()
 	for {
-		c, err := ln.Accept()
+		nc, err := ln.Accept()
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -139,7 +142,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			}
 			return fmt.Errorf("beanstalk: accept: %w", err)
 		}
-		c, threaded := s.thread(c)
+		c := &switchConn{s: s, cur: nc}
 		s.mu.Lock()
 		s.conns[c] = struct{}{}
 		if s.stopping.Load() {
@@ -154,35 +157,16 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 				delete(s.conns, c)
 				s.mu.Unlock()
 				c.Close()
-				if threaded {
-					s.threads.Add(-1)
-				}
 			}()
 			s.serveConn(ctx, c)
 		}()
 	}
 }
 
-// thread serves c on a thread of its own when fewer than maxThreads are
-// (see threadConn); threaded reports whether it does.
-func (s *Server) thread(c net.Conn) (_ net.Conn, threaded bool) {
-	if s.maxThreads == 0 {
-		return c, false
-	}
-	if s.threads.Add(1) <= s.maxThreads {
-		tc, err := takeThread(c)
-		if err == nil {
-			return tc, true
-		}
-		s.log.Debug("beanstalk connection stays in the poller", "err", err)
-	}
-	s.threads.Add(-1)
-	return c, false
-}
-
 // conn is one client connection's state; only its goroutine touches it.
 type conn struct {
-	s *Server
+	s  *Server
+	nc *switchConn
 	// ctx is for the work of a command, which runs to its end when the
 	// server stops; wait (Serve's) ends a blocking reserve then.
 	ctx, wait context.Context
@@ -194,9 +178,9 @@ type conn struct {
 	watched   []string
 }
 
-func (s *Server) serveConn(ctx context.Context, nc net.Conn) {
+func (s *Server) serveConn(ctx context.Context, nc *switchConn) {
 	c := &conn{
-		s: s, ctx: context.WithoutCancel(ctx), wait: ctx,
+		s: s, nc: nc, ctx: context.WithoutCancel(ctx), wait: ctx,
 		r:    bufio.NewReaderSize(nc, 4096),
 		w:    bufio.NewWriterSize(nc, 4096),
 		used: "default", watched: []string{"default"},
@@ -210,6 +194,9 @@ func (s *Server) serveConn(ctx context.Context, nc net.Conn) {
 		}
 	}()
 	for {
+		if c.r.Buffered() == 0 {
+			nc.toThread()
+		}
 		line, err := readLine(c.r)
 		if err != nil {
 			var pe protoError
@@ -347,6 +334,7 @@ func (c *conn) authenticate(cmd command) bool {
 func (c *conn) setApp(app string) {
 	c.app = app
 	c.sess = c.s.opts.Tasks.Session(app)
+	c.sess.Waiting = c.nc.toPoller // a reserve waiting needs no thread
 }
 
 // cutToken splits "<token>/<tube>".

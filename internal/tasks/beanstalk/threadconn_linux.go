@@ -32,15 +32,20 @@ import (
 // The price is an OS thread per such connection while it waits, and its
 // P held through short waits (the runtime takes it back for other work),
 // so only a few connections at a time are served this way
-// (Options.ThreadConns); the others stay in the poller.
+// (Options.ThreadConns), and only while they work (switchConn); the
+// others stay in the poller.
 type threadConn struct {
 	fd            int
 	local, remote net.Addr
 }
 
-// takeThread makes a threadConn of nc. On success nc is closed; on
-// failure it is left as it was.
-func takeThread(nc net.Conn) (net.Conn, error) {
+// threadsWork: this platform has threaded connections.
+const threadsWork = true
+
+// takeThread makes a threadConn of nc whose reads fail with errIdle after
+// waiting idle (0: never). On success nc is closed; on failure it is left
+// as it was.
+func takeThread(nc net.Conn, idle time.Duration) (net.Conn, error) {
 	tc, ok := nc.(*net.TCPConn)
 	if !ok {
 		return nil, errors.New("beanstalk: not a TCP connection")
@@ -58,13 +63,43 @@ func takeThread(nc net.Conn) (net.Conn, error) {
 	if err = errors.Join(cerr, err); err != nil {
 		return nil, fmt.Errorf("beanstalk: take a connection's socket: %w", err)
 	}
-	if err := unix.SetNonblock(fd, false); err != nil {
+	tv := unix.NsecToTimeval(int64(idle))
+	if err := errors.Join(unix.SetNonblock(fd, false), unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)); err != nil {
 		unix.Close(fd)
 		return nil, fmt.Errorf("beanstalk: take a connection's socket: %w", err)
 	}
 	t := &threadConn{fd: fd, local: tc.LocalAddr(), remote: tc.RemoteAddr()}
 	tc.Close()
 	return t, nil
+}
+
+// untakeThread moves a threadConn's socket back to the poller: a
+// net.Conn of it, without the deadlines set before. On success the
+// threadConn is closed; on failure it is left as it was.
+func untakeThread(nc net.Conn) (net.Conn, error) {
+	t, ok := nc.(*threadConn)
+	if !ok {
+		return nil, errors.New("beanstalk: not a threaded connection")
+	}
+	var none unix.Timeval
+	err := errors.Join(unix.SetNonblock(t.fd, true),
+		unix.SetsockoptTimeval(t.fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &none),
+		unix.SetsockoptTimeval(t.fd, unix.SOL_SOCKET, unix.SO_SNDTIMEO, &none))
+	if err != nil {
+		unix.SetNonblock(t.fd, false)
+		return nil, fmt.Errorf("beanstalk: give a connection's socket back to the poller: %w", err)
+	}
+	// FileConn duplicates the descriptor (close-on-exec) into the poller;
+	// the File, and the threadConn's descriptor with it, is closed after.
+	f := os.NewFile(uintptr(t.fd), "beanstalk")
+	pc, err := net.FileConn(f)
+	if err != nil {
+		unix.SetNonblock(t.fd, false)
+		return nil, fmt.Errorf("beanstalk: give a connection's socket back to the poller: %w", err)
+	}
+	f.Close()
+	t.fd = -1
+	return pc, nil
 }
 
 func (t *threadConn) Read(p []byte) (int, error) {
@@ -76,6 +111,8 @@ func (t *threadConn) Read(p []byte) (int, error) {
 		switch {
 		case err == unix.EINTR:
 			continue
+		case err == unix.EAGAIN: // SO_RCVTIMEO: nothing for the idle time
+			return 0, errIdle
 		case err != nil:
 			return 0, &net.OpError{Op: "read", Net: "tcp", Source: t.local, Addr: t.remote, Err: os.NewSyscallError("read", err)}
 		case n == 0:
@@ -102,7 +139,16 @@ func (t *threadConn) Write(p []byte) (int, error) {
 	return done, nil
 }
 
-func (t *threadConn) Close() error { return unix.Close(t.fd) }
+// Close closes the socket once (a descriptor closed twice could be
+// another file's by then).
+func (t *threadConn) Close() error {
+	if t.fd < 0 {
+		return net.ErrClosed
+	}
+	fd := t.fd
+	t.fd = -1
+	return unix.Close(fd)
+}
 
 func (t *threadConn) LocalAddr() net.Addr  { return t.local }
 func (t *threadConn) RemoteAddr() net.Addr { return t.remote }

@@ -8,16 +8,21 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	bs "github.com/beanstalkd/go-beanstalk"
 
 	"golang.org/x/sys/unix"
 )
 
 // threadPair returns a loopback TCP connection's client end and its
 // server end made a threadConn.
-func threadPair(t *testing.T) (client net.Conn, server *threadConn) {
+func threadPair(t *testing.T, idle time.Duration) (client net.Conn, server *threadConn) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -33,7 +38,7 @@ func threadPair(t *testing.T) (client net.Conn, server *threadConn) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tc, err := takeThread(nc)
+	tc, err := takeThread(nc, idle)
 	if err != nil {
 		nc.Close()
 		t.Fatal(err)
@@ -57,7 +62,7 @@ func within(t *testing.T, what string, f func()) {
 
 func TestThreadConn(t *testing.T) {
 	t.Run("socket blocking, close-on-exec", func(t *testing.T) {
-		_, tc := threadPair(t)
+		_, tc := threadPair(t, 0)
 		fl, err := unix.FcntlInt(uintptr(tc.fd), unix.F_GETFL, 0)
 		if err != nil || fl&unix.O_NONBLOCK != 0 {
 			t.Errorf("file flags %#x, %v: want blocking", fl, err)
@@ -68,7 +73,7 @@ func TestThreadConn(t *testing.T) {
 		}
 	})
 	t.Run("read, write, EOF", func(t *testing.T) {
-		client, tc := threadPair(t)
+		client, tc := threadPair(t, 0)
 		if _, err := client.Write([]byte("put 0 0 1 1\r\n")); err != nil {
 			t.Fatal(err)
 		}
@@ -90,7 +95,7 @@ func TestThreadConn(t *testing.T) {
 		}
 	})
 	t.Run("past read deadline ends a blocked read", func(t *testing.T) {
-		_, tc := threadPair(t)
+		_, tc := threadPair(t, 0)
 		got := make(chan error, 1)
 		go func() {
 			_, err := tc.Read(make([]byte, 64))
@@ -107,7 +112,7 @@ func TestThreadConn(t *testing.T) {
 		})
 	})
 	t.Run("what arrived before the deadline is still read", func(t *testing.T) {
-		client, tc := threadPair(t)
+		client, tc := threadPair(t, 0)
 		if _, err := client.Write([]byte("stats\r\n")); err != nil {
 			t.Fatal(err)
 		}
@@ -128,7 +133,7 @@ func TestThreadConn(t *testing.T) {
 		}
 	})
 	t.Run("future read deadline refused, zero accepted", func(t *testing.T) {
-		_, tc := threadPair(t)
+		_, tc := threadPair(t, 0)
 		if err := tc.SetReadDeadline(time.Now().Add(time.Hour)); err == nil {
 			t.Error("a future read deadline was accepted")
 		}
@@ -137,7 +142,7 @@ func TestThreadConn(t *testing.T) {
 		}
 	})
 	t.Run("write deadline ends a write nobody reads", func(t *testing.T) {
-		_, tc := threadPair(t)
+		_, tc := threadPair(t, 0)
 		if err := tc.SetWriteDeadline(time.Now().Add(100 * time.Millisecond)); err != nil {
 			t.Fatal(err)
 		}
@@ -154,62 +159,235 @@ func TestThreadConn(t *testing.T) {
 			t.Error("1 GiB written to a client that reads nothing")
 		})
 	})
+	t.Run("idle read", func(t *testing.T) {
+		_, tc := threadPair(t, 20*time.Millisecond)
+		within(t, "an idle read", func() {
+			if n, err := tc.Read(make([]byte, 8)); n != 0 || err != errIdle {
+				t.Errorf("idle read: %d, %v; want errIdle", n, err)
+			}
+		})
+	})
+	t.Run("back to the poller", func(t *testing.T) {
+		client, tc := threadPair(t, time.Hour)
+		pc, err := untakeThread(tc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer pc.Close()
+		if _, err := client.Write([]byte("stats\r\n")); err != nil {
+			t.Fatal(err)
+		}
+		pc.SetReadDeadline(time.Now().Add(10 * time.Second)) // the poller's deadlines work again
+		buf := make([]byte, 16)
+		n, err := pc.Read(buf)
+		if string(buf[:n]) != "stats\r\n" || err != nil {
+			t.Fatalf("read %q, %v", buf[:n], err)
+		}
+		pc.SetReadDeadline(time.Now().Add(10 * time.Millisecond))
+		if _, err := pc.Read(buf); !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("read past the deadline: %v; want the deadline exceeded (not an idle time out from the thread)", err)
+		}
+		if _, err := pc.Write([]byte("OK\r\n")); err != nil {
+			t.Fatal(err)
+		}
+		if line, err := bufio.NewReader(client).ReadString('\n'); line != "OK\r\n" || err != nil {
+			t.Fatalf("client read %q, %v", line, err)
+		}
+	})
 	t.Run("not TCP", func(t *testing.T) {
 		a, b := net.Pipe()
 		defer a.Close()
 		defer b.Close()
-		if _, err := takeThread(a); err == nil {
+		if _, err := takeThread(a, 0); err == nil {
 			t.Error("a pipe became a threaded connection")
 		}
 	})
 }
 
-// TestThreadConnsLimit: at most Options.ThreadConns connections are
-// threaded at once; one closing frees its place for the next, and
-// threaded and polled connections answer alike (the same protocol
-// script, the wire errors included).
+// TestThreadConnsLimit: threaded and polled connections answer the
+// same script alike, and at most Options.ThreadConns connections are
+// threaded at any time.
 func TestThreadConnsLimit(t *testing.T) {
-	for _, tc := range []struct {
-		threads, conns, want int
-	}{
-		{threads: -1, conns: 3, want: 0},
-		{threads: 1, conns: 3, want: 1},
-		{threads: 8, conns: 3, want: 3},
-	} {
-		addr, srv := startServerThreads(t, map[string]string{"blog.secret": "blog"}, tc.threads)
-		var cs []net.Conn
-		for range tc.conns {
+	for _, threads := range []int{-1, 2, 8} {
+		addr, srv := startServerThreads(t, map[string]string{"blog.secret": "blog"}, threads)
+		var (
+			wg   sync.WaitGroup
+			stop atomic.Bool
+			most atomic.Int32
+		)
+		for range 5 {
 			nc, err := net.Dial("tcp", addr)
 			if err != nil {
 				t.Fatal(err)
 			}
-			cs = append(cs, nc)
-			script(t, nc)
+			defer nc.Close()
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for range 20 {
+					script(t, nc)
+				}
+			}()
 		}
-		if got := int(srv.threads.Load()); got != tc.want {
-			t.Errorf("ThreadConns %d, %d connections: %d threaded, want %d", tc.threads, tc.conns, got, tc.want)
+		go func() {
+			for !stop.Load() {
+				if n := srv.threads.Load(); n > most.Load() {
+					most.Store(n)
+				}
+				runtime.Gosched()
+			}
+		}()
+		wg.Wait()
+		stop.Store(true)
+		if got := int(most.Load()); got > max(threads, 0) {
+			t.Errorf("ThreadConns %d: %d connections threaded at once", threads, got)
 		}
-		cs[0].Close()
-		nc, err := net.Dial("tcp", addr)
+	}
+}
+
+// TestThreadGivenBack: a connection that waits — a reserve with nothing
+// ready, or no command — gives its thread back (TestSwitchConn checks the
+// moves one by one).
+func TestThreadGivenBack(t *testing.T) {
+	addr, srv := startServerThreads(t, map[string]string{"blog.secret": "blog"}, 1)
+	threads := func(want int32, what string) {
+		t.Helper()
+		within(t, what, func() {
+			for srv.threads.Load() != want {
+				time.Sleep(time.Millisecond)
+			}
+		})
+	}
+	a := dial(t, addr)
+	if _, err := bs.NewTube(a, "other").Put([]byte("x"), 0, 0, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	threads(0, "a connection idle after a put keeps its thread")
+	b := dial(t, addr)
+	reserved := make(chan error, 1)
+	go func() {
+		_, _, err := bs.NewTubeSet(b, "empty").Reserve(30 * time.Second)
+		reserved <- err
+	}()
+	threads(0, "a reserve waiting keeps its thread")
+	c := dial(t, addr)
+	if _, err := bs.NewTube(c, "other").Put([]byte("y"), 0, 0, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bs.NewTube(c, "empty").Put([]byte("z"), 0, 0, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	within(t, "the waiting reserve", func() {
+		if err := <-reserved; err != nil {
+			t.Errorf("reserve, answered after moving to the poller: %v", err)
+		}
+	})
+	script(t, mustDial(t, addr)) // still works with threads taken and given back
+}
+
+// TestSwitchConn moves a connection between the poller and a thread by
+// hand: the limit holds, data is neither lost nor repeated across moves,
+// an idle threaded read moves to the poller and goes on reading there,
+// and hangUp's deadlines follow the connection.
+func TestSwitchConn(t *testing.T) {
+	srv := New(Options{ThreadConns: 1})
+	pair := func() (net.Conn, *switchConn) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
 		}
-		script(t, nc) // served once the first has closed: its place is free then
-		for _, c := range cs[1:] {
-			c.Close()
-		}
-		nc.Close()
-		for srv.threads.Load() != 0 || srv.connCount() != 0 {
-			time.Sleep(time.Millisecond)
-		}
-		c := dial(t, addr)
-		if _, err := c.Put([]byte("x"), 0, 0, time.Minute); err != nil {
+		defer ln.Close()
+		client := mustDial(t, ln.Addr().String())
+		nc, err := ln.Accept()
+		if err != nil {
 			t.Fatal(err)
 		}
-		if got, want := int(srv.threads.Load()), min(tc.want, 1); got != want {
-			t.Errorf("ThreadConns %d, after the others closed: %d threaded, want %d", tc.threads, got, want)
+		sc := &switchConn{s: srv, cur: nc}
+		t.Cleanup(func() { sc.Close() })
+		return client, sc
+	}
+	roundTrip := func(client net.Conn, sc *switchConn, msg string) {
+		t.Helper()
+		if _, err := client.Write([]byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, len(msg))
+		within(t, "read "+msg, func() {
+			if _, err := io.ReadFull(sc, buf); err != nil || string(buf) != msg {
+				t.Errorf("read %q, %v; want %q", buf, err, msg)
+			}
+		})
+		if _, err := sc.Write(buf); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(client, buf); err != nil || string(buf) != msg {
+			t.Fatalf("echo %q, %v; want %q", buf, err, msg)
 		}
 	}
+	c1, a := pair()
+	c2, b := pair()
+	a.toThread()
+	b.toThread()
+	if !a.threaded || b.threaded || srv.threads.Load() != 1 {
+		t.Fatalf("threaded: a %v, b %v, count %d; want a only", a.threaded, b.threaded, srv.threads.Load())
+	}
+	roundTrip(c1, a, "one\r\n")
+	roundTrip(c2, b, "two\r\n")
+	// Idle past threadIdle: the read moves a to the poller and still
+	// returns what comes next.
+	go func() {
+		time.Sleep(5 * threadIdle)
+		c1.Write([]byte("late\r\n"))
+	}()
+	buf := make([]byte, 6)
+	within(t, "an idle threaded read", func() {
+		if _, err := io.ReadFull(a, buf); err != nil || string(buf) != "late\r\n" {
+			t.Errorf("read %q, %v", buf, err)
+		}
+	})
+	if a.threaded || srv.threads.Load() != 0 {
+		t.Fatalf("after an idle read: a threaded %v, count %d; want back in the poller", a.threaded, srv.threads.Load())
+	}
+	b.toThread()
+	if !b.threaded {
+		t.Fatal("b did not take the thread a gave back")
+	}
+	roundTrip(c2, b, "three\r\n")
+	b.toPoller()
+	a.toThread()
+	if b.threaded || !a.threaded || srv.threads.Load() != 1 {
+		t.Fatalf("threaded: a %v, b %v, count %d; want a only", a.threaded, b.threaded, srv.threads.Load())
+	}
+	roundTrip(c1, a, "four\r\n")
+	roundTrip(c2, b, "five\r\n")
+	// hangUp on a threaded connection, then a move: reading stays ended.
+	if _, err := c1.Write([]byte("kept\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(10 * time.Millisecond) // let it arrive: what arrived is read (threadConn)
+	srv.mu.Lock()
+	hangUp(a)
+	srv.mu.Unlock()
+	a.toPoller()
+	within(t, "reading a hung-up connection", func() {
+		b, err := io.ReadAll(a)
+		if err == nil || len(b) > len("kept\r\n") {
+			t.Errorf("read %q, %v; want at most what came before, then an error", b, err)
+		}
+	})
+	if err := a.Close(); err != nil || srv.threads.Load() != 0 {
+		t.Fatalf("close: %v, count %d", err, srv.threads.Load())
+	}
+}
+
+func mustDial(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	return nc
 }
 
 // script runs put, reserve, delete and some wrong commands on nc.

@@ -5,9 +5,14 @@ package beanstalk
 import (
 	"errors"
 	"net"
+	"time"
 )
 
-// takeThread: connections stay in the poller (see threadconn_linux.go).
-func takeThread(nc net.Conn) (net.Conn, error) {
-	return nil, errors.New("beanstalk: threaded connections need Linux")
-}
+// threadsWork: connections stay in the poller (see threadconn_linux.go).
+const threadsWork = false
+
+var errNoThreads = errors.New("beanstalk: threaded connections need Linux")
+
+func takeThread(nc net.Conn, idle time.Duration) (net.Conn, error) { return nil, errNoThreads }
+
+func untakeThread(nc net.Conn) (net.Conn, error) { return nil, errNoThreads }
