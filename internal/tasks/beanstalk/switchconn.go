@@ -1,0 +1,142 @@
+package beanstalk
+
+import (
+	"errors"
+	"net"
+	"sync"
+	"time"
+)
+
+// switchConn is a client connection that moves between Go's network
+// poller and a thread of its own (threadConn, threadconn_linux.go) as it
+// works and idles. It takes a thread at a command boundary when one of
+// Options.ThreadConns is free, and gives it back when it waits — its
+// read finds nothing for threadIdle, or a reserve waits for a task — so
+// that idle connections (a worker waiting in reserve, a client between
+// bursts) leave the threads to busy ones.
+//
+// Only the connection's goroutine reads, writes and moves it; hangUp,
+// from another, sets deadlines, which are kept for the socket it moves
+// to. Lock order: Server.mu, then mu.
+type switchConn struct {
+	s *Server
+	// mu guards cur and threaded (the owner reads them without it: only
+	// it writes them), readDL, writeDL and noThread.
+	mu       sync.Mutex
+	cur      net.Conn
+	threaded bool
+	// readDL and writeDL are the deadlines hangUp set.
+	readDL, writeDL time.Time
+	// noThread: taking a thread failed once; not tried again.
+	noThread bool
+}
+
+// threadIdle is how long a threaded connection's read waits before it
+// gives the thread back: far above a client's round trip, short enough
+// that a busy connection soon gets the thread an idle one had.
+const threadIdle = 10 * time.Millisecond
+
+// errIdle: a threaded read found nothing for threadIdle.
+var errIdle = errors.New("beanstalk: connection idle")
+
+var _ net.Conn = (*switchConn)(nil)
+
+func (sc *switchConn) Read(p []byte) (int, error) {
+	for {
+		n, err := sc.cur.Read(p)
+		if err == errIdle {
+			sc.toPoller()
+			continue
+		}
+		return n, err
+	}
+}
+
+func (sc *switchConn) Write(p []byte) (int, error) { return sc.cur.Write(p) }
+
+// toThread moves the connection to a thread of its own if one is free.
+// Called by its goroutine between commands, with nothing buffered.
+func (sc *switchConn) toThread() {
+	s := sc.s
+	if sc.threaded || sc.noThread || s.threads.Load() >= s.maxThreads {
+		return
+	}
+	if s.threads.Add(1) > s.maxThreads {
+		s.threads.Add(-1)
+		return
+	}
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	tc, err := takeThread(sc.cur, threadIdle)
+	if err != nil {
+		s.threads.Add(-1)
+		sc.noThread = true
+		s.log.Debug("beanstalk connection stays in the poller", "err", err)
+		return
+	}
+	sc.adopt(tc)
+	sc.threaded = true
+}
+
+// toPoller gives the connection's thread back: it moves to the poller.
+// Called by its goroutine when it is to wait.
+func (sc *switchConn) toPoller() {
+	if !sc.threaded {
+		return
+	}
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	nc, err := untakeThread(sc.cur)
+	if err != nil {
+		// Keep the thread (and stop timing out idle reads).
+		sc.noThread = true
+		sc.s.log.Warn("beanstalk connection cannot go back to the poller", "err", err)
+		return
+	}
+	sc.adopt(nc)
+	sc.threaded = false
+	sc.s.threads.Add(-1)
+}
+
+// adopt makes nc the connection's socket, with hangUp's deadlines.
+// Caller holds mu.
+func (sc *switchConn) adopt(nc net.Conn) {
+	if !sc.readDL.IsZero() {
+		nc.SetReadDeadline(sc.readDL)
+	}
+	if !sc.writeDL.IsZero() {
+		nc.SetWriteDeadline(sc.writeDL)
+	}
+	sc.cur = nc
+}
+
+func (sc *switchConn) Close() error {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	if sc.threaded {
+		sc.threaded = false
+		sc.s.threads.Add(-1)
+	}
+	return sc.cur.Close()
+}
+
+func (sc *switchConn) LocalAddr() net.Addr  { return sc.cur.LocalAddr() }
+func (sc *switchConn) RemoteAddr() net.Addr { return sc.cur.RemoteAddr() }
+
+func (sc *switchConn) SetReadDeadline(t time.Time) error {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	sc.readDL = t
+	return sc.cur.SetReadDeadline(t)
+}
+
+func (sc *switchConn) SetWriteDeadline(t time.Time) error {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	sc.writeDL = t
+	return sc.cur.SetWriteDeadline(t)
+}
+
+func (sc *switchConn) SetDeadline(t time.Time) error {
+	return errors.Join(sc.SetReadDeadline(t), sc.SetWriteDeadline(t))
+}
