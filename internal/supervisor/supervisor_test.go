@@ -406,7 +406,9 @@ func TestStopGivesGroupGrace(t *testing.T) {
 	s, rec := newTestSupervisor(t)
 	i := startOrFatal(t, s, Spec{
 		ID:      "group.1",
-		Command: script(t, `(trap 'sleep 0.2; echo child done; exit 0' TERM; while :; do sleep 0.05; done) & echo started; wait`),
+		// The child says "started" once its trap is set: a TERM before
+		// that would end it at once, without its cleanup.
+		Command: script(t, `(trap 'sleep 0.2; echo child done; exit 0' TERM; echo started; while :; do sleep 0.05; done) & wait`),
 		Env:     baseEnv(),
 		Grace:   time.Minute,
 	})
