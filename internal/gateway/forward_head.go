@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"io"
 	"net/http"
@@ -40,9 +41,57 @@ func (h *respHead) announced(k string) bool {
 	return false
 }
 
-// readHeadBytes reads a response head up to and including its empty line
-// into uc.head.
+// readHeadBytes reads a response head up to and including its empty line.
+// A head that fits in the connection's read buffer is returned in place
+// (its bytes stay valid until the next read from uc.br: the body's);
+// a larger one is copied into uc.head line by line.
 func readHeadBytes(uc *upConn) ([]byte, error) {
+	br := uc.br
+	from := 0
+	for {
+		buf, _ := br.Peek(br.Buffered())
+		if n := headEnd(buf, from); n > 0 {
+			br.Discard(n)
+			return buf[:n:n], nil
+		}
+		if len(buf) >= br.Size() {
+			return readHeadLines(uc) // larger than the buffer
+		}
+		from = len(buf)
+		if _, err := br.Peek(len(buf) + 1); err != nil {
+			// As readHeadLines ends: what came, and why no more did.
+			buf, _ = br.Peek(br.Buffered())
+			br.Discard(len(buf))
+			if err == io.EOF && len(buf) > 0 {
+				err = io.ErrUnexpectedEOF
+			}
+			return buf, err
+		}
+	}
+}
+
+// headEnd returns the length of the head at the start of buf, up to and
+// including the empty line that ends it, or 0 when buf holds no such
+// line. Lines ending at from or later are looked at. As readHeadLines, it
+// takes an empty first line for part of the head.
+func headEnd(buf []byte, from int) int {
+	for i := from; i < len(buf); {
+		j := bytes.IndexByte(buf[i:], '\n')
+		if j < 0 {
+			return 0
+		}
+		i += j
+		if i >= 1 && buf[i-1] == '\n' || i >= 2 && buf[i-1] == '\r' && buf[i-2] == '\n' {
+			return i + 1
+		}
+		i++
+	}
+	return 0
+}
+
+// readHeadLines is readHeadBytes for a head larger than the read buffer:
+// copied line by line into uc.head.
+func readHeadLines(uc *upConn) ([]byte, error) {
 	head := uc.head[:0]
 	for {
 		line, err := uc.br.ReadSlice('\n')

@@ -1,11 +1,15 @@
 package gateway
 
 import (
+	"bufio"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 // parseResponseHeadRef is the forwarder's first parser, kept as the
@@ -223,4 +227,83 @@ func BenchmarkParseResponseHead(b *testing.B) {
 			}
 		})
 	}
+}
+
+// TestResponseHeadReads: the forwarder reads a response head whatever way
+// it arrives: in the read buffer whole, in pieces, larger than the buffer,
+// cut by the app's close; the client gets the app's fields and body, or a
+// 502 for a cut head.
+func TestResponseHeadReads(t *testing.T) {
+	big := strings.Repeat("X-Big: "+strings.Repeat("b", 100)+"\r\n", 60) // ~6.5 KB: more than the 4 KiB buffer
+	tests := []struct {
+		name   string
+		pieces []string // written with a pause between them
+		status int
+		body   string
+	}{
+		{"whole", []string{"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello"}, 200, "hello"},
+		{"in pieces", []string{"HTTP/1.1 200 OK\r\nContent-Ty", "pe: text/plain\r\n", "Content-Length: 5\r\n\r", "\nhel", "lo"}, 200, "hello"},
+		{"larger than the buffer", []string{"HTTP/1.1 200 OK\r\n" + big + "Content-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello"}, 200, "hello"},
+		{"larger, in pieces", []string{"HTTP/1.1 200 OK\r\n" + big[:3000], big[3000:] + "Content-Type: text/plain\r\n", "Content-Length: 5\r\n\r\nhello"}, 200, "hello"},
+		{"LF only", []string{"HTTP/1.1 200 OK\nContent-Type: text/plain\nContent-Length: 5\n\nhello"}, 200, "hello"},
+		{"cut", []string{"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"}, 502, ""},
+		{"cut, larger", []string{"HTTP/1.1 200 OK\r\n" + big}, 502, ""},
+		{"nothing", nil, 502, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			app := piecesApp(t, tt.pieces)
+			for _, slow := range []bool{false, true} {
+				g := New(Options{Logger: testLogger(t)})
+				g.slow = slow
+				g.SetRoutes([]Route{{App: "app", Hosts: []string{"app.test"}, Backends: []string{app}}})
+				c := dialFront(t, serveFront(t, g, g))
+				w := c.send(t, "GET / HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n")[0]
+				if !strings.HasPrefix(w.status, fmt.Sprintf("HTTP/1.1 %d", tt.status)) {
+					t.Fatalf("slow %v: status %q, want %d", slow, w.status, tt.status)
+				}
+				if tt.status != 200 {
+					continue
+				}
+				if w.body != tt.body {
+					t.Errorf("slow %v: body %q, want %q", slow, w.body, tt.body)
+				}
+				if strings.Contains(tt.pieces[0], "X-Big") && strings.Count(w.String(), "X-Big: ") != 60 {
+					t.Errorf("slow %v: %d X-Big fields, want 60", slow, strings.Count(w.String(), "X-Big: "))
+				}
+			}
+		})
+	}
+}
+
+// piecesApp answers every request with pieces, written apart, then closes
+// the connection.
+func piecesApp(t *testing.T, pieces []string) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(10 * time.Second))
+				if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
+					return
+				}
+				for i, p := range pieces {
+					if i > 0 {
+						time.Sleep(5 * time.Millisecond) // most likely a read of its own
+					}
+					io.WriteString(c, p)
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String()
 }
