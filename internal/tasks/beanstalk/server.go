@@ -71,10 +71,18 @@ type Server struct {
 	// they are running.
 	stopping atomic.Bool
 	// threads counts the connections on a thread of their own
-	// (switchConn), at most maxThreads.
+	// (switchConn), at most maxThreads. polled counts the commands of
+	// connections in the poller; calmFrom is when (clock) threads may be
+	// taken again after a threaded connection saw others busy.
 	threads    atomic.Int32
 	maxThreads int32
+	polled     atomic.Uint64
+	calmFrom   atomic.Int64
+	epoch      time.Time
 }
+
+// clock is monotonic nanoseconds since New.
+func (s *Server) clock() int64 { return int64(time.Since(s.epoch)) }
 
 // rDraining answers a put while the server stops, as beanstalkd's drain mode.
 const rDraining = "DRAINING"
@@ -106,7 +114,7 @@ func New(opts Options) *Server {
 	if !threadsWork {
 		threads = 0
 	}
-	return &Server{opts: opts, log: opts.Logger, conns: map[net.Conn]struct{}{}, maxThreads: int32(max(threads, 0))}
+	return &Server{opts: opts, log: opts.Logger, conns: map[net.Conn]struct{}{}, maxThreads: int32(max(threads, 0)), epoch: time.Now()}
 }
 
 // Serve accepts connections on ln until ctx ends. Then it stops
@@ -194,9 +202,7 @@ func (s *Server) serveConn(ctx context.Context, nc *switchConn) {
 		}
 	}()
 	for {
-		if c.r.Buffered() == 0 {
-			nc.toThread()
-		}
+		nc.between(c.r.Buffered() > 0)
 		line, err := readLine(c.r)
 		if err != nil {
 			var pe protoError

@@ -360,6 +360,32 @@ func TestSwitchConn(t *testing.T) {
 	}
 	roundTrip(c1, a, "four\r\n")
 	roundTrip(c2, b, "five\r\n")
+	// b runs a command in the poller: at its next boundary, a gives the
+	// thread back and none is taken for contendedFor.
+	b.between(false)
+	if !a.threaded || b.threaded {
+		t.Fatalf("after b's command: a threaded %v, b %v; want a still (its boundary comes next)", a.threaded, b.threaded)
+	}
+	before := srv.clock()
+	a.between(false)
+	if a.threaded || srv.threads.Load() != 0 {
+		t.Fatalf("a kept its thread with b busy in the poller (count %d)", srv.threads.Load())
+	}
+	if calm := srv.calmFrom.Load(); calm < before+int64(contendedFor) {
+		t.Fatalf("calm from %d, want at least %d", calm, before+int64(contendedFor))
+	}
+	srv.calmFrom.Store(srv.clock() + int64(time.Hour))
+	a.between(false)
+	b.between(false)
+	if a.threaded || b.threaded {
+		t.Fatal("a thread was taken while others were busy")
+	}
+	roundTrip(c1, a, "six\r\n")
+	srv.calmFrom.Store(0)
+	a.between(false)
+	if !a.threaded {
+		t.Fatal("a did not take the thread once calm")
+	}
 	// hangUp on a threaded connection, then a move: reading stays ended.
 	if _, err := c1.Write([]byte("kept\r\n")); err != nil {
 		t.Fatal(err)
