@@ -290,6 +290,7 @@ func (fc *frontConn) serve() {
 			return // closed, or too slow: net/http would close it too
 		}
 		fc.pass = passHint{}
+		fc.hit.n = 0
 		fc.end = time.Time{}
 		fc.start = time.Now()
 		if ok {
@@ -471,7 +472,21 @@ func (fc *frontConn) parseRequest(raw []byte) *http.Request {
 	fr := &frontRequest{idRoom: buf[len(raw):]}
 	spare := fc.spare
 	fc.spare = nil
-	h, host, cl, closeAfter, ok := parseFieldsReuse(rest, fr.vals[:], spare)
+	var h http.Header
+	var host string
+	var cl int64
+	var closeAfter, ok bool
+	if fc.hit.n == len(raw) {
+		// The hit path read these fields a moment ago (FuzzHitFields:
+		// it accepts what parseFields does, and reads the same).
+		old := unsafe.String(unsafe.SliceData(raw), len(raw))
+		h = fieldsHeader(fc.hit.kept, old, s, fr.vals[:], spare)
+		host, closeAfter, ok = rebase(fc.hit.host, old, s), fc.hit.closeAfter, true
+		clear(fc.hit.kept)
+		fc.hit.n, fc.hit.kept = 0, nil
+	} else {
+		h, host, cl, closeAfter, ok = parseFieldsReuse(rest, fr.vals[:], spare)
+	}
 	if !ok || cl > frontMaxBody {
 		return nil
 	}
@@ -539,6 +554,34 @@ func parseFields(s string) (h http.Header, host string, cl int64, closeAfter, ok
 // map's value slices share one array, room when they fit in it.
 func parseFieldsInto(s string, room []string) (h http.Header, host string, cl int64, closeAfter, ok bool) {
 	return parseFieldsReuse(s, room, nil)
+}
+
+// fieldsHeader is the header map of fields (name, value pairs as hitFields
+// returns them, Host left out), their strings moved from old into cp, its
+// copy; room and spare as for parseFieldsReuse.
+func fieldsHeader(fields []string, old, cp string, room []string, spare http.Header) http.Header {
+	n := len(fields) / 2
+	var h http.Header
+	if spare != nil && len(spare) <= maxSpareFields {
+		clear(spare)
+		h = spare
+	} else {
+		h = make(http.Header, n)
+	}
+	vals := room
+	if n > len(vals) {
+		vals = make([]string, n)
+	}
+	for i := 0; i < n; i++ {
+		k := canonicalKey(rebase(fields[2*i], old, cp))
+		vals[i] = rebase(fields[2*i+1], old, cp)
+		if v, dup := h[k]; dup {
+			h[k] = append(v, vals[i])
+		} else {
+			h[k] = vals[i : i+1 : i+1]
+		}
+	}
+	return h
 }
 
 // maxSpareFields bounds the map parseFieldsReuse takes again: clearing a

@@ -656,3 +656,70 @@ func TestFrontIdleAfterObserved(t *testing.T) {
 		t.Errorf("observed %d responses, want 9", observed.Load())
 	}
 }
+
+// FuzzParseFromHit: a request whose fields the hit path read (and left to
+// ServeHTTP) is the request parseRequest makes reading them itself.
+func FuzzParseFromHit(f *testing.F) {
+	for _, s := range []string{
+		"Host: a\r\n\r\n",
+		"Host: a\r\nX-Request-Id: x\r\nAccept-Encoding: gzip, br\r\nx-a: 1\r\nX-A: 2\r\n\r\n",
+		"host: A:80\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+		"Host: a\r\nX: \t v \t\r\nuser-agent: wrk\r\n\r\n",
+	} {
+		f.Add("/p?q=1", s)
+	}
+	fc := &frontConn{f: &front{}, remote: "127.0.0.1:1"}
+	f.Fuzz(func(t *testing.T, target, fields string) {
+		raw := []byte("GET " + target + " HTTP/1.1\r\n" + fields)
+		n := len("GET " + target + " HTTP/1.1\r\n")
+		kept, host, _, closeAfter, ok := hitFields(fields, nil)
+		if !ok {
+			return
+		}
+		want := fc.parseRequest(raw)
+		fc.hit.n, fc.hit.kept, fc.hit.host, fc.hit.closeAfter = len(raw), kept, host, closeAfter
+		got := fc.parseRequest(raw)
+		if got != nil && (fc.hit.n != 0 || fc.hit.kept != nil) {
+			t.Fatalf("%q: the hit path's fields not taken", raw)
+		}
+		fc.hit.n, fc.hit.kept = 0, nil
+		if (got == nil) != (want == nil) {
+			t.Fatalf("%q: request %v, read anew %v", raw, got, want)
+		}
+		if got == nil {
+			return
+		}
+		if got.Method != want.Method || got.URL.String() != want.URL.String() || got.Host != want.Host ||
+			got.ContentLength != want.ContentLength || got.Close != want.Close || !reflect.DeepEqual(got.Header, want.Header) {
+			t.Fatalf("%q (%d): %s %s %q %d %v %v, read anew %s %s %q %d %v %v", raw, n,
+				got.Method, got.URL, got.Host, got.ContentLength, got.Close, got.Header,
+				want.Method, want.URL, want.Host, want.ContentLength, want.Close, want.Header)
+		}
+	})
+}
+
+// BenchmarkParseRequest: the hit path's reading of a browser-like GET's
+// fields, then Front's parse of the request, reading the fields again or
+// taking those the hit path read.
+func BenchmarkParseRequest(b *testing.B) {
+	fields := "Host: app.localhost\r\nUser-Agent: Mozilla/5.0 (X11; Linux x86_64)\r\nAccept: text/html,application/xhtml+xml\r\nAccept-Language: en-US,en;q=0.5\r\nAccept-Encoding: gzip, deflate, br\r\nConnection: keep-alive\r\n\r\n"
+	raw := []byte("GET /hello HTTP/1.1\r\n" + fields)
+	fc := &frontConn{f: &front{}, remote: "127.0.0.1:1"}
+	for _, fromHit := range []bool{false, true} {
+		b.Run(map[bool]string{false: "anew", true: "fromHit"}[fromHit], func(b *testing.B) {
+			b.ReportAllocs()
+			var spare http.Header
+			for b.Loop() {
+				// The hit path reads them either way.
+				kept, host, _, closeAfter, _ := hitFields(fields, fc.hit.fields[:0])
+				fc.hit.fields = kept[:0]
+				if fromHit {
+					fc.hit.n, fc.hit.kept, fc.hit.host, fc.hit.closeAfter = len(raw), kept, host, closeAfter
+				}
+				fc.spare = spare
+				r := fc.parseRequest(raw)
+				spare = r.Header
+			}
+		})
+	}
+}

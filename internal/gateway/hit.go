@@ -49,9 +49,17 @@ type passHint struct {
 // and its vectors for a writev.
 type hitScratch struct {
 	fields []string
-	bufs   [2][]byte
-	vec    net.Buffers
-	err    error // of the last writeBuffers
+	// When the path read a head's fields and left the request to
+	// ServeHTTP, parseRequest takes them instead of reading them again:
+	// n is that head's length (0: none), kept its fields (in the read
+	// buffer), host and closeAfter what hitFields found.
+	n          int
+	kept       []string
+	host       string
+	closeAfter bool
+	bufs       [2][]byte
+	vec        net.Buffers
+	err        error // of the last writeBuffers
 }
 
 // hitWritev is the body size from which a hit is written with writev
@@ -98,7 +106,12 @@ func (fc *frontConn) serveHit(n int) (served, keep bool) {
 	}
 	var fields []string
 	defer func() {
-		clear(fields) // the kept array must not hold this head alive
+		if !served && fc.hit.n == n {
+			fc.hit.kept = fields // for parseRequest, which clears them
+		} else {
+			fc.hit.n = 0
+			clear(fields) // the kept array must not hold this head alive
+		}
 		if p := recover(); p != nil {
 			// As serveRequest does with a handler's panic: logged, and
 			// the connection closed.
@@ -136,6 +149,7 @@ func (fc *frontConn) serveHit(n int) (served, keep bool) {
 	if !ok {
 		return false, false
 	}
+	fc.hit.n, fc.hit.host, fc.hit.closeAfter = n, host, closeAfter
 	rt := g.table.Load().lookup(normalizeHost(host))
 	if rt == nil || rt.canary != nil || len(rt.backends) == 0 {
 		return false, false
