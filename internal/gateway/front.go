@@ -215,8 +215,11 @@ type frontConn struct {
 	end time.Time
 	// spare is the header map of a request the gateway is done with
 	// (Gateway.ServeHTTP sets it when nothing can hold on to it), for
-	// the next request's parse: its map not made anew.
-	spare http.Header
+	// the next request's parse: its map not made anew; spareReq is that
+	// request, whose memory the next one takes too. The head's copy,
+	// whose strings anyone may keep, is always new.
+	spare    http.Header
+	spareReq *frontRequest
 }
 
 var (
@@ -469,9 +472,15 @@ func (fc *frontConn) parseRequest(raw []byte) *http.Request {
 	if !ok1 || !ok2 || proto != "HTTP/1.1" || !frontMethod(method) || !originForm(target) {
 		return nil
 	}
-	fr := &frontRequest{idRoom: buf[len(raw):]}
+	fr := fc.spareReq
+	if fr == nil {
+		fr = new(frontRequest)
+	} else {
+		*fr = frontRequest{}
+	}
+	fr.idRoom = buf[len(raw):]
 	spare := fc.spare
-	fc.spare = nil
+	fc.spare, fc.spareReq = nil, nil
 	var h http.Header
 	var host string
 	var cl int64

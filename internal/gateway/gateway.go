@@ -375,7 +375,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			// with X-Cache: MISS and tells the cache about the response.
 			g.forwardFast(w, r, rt, false, pc, start)
 			if fc != nil {
-				fc.spare = r.Header // the forwarder keeps nothing of it
+				fc.spare, fc.spareReq = r.Header, fc.req // the forwarder keeps nothing of them
 			}
 			return
 		}
@@ -386,7 +386,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if g.forward(w, r, rt, canary, start) && fc != nil {
-		fc.spare = r.Header // the forwarder keeps nothing of it
+		fc.spare, fc.spareReq = r.Header, fc.req // the forwarder keeps nothing of them
 	}
 }
 
