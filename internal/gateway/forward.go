@@ -415,17 +415,19 @@ func namedByConnection(conn []string, k string) bool {
 // writeRequestHead writes r's request line and header for the app: the
 // client's Host, its header without hop-by-hop and forwarding fields, and
 // X-Forwarded-For/Host/Proto as ReverseProxy's SetXForwarded sets them.
+// The head is appended to bw's free space and written with one Write.
 func writeRequestHead(bw *bufio.Writer, r *http.Request, addr string) {
-	bw.WriteString(r.Method)
-	bw.WriteByte(' ')
-	bw.WriteString(r.URL.RequestURI())
-	bw.WriteString(" HTTP/1.1\r\nHost: ")
+	b := bw.AvailableBuffer()
+	b = append(b, r.Method...)
+	b = append(b, ' ')
+	b = append(b, r.URL.RequestURI()...)
+	b = append(b, " HTTP/1.1\r\nHost: "...)
 	host := r.Host
 	if host == "" {
 		host = addr
 	}
-	writeValue(bw, host)
-	bw.WriteString("\r\n")
+	b = appendValue(b, host)
+	b = append(b, "\r\n"...)
 	conn := r.Header["Connection"]
 	teTrailers := false
 	for k, vv := range r.Header {
@@ -444,43 +446,43 @@ func writeRequestHead(bw *bufio.Writer, r *http.Request, addr string) {
 			continue
 		}
 		for _, v := range vv {
-			bw.WriteString(k)
-			bw.WriteString(": ")
-			writeValue(bw, v)
-			bw.WriteString("\r\n")
+			b = append(b, k...)
+			b = append(b, ": "...)
+			b = appendValue(b, v)
+			b = append(b, "\r\n"...)
 		}
 	}
 	if teTrailers {
-		bw.WriteString("Te: trailers\r\n")
+		b = append(b, "Te: trailers\r\n"...)
 	}
 	if ip, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		bw.WriteString("X-Forwarded-For: ")
+		b = append(b, "X-Forwarded-For: "...)
 		if prior := r.Header["X-Forwarded-For"]; len(prior) > 0 {
 			for _, p := range prior {
-				writeValue(bw, p)
-				bw.WriteString(", ")
+				b = appendValue(b, p)
+				b = append(b, ", "...)
 			}
 		}
-		bw.WriteString(ip)
-		bw.WriteString("\r\n")
+		b = append(b, ip...)
+		b = append(b, "\r\n"...)
 	}
-	bw.WriteString("X-Forwarded-Host: ")
-	writeValue(bw, r.Host)
+	b = append(b, "X-Forwarded-Host: "...)
+	b = appendValue(b, r.Host)
 	if r.TLS != nil {
-		bw.WriteString("\r\nX-Forwarded-Proto: https\r\n")
+		b = append(b, "\r\nX-Forwarded-Proto: https\r\n"...)
 	} else {
-		bw.WriteString("\r\nX-Forwarded-Proto: http\r\n")
+		b = append(b, "\r\nX-Forwarded-Proto: http\r\n"...)
 	}
 	switch {
 	case r.ContentLength > 0:
-		bw.WriteString("Content-Length: ")
-		var nb [20]byte
-		bw.Write(strconv.AppendInt(nb[:0], r.ContentLength, 10))
-		bw.WriteString("\r\n")
+		b = append(b, "Content-Length: "...)
+		b = strconv.AppendInt(b, r.ContentLength, 10)
+		b = append(b, "\r\n"...)
 	case r.Method == http.MethodPost || r.Method == http.MethodPut || r.Method == http.MethodPatch:
-		bw.WriteString("Content-Length: 0\r\n")
+		b = append(b, "Content-Length: 0\r\n"...)
 	}
-	bw.WriteString("\r\n")
+	b = append(b, "\r\n"...)
+	bw.Write(b)
 }
 
 // writeValue writes a header value with line breaks turned into spaces, as

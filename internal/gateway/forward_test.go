@@ -3,6 +3,8 @@ package gateway
 import (
 	"bufio"
 	"bytes"
+	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -109,4 +111,32 @@ func FuzzParseResponseHead(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestLargeRequestHead: a request head larger than the forwarder's 4 KiB
+// write buffer (net/http serves it) reaches the app whole.
+func TestLargeRequestHead(t *testing.T) {
+	app := startBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "%d %d %s", len(r.Header["X-Big"]), len(r.Header.Get("X-Long")), r.Header.Get("X-Last"))
+	}))
+	_, base, c := newTestGateway(t, Route{App: "app", Hosts: []string{"app.test"}, Backends: []string{app}})
+	req, err := http.NewRequest("GET", base+"/big", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Host = "app.test"
+	for i := 0; i < 100; i++ {
+		req.Header.Add("X-Big", strings.Repeat("v", 100))
+	}
+	req.Header.Set("X-Long", strings.Repeat("l", 9000))
+	req.Header.Set("X-Last", "last")
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if string(body) != "100 9000 last" {
+		t.Errorf("app saw %q, want %q", body, "100 9000 last")
+	}
 }
