@@ -293,7 +293,7 @@ func (fc *frontConn) serve() {
 			return // closed, or too slow: net/http would close it too
 		}
 		fc.pass = passHint{}
-		fc.hit.n = 0
+		fc.hit.n, fc.hit.rt, fc.hit.tbl = 0, nil, nil
 		fc.end = time.Time{}
 		fc.start = time.Now()
 		if ok {

@@ -312,11 +312,15 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	host := normalizeHost(r.Host)
-	rt := g.table.Load().lookup(host)
-	if rt == nil {
-		writeText(w, http.StatusNotFound, "pier: no app is served at host "+strconv.Quote(host))
-		return
+	var rt *route
+	if fc != nil && fc.hit.rt != nil && fc.hit.tbl == g.table.Load() {
+		rt = fc.hit.rt // Front's hit path looked r's host up a moment ago
+	} else {
+		host := normalizeHost(r.Host)
+		if rt = g.table.Load().lookup(host); rt == nil {
+			writeText(w, http.StatusNotFound, "pier: no app is served at host "+strconv.Quote(host))
+			return
+		}
 	}
 	// The clock, read once for the request: Front's loop read it when
 	// the request was in.

@@ -57,9 +57,13 @@ type hitScratch struct {
 	kept       []string
 	host       string
 	closeAfter bool
-	bufs       [2][]byte
-	vec        net.Buffers
-	err        error // of the last writeBuffers
+	// rt is the route the path found for the request's host in tbl (nil:
+	// it did not look), which ServeHTTP takes while tbl is current.
+	rt   *route
+	tbl  *table
+	bufs [2][]byte
+	vec  net.Buffers
+	err  error // of the last writeBuffers
 }
 
 // hitWritev is the body size from which a hit is written with writev
@@ -150,7 +154,9 @@ func (fc *frontConn) serveHit(n int) (served, keep bool) {
 		return false, false
 	}
 	fc.hit.n, fc.hit.host, fc.hit.closeAfter = n, host, closeAfter
-	rt := g.table.Load().lookup(normalizeHost(host))
+	tbl := g.table.Load()
+	rt := tbl.lookup(normalizeHost(host))
+	fc.hit.rt, fc.hit.tbl = rt, tbl // for ServeHTTP, if the request goes there
 	if rt == nil || rt.canary != nil || len(rt.backends) == 0 {
 		return false, false
 	}
