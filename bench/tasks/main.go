@@ -5,8 +5,12 @@
 // the median rate of each cell and the ratio of the first server to the
 // others.
 // With -push-api it measures push delivery latency instead (push.go).
+// With -phase put or -phase rd it runs one phase against one server, so
+// that a profiler attached to the server sees that phase alone:
 //
 //	go run ./bench/tasks -n 20000 -runs 3 pier=127.0.0.1:1 beanstalkd-b=127.0.0.1:2 ...
+//	perf stat -e raw_syscalls:sys_enter,context-switches -p <pid> &
+//	go run ./bench/tasks -phase put -tube t1 -n 50000 -conns 1 127.0.0.1:1
 package main
 
 import (
