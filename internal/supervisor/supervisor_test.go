@@ -405,7 +405,7 @@ func TestStopGivesGroupGrace(t *testing.T) {
 	t.Parallel()
 	s, rec := newTestSupervisor(t)
 	i := startOrFatal(t, s, Spec{
-		ID:      "group.1",
+		ID: "group.1",
 		// The child says "started" once its trap is set: a TERM before
 		// that would end it at once, without its cleanup.
 		Command: script(t, `(trap 'sleep 0.2; echo child done; exit 0' TERM; echo started; while :; do sleep 0.05; done) & wait`),
