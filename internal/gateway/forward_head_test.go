@@ -171,6 +171,11 @@ func TestParseSame(t *testing.T) {
 		"HTTP/1.1 200 OK\r\nX-Ctl: a\x01b\r\n\r\n",
 		"HTTP/1.1 200 OK\r\nX-Del: a\x7fb\r\n\r\n",
 		"HTTP/1.1 200 OK\r\nX-Obs: caf\xc3\xa9\u0085\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nContent-Type: text/plain;\tcharset=utf-8\r\nDate: Mon, 02 Jan 2006\x7f15:04:05 GMT\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nCache-Control: no-store, no-cache\x01\r\n\r\n",
+		"HTTP/1.1 200 OK\r\ncontent-type: a/b\r\nDATE: x\r\nEtag: \"e\"\r\nETag: \"f\"\r\nX-Request-Id: app\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nContent-Length : 5\r\nContent-Type\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nContent-Type:\r\n\r\nDate: x\r\n",
 		"HTTP/1.1 200 OK\r\n\r\r\n\r\n",
 		"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
 		"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n",
@@ -306,4 +311,17 @@ func piecesApp(t *testing.T, pieces []string) string {
 		}
 	}()
 	return ln.Addr().String()
+}
+
+// FuzzValidValue: the word-at-a-time check of a field value agrees with
+// the byte-by-byte one.
+func FuzzValidValue(f *testing.F) {
+	for _, s := range []string{"", "text/plain; charset=utf-8", "a\tb\tc\td\te\tf", "0123456\x7f89", "01234567\x01", "caf\xc3\xa9 \xff\xfe\x80 0123456789", "\x1f\x20\x7e\x7f\x80"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if got, want := validValue(s), validFieldValue(s); got != want {
+			t.Fatalf("validValue(%q) = %v, validFieldValue %v", s, got, want)
+		}
+	})
 }
