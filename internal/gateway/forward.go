@@ -299,11 +299,9 @@ func (g *Gateway) exchange(w http.ResponseWriter, r *http.Request, uc *upConn, b
 	if st.pass != nil {
 		st.pass.PassAnswered(r, resp.status, resp.cacheControl(), resp)
 	}
-	buf := upBufs.Get().(*[32 << 10]byte)
-	defer upBufs.Put(buf)
 	direct, cerr := false, error(nil)
 	if !g.slow {
-		direct, cerr = writeDirect(w, resp, uc, buf[:], st.pass != nil)
+		direct, cerr = writeDirect(w, resp, uc, st.pass != nil)
 	}
 	if direct && g.onDirect != nil {
 		g.onDirect()
@@ -322,7 +320,9 @@ func (g *Gateway) exchange(w http.ResponseWriter, r *http.Request, uc *upConn, b
 			h["X-Cache"] = xCacheMiss // as the cache marks the answers it passes, the app's own replaced
 		}
 		w.WriteHeader(resp.status)
+		buf := upBufs.Get().(*[32 << 10]byte)
 		cerr = resp.copyBody(w, uc, buf[:])
+		upBufs.Put(buf)
 	}
 	if cerr != nil {
 		g.log.Debug("gateway: response cut", "app", st.app, "backend", b.addr, "err", cerr)

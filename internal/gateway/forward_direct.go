@@ -29,7 +29,7 @@ var xCacheMiss = []string{CacheMiss}
 // adds X-Cache: MISS, in place of the app's own, as the cache does to a
 // response it passes on. err is a failure while the body was being
 // copied, as copyBody reports it.
-func writeDirect(w http.ResponseWriter, resp *respHead, uc *upConn, buf []byte, xcache bool) (direct bool, err error) {
+func writeDirect(w http.ResponseWriter, resp *respHead, uc *upConn, xcache bool) (direct bool, err error) {
 	if resp.status < 200 || resp.chunked || resp.length < 0 || len(resp.announce) > 0 {
 		return false, nil
 	}
@@ -137,8 +137,32 @@ func writeDirect(w http.ResponseWriter, resp *respHead, uc *upConn, buf []byte, 
 	if resp.noBody || fw.req.Method == http.MethodHead {
 		left = 0
 	}
+	// The body: what the read buffer holds goes from there, the rest
+	// through a pooled buffer, taken only if needed.
+	var bp *[32 << 10]byte
+	defer func() {
+		if bp != nil {
+			upBufs.Put(bp)
+		}
+	}()
 	for left > 0 {
-		p := buf
+		if k := uc.br.Buffered(); k > 0 {
+			p, _ := uc.br.Peek(int(min(int64(k), left)))
+			if _, fw.err = bw.Write(p); fw.err != nil {
+				return true, fw.err
+			}
+			uc.br.Discard(len(p))
+			left -= int64(len(p))
+			fw.written += int64(len(p))
+			if ow != nil {
+				ow.bytes += int64(len(p))
+			}
+			continue
+		}
+		if bp == nil {
+			bp = upBufs.Get().(*[32 << 10]byte)
+		}
+		p := bp[:]
 		if int64(len(p)) > left {
 			p = p[:left]
 		}

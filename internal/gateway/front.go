@@ -198,7 +198,8 @@ type frontConn struct {
 	remote string
 	idle   atomic.Bool // waiting for a request: Close may close it
 	w      frontWriter
-	hit    hitScratch // the cached-hit path's (hit.go)
+	ow     observedWriter // w observed, for the Observe hook (gateway.go)
+	hit    hitScratch     // the cached-hit path's (hit.go)
 	// pass is what the hit path's cache lookup found for the request
 	// being served, if it looked (hit.go): reset before each request.
 	pass passHint

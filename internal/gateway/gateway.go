@@ -331,8 +331,13 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		start = time.Now()
 	}
 	if g.observe != nil || g.access != nil {
-		ow := observe(w)
-		ow.fc = fc
+		var ow *observedWriter
+		if fc != nil {
+			ow = &fc.ow // the connection's own: no pool
+			*ow = observedWriter{ResponseWriter: w, fc: fc}
+		} else {
+			ow = observe(w)
+		}
 		defer ow.done(g, rt.app, r, id, start)
 		w = ow
 	}

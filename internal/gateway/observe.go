@@ -56,7 +56,7 @@ type observedWriter struct {
 	http.ResponseWriter
 	status int
 	bytes  int64
-	fc     *frontConn // Front's connection, told the clock at the end
+	fc     *frontConn // Front's connection, told the clock at the end; its ow is o (not pooled)
 }
 
 var observedPool = sync.Pool{New: func() any { return new(observedWriter) }}
@@ -97,7 +97,11 @@ func (o *observedWriter) done(g *Gateway, app string, r *http.Request, id string
 			slog.String("id", id),
 		)
 	}
-	o.ResponseWriter, o.fc = nil, nil
+	if o.fc != nil {
+		o.ResponseWriter, o.fc = nil, nil
+		return
+	}
+	o.ResponseWriter = nil
 	observedPool.Put(o)
 }
 
