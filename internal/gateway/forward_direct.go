@@ -108,7 +108,7 @@ func writeDirect(w http.ResponseWriter, resp *respHead, uc *upConn, xcache bool)
 	if idOnly {
 		for _, v := range id {
 			b = append(b, "X-Request-Id: "...)
-			b = appendValue(b, strings.TrimSpace(v))
+			b = appendValue(b, trimSpace(v))
 			b = append(b, "\r\n"...)
 		}
 	} else {

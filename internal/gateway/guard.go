@@ -222,7 +222,10 @@ func (c *guardConn) scan(b []byte) int {
 // line handles one complete line, "\n" included, in a line state. It may
 // spoil the line in place.
 func (c *guardConn) line(l []byte) {
-	text := bytes.TrimRight(l, "\r\n")
+	text := l
+	for n := len(text); n > 0 && (text[n-1] == '\n' || text[n-1] == '\r'); n-- {
+		text = text[:n-1] // bytes.TrimRight(l, "\r\n") without its cutset's set
+	}
 	switch c.state {
 	case inHead:
 		c.headLine(l, text)

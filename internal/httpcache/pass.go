@@ -101,6 +101,9 @@ func (h *appHandler) PassAnswered(r *http.Request, status int, cacheControl []st
 	if !storableStatus(status) {
 		return
 	}
+	if len(cacheControl) == 1 && (cacheControl[0] == "no-store" || cacheControl[0] == "private") {
+		return // what parseDirectives would say, without its work: the common answers
+	}
 	// A one-entry header read by parseDirectives only: it stays on the
 	// stack.
 	if d := parseDirectives(http.Header{"Cache-Control": cacheControl}); d.noStore || d.private {
