@@ -248,50 +248,77 @@ func (fc *frontConn) serveHit(n int) (served, keep bool) {
 func hitFields(s string, fields []string) (_ []string, host, id string, closeAfter, ok bool) {
 	hosts, clSeen := 0, false
 	for {
-		line, rest, found := strings.Cut(s, "\r\n")
-		if !found {
+		// A line ends at the first CRLF; a bare LF before it would be in
+		// its name or value, which refuse it.
+		e := strings.IndexByte(s, '\n')
+		if e < 1 || s[e-1] != '\r' {
 			return fields, "", "", false, false
 		}
-		s = rest
+		line := s[:e-1]
+		s = s[e+1:]
 		if line == "" {
 			break
 		}
-		k, v, found := strings.Cut(line, ":")
-		if !found || !validFieldName(k) {
+		c := strings.IndexByte(line, ':')
+		if c < 0 || !validFieldName(line[:c]) {
 			return fields, "", "", false, false
 		}
-		v = strings.Trim(v, " \t")
-		if !validFieldValue(v) {
+		k, v := line[:c], line[c+1:]
+		for v != "" && (v[0] == ' ' || v[0] == '\t') {
+			v = v[1:]
+		}
+		for n := len(v); n > 0 && (v[n-1] == ' ' || v[n-1] == '\t'); n-- {
+			v = v[:n-1]
+		}
+		if !validValue(v) {
 			return fields, "", "", false, false
 		}
-		switch {
-		case strings.EqualFold(k, "Host"):
-			hosts++
-			host = v
-			if !validHost(v) {
-				return fields, "", "", false, false
-			}
-			continue
-		case strings.EqualFold(k, "Content-Length"):
-			if n, ok := parseLen(v); !ok || n != 0 || clSeen {
-				return fields, "", "", false, false // a body, or a length parseFields refuses
-			}
-			clSeen = true
-		case strings.EqualFold(k, "Transfer-Encoding"), strings.EqualFold(k, "Upgrade"),
-			strings.EqualFold(k, "Expect"), strings.EqualFold(k, "Http2-Settings"):
-			return fields, "", "", false, false
-		case strings.EqualFold(k, "Connection"):
-			for t := range strings.SplitSeq(v, ",") {
-				switch t = strings.TrimSpace(t); {
-				case strings.EqualFold(t, "close"):
-					closeAfter = true
-				case strings.EqualFold(t, "keep-alive"), t == "":
-				default:
+		// The names the path looks at, told apart by length first.
+		switch len(k) {
+		case len("Host"):
+			if strings.EqualFold(k, "Host") {
+				hosts++
+				host = v
+				if !validHost(v) {
 					return fields, "", "", false, false
 				}
+				continue
 			}
-		case strings.EqualFold(k, "X-Request-Id"):
-			if id == "" {
+		case len("Content-Length"): // and Http2-Settings
+			if strings.EqualFold(k, "Content-Length") {
+				if n, ok := parseLen(v); !ok || n != 0 || clSeen {
+					return fields, "", "", false, false // a body, or a length parseFields refuses
+				}
+				clSeen = true
+			} else if strings.EqualFold(k, "Http2-Settings") {
+				return fields, "", "", false, false
+			}
+		case len("Transfer-Encoding"):
+			if strings.EqualFold(k, "Transfer-Encoding") {
+				return fields, "", "", false, false
+			}
+		case len("Upgrade"):
+			if strings.EqualFold(k, "Upgrade") {
+				return fields, "", "", false, false
+			}
+		case len("Expect"):
+			if strings.EqualFold(k, "Expect") {
+				return fields, "", "", false, false
+			}
+		case len("Connection"):
+			if strings.EqualFold(k, "Connection") {
+				for t := range strings.SplitSeq(v, ",") {
+					switch t = strings.TrimSpace(t); {
+					case strings.EqualFold(t, "close"):
+						closeAfter = true
+					case strings.EqualFold(t, "keep-alive"), t == "":
+					default:
+						return fields, "", "", false, false
+					}
+				}
+			}
+		case len("X-Request-Id"):
+			if id == "" && strings.EqualFold(k, "X-Request-Id") {
 				id = v // the first, as ServeHTTP reads it
 			}
 		}
