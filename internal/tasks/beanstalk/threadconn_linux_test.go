@@ -335,19 +335,34 @@ func TestSwitchConn(t *testing.T) {
 	roundTrip(c2, b, "two\r\n")
 	// Idle past threadIdle: the read moves a to the poller and still
 	// returns what comes next.
-	go func() {
-		time.Sleep(5 * threadIdle)
-		c1.Write([]byte("late\r\n"))
-	}()
 	buf := make([]byte, 6)
-	within(t, "an idle threaded read", func() {
-		if _, err := io.ReadFull(a, buf); err != nil || string(buf) != "late\r\n" {
+	read := make(chan error, 1)
+	go func() {
+		_, err := io.ReadFull(a, buf)
+		read <- err
+	}()
+	within(t, "an idle threaded read moving to the poller", func() {
+		for {
+			a.mu.Lock()
+			threaded := a.threaded
+			a.mu.Unlock()
+			if !threaded {
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+	})
+	if n := srv.threads.Load(); n != 0 {
+		t.Fatalf("after an idle read: %d threaded, want 0", n)
+	}
+	if _, err := c1.Write([]byte("late\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	within(t, "a read moved to the poller", func() {
+		if err := <-read; err != nil || string(buf) != "late\r\n" {
 			t.Errorf("read %q, %v", buf, err)
 		}
 	})
-	if a.threaded || srv.threads.Load() != 0 {
-		t.Fatalf("after an idle read: a threaded %v, count %d; want back in the poller", a.threaded, srv.threads.Load())
-	}
 	b.toThread()
 	if !b.threaded {
 		t.Fatal("b did not take the thread a gave back")
