@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -420,7 +421,7 @@ func writeRequestHead(bw *bufio.Writer, r *http.Request, addr string) {
 	b := bw.AvailableBuffer()
 	b = append(b, r.Method...)
 	b = append(b, ' ')
-	b = append(b, r.URL.RequestURI()...)
+	b = appendRequestURI(b, r.URL)
 	b = append(b, " HTTP/1.1\r\nHost: "...)
 	host := r.Host
 	if host == "" {
@@ -499,6 +500,24 @@ func writeValue(bw *bufio.Writer, v string) {
 		}
 		bw.WriteByte(c)
 	}
+}
+
+// appendRequestURI appends u.RequestURI() without making the string,
+// which RequestURI concatenates anew when there is a query.
+func appendRequestURI(b []byte, u *url.URL) []byte {
+	if u.Opaque != "" {
+		return append(b, u.RequestURI()...)
+	}
+	if p := u.EscapedPath(); p != "" {
+		b = append(b, p...)
+	} else {
+		b = append(b, '/')
+	}
+	if u.ForceQuery || u.RawQuery != "" {
+		b = append(b, '?')
+		b = append(b, u.RawQuery...)
+	}
+	return b
 }
 
 // appendValue is writeValue appending to b.

@@ -140,3 +140,31 @@ func TestLargeRequestHead(t *testing.T) {
 		t.Errorf("app saw %q, want %q", body, "100 9000 last")
 	}
 }
+
+// TestWriteRequestHead: the request line and header the app gets, the
+// target as URL.RequestURI spells it, with and without a query, and no
+// allocation for a request as Front parses it (unless its path is escaped).
+func TestWriteRequestHead(t *testing.T) {
+	for _, target := range []string{"/hello", "/search?q=pier&page=2", "/a/b?q=1&r=%20", "/a!b?", "/%41%2f?x", "/%41", "/sp%20ace", "/?"} {
+		fc := &frontConn{f: &front{}, remote: "192.0.2.1:1234"}
+		r := fc.parseRequest([]byte("GET " + target + " HTTP/1.1\r\nHost: app.test\r\nX-Request-Id: id1\r\n\r\n"))
+		if r == nil {
+			t.Fatalf("%s: not parsed", target)
+		}
+		var out bytes.Buffer
+		bw := bufio.NewWriterSize(&out, 4096)
+		writeRequestHead(bw, r, "127.0.0.1:9")
+		bw.Flush()
+		want := "GET " + r.URL.RequestURI() + " HTTP/1.1\r\nHost: app.test\r\nX-Request-Id: id1\r\nX-Forwarded-For: 192.0.2.1\r\nX-Forwarded-Host: app.test\r\nX-Forwarded-Proto: http\r\n\r\n"
+		if out.String() != want {
+			t.Errorf("%s: wrote %q, want %q", target, out.String(), want)
+		}
+		allocs := testing.AllocsPerRun(100, func() {
+			writeRequestHead(bw, r, "127.0.0.1:9")
+			bw.Reset(io.Discard)
+		})
+		if allocs != 0 && !strings.Contains(target, "%") { // escaped paths: EscapedPath's own
+			t.Errorf("%s: %v allocations per request head, want 0", target, allocs)
+		}
+	}
+}
