@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -37,6 +38,9 @@ import (
 type threadConn struct {
 	fd            int
 	local, remote net.Addr
+	// readEnded: a past read deadline was set (hangUp); reads fail from
+	// then on, as they do in the poller, whatever the client still sends.
+	readEnded atomic.Bool
 }
 
 // threadsWork: this platform has threaded connections.
@@ -107,8 +111,13 @@ func (t *threadConn) Read(p []byte) (int, error) {
 		return 0, nil
 	}
 	for {
+		if t.readEnded.Load() {
+			return 0, t.deadlineErr("read")
+		}
 		n, err := unix.Read(t.fd, p)
 		switch {
+		case t.readEnded.Load():
+			return 0, t.deadlineErr("read") // what it read came after the deadline
 		case err == unix.EINTR:
 			continue
 		case err == unix.EAGAIN: // SO_RCVTIMEO: nothing for the idle time
@@ -130,7 +139,7 @@ func (t *threadConn) Write(p []byte) (int, error) {
 		case err == unix.EINTR:
 			continue
 		case err == unix.EAGAIN: // SO_SNDTIMEO (SetWriteDeadline) passed
-			return done, &net.OpError{Op: "write", Net: "tcp", Source: t.local, Addr: t.remote, Err: os.ErrDeadlineExceeded}
+			return done, t.deadlineErr("write")
 		case err != nil:
 			return done, &net.OpError{Op: "write", Net: "tcp", Source: t.local, Addr: t.remote, Err: os.NewSyscallError("write", err)}
 		}
@@ -153,10 +162,14 @@ func (t *threadConn) Close() error {
 func (t *threadConn) LocalAddr() net.Addr  { return t.local }
 func (t *threadConn) RemoteAddr() net.Addr { return t.remote }
 
+func (t *threadConn) deadlineErr(op string) error {
+	return &net.OpError{Op: op, Net: "tcp", Source: t.local, Addr: t.remote, Err: os.ErrDeadlineExceeded}
+}
+
 // SetReadDeadline supports what the server needs (hangUp): a deadline
-// now or past ends reading with shutdown(2) — a read blocked in the
-// kernel returns at once; what the kernel holds already is still read,
-// then EOF. A later deadline is refused; the zero time is no deadline.
+// now or past ends reading, as in the poller — every read fails from then
+// on, and shutdown(2) ends one blocked in the kernel at once. A later
+// deadline is refused; the zero time is no deadline.
 func (t *threadConn) SetReadDeadline(d time.Time) error {
 	if d.IsZero() {
 		return nil
@@ -164,6 +177,7 @@ func (t *threadConn) SetReadDeadline(d time.Time) error {
 	if time.Until(d) > 0 {
 		return errors.New("beanstalk: a threaded connection takes only a past read deadline")
 	}
+	t.readEnded.Store(true)
 	return unix.Shutdown(t.fd, unix.SHUT_RD)
 }
 
