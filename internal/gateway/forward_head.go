@@ -126,15 +126,17 @@ func readResponseHead(uc *upConn, method string) (*respHead, error) {
 		h.nothing = len(raw) == 0
 		return h, err
 	}
-	// The fields point into the connection's head buffer until own is
-	// called: a response written directly needs no copy of its head.
+	// The fields point into the connection's read buffer (or head
+	// buffer, for a large head) until own is called: valid until the
+	// body is read. A response written directly needs no copy of its
+	// head: writeDirect writes the head before reading the body.
 	h.raw = unsafe.String(unsafe.SliceData(raw), len(raw))
 	return h, parseResponseHead(h, h.raw, method)
 }
 
-// own moves h's strings off the connection's head buffer, which the next
-// response reuses, into a copy of their own: for a header map, which may
-// outlive the exchange (a stored response).
+// own moves h's strings off the connection's read (or head) buffer, which
+// the body and the next response reuse, into a copy of their own: for a
+// header map, which may outlive the exchange (a stored response).
 func (h *respHead) own() {
 	if h.raw == "" {
 		return
