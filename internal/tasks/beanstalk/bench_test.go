@@ -52,3 +52,20 @@ func BenchmarkReserveDelete(b *testing.B) {
 func startServerB(b *testing.B) string {
 	return startServer(b, map[string]string{"blog.secret": "blog"})
 }
+
+// BenchmarkBetweenPolled is the command-boundary check of connections in
+// the poller while several work at once (no thread held, none to be
+// taken for a while): what switchConn adds to every command then.
+func BenchmarkBetweenPolled(b *testing.B) {
+	srv := New(Options{ThreadConns: 1})
+	srv.calmFrom.Store(srv.clock() + int64(time.Hour))
+	b.RunParallel(func(pb *testing.PB) {
+		sc := &switchConn{s: srv}
+		for pb.Next() {
+			sc.between(false)
+		}
+	})
+	if srv.threads.Load() != 0 {
+		b.Fatal("a thread was taken while calm")
+	}
+}

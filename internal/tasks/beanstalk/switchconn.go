@@ -42,12 +42,18 @@ type switchConn struct {
 	// seen is Server.polled when the connection took its thread.
 	seen uint64
 	cmds uint32 // commands while threaded, for yieldEvery
+	skip uint32 // commands before toThread looks at the clock again
 }
 
 // contendedFor is how long no thread is taken after a threaded
 // connection saw others busy: moves cost a few system calls each, so at
 // most a pair per this period while many connections work.
 const contendedFor = 100 * time.Millisecond
+
+// calmSkip: a connection that found the server calm (no thread to take)
+// looks again after this many of its commands: about a millisecond at one
+// connection's rate.
+const calmSkip = 64
 
 // between runs at each command boundary of the connection's goroutine;
 // buffered: its reader holds more input (no move then).
@@ -57,7 +63,11 @@ func (sc *switchConn) between(buffered bool) {
 		return
 	}
 	if !sc.threaded {
-		s.polled.Add(1)
+		// Only a threaded connection looks at polled: while none is,
+		// counting would only pass a shared cache line between cores.
+		if s.threads.Load() > 0 {
+			s.polled.Add(1)
+		}
 		if !buffered {
 			sc.toThread()
 		}
@@ -110,7 +120,15 @@ func (sc *switchConn) Write(p []byte) (int, error) { return sc.cur.Write(p) }
 // Called by its goroutine between commands, with nothing buffered.
 func (sc *switchConn) toThread() {
 	s := sc.s
-	if sc.threaded || sc.noThread || s.threads.Load() >= s.maxThreads || s.clock() < s.calmFrom.Load() {
+	if sc.threaded || sc.noThread || s.threads.Load() >= s.maxThreads {
+		return
+	}
+	if sc.skip > 0 {
+		sc.skip--
+		return
+	}
+	if s.clock() < s.calmFrom.Load() {
+		sc.skip = calmSkip // not the clock at every command while calm
 		return
 	}
 	if s.threads.Add(1) > s.maxThreads {
