@@ -98,7 +98,8 @@ type Cache struct {
 	staleKeep time.Duration
 	revalTime time.Duration
 	mem       *otter.Cache[string, *object]
-	disk      *diskTier // nil without a disk tier; set by Open before any use
+	clock     *otter.CoarseClock // mem's clock, see New
+	disk      *diskTier          // nil without a disk tier; set by Open before any use
 
 	// gen counts purges; a fill that saw a purge while it ran does not
 	// store what it fetched.
@@ -137,21 +138,42 @@ func New(opts Options) *Cache {
 	if c.revalTime <= 0 {
 		c.revalTime = 30 * time.Second
 	}
+	// The memory tier reads its clock on every lookup, only to drop
+	// objects past their keep: pier judges freshness with c.now itself.
+	// A coarse clock makes that reading a load of a variable. Its time
+	// lags the real one by up to memClockStep (more when its goroutine
+	// runs late), and a write's deadline is counted from the precise time
+	// on the clock's scale instead of the lagging one the write read, so
+	// an object is never dropped before its keep, only up to about a step
+	// later. baseNano is read after base, so the precise time it gives is
+	// never behind the clock's own.
+	base := time.Now()
+	c.clock = otter.NewCoarseClock(memClockStep)
+	baseNano := c.clock.NowNano()
 	c.mem = otter.Must(&otter.Options[string, *object]{
 		MaximumWeight: uint64(maxBytes),
 		Weigher:       func(_ string, o *object) uint32 { return o.weight },
 		ExpiryCalculator: otter.ExpiryWritingFunc(func(e otter.Entry[string, *object]) time.Duration {
-			return e.Value.keep
+			if e.Value.keep <= 0 {
+				return e.Value.keep // no deadline (tests store such objects)
+			}
+			lag := baseNano + int64(time.Since(base)) - e.SnapshotAtNano
+			return e.Value.keep + time.Duration(max(0, lag))
 		}),
+		Clock:            c.clock,
 		OnAtomicDeletion: c.onDelete, // removes disk bodies as their objects go
 	})
 	return c
 }
 
+// memClockStep is how often the memory tier's coarse clock reads the time.
+const memClockStep = 100 * time.Millisecond
+
 // Close stops the cache's background goroutines and drops its content.
 func (c *Cache) Close() {
 	c.mem.InvalidateAll()
 	c.mem.StopAllGoroutines()
+	c.clock.Stop()
 	if c.disk != nil {
 		c.disk.close()
 	}

@@ -426,3 +426,50 @@ func TestAgeFromUpstream(t *testing.T) {
 	o.clock.advance(6 * time.Second)
 	expect(t, "expired by age", o.get("/"), "MISS", "aged")
 }
+
+// TestMemoryKeep: the memory tier's coarse clock (see New) never drops an
+// object before its keep has passed since it was stored, whatever the
+// phase of the clock's steps at the store, and still drops it afterwards.
+// An object is seen missing only once the time measured after the lookup
+// that missed it is past its keep: a deadline counted from the clock's
+// lagging time instead of the precise one fails this.
+func TestMemoryKeep(t *testing.T) {
+	c := New(Options{})
+	defer c.Close()
+	const keep = 250 * time.Millisecond
+	type stored struct {
+		key string
+		at  time.Time // before the store
+	}
+	var objs []stored
+	for i := range 6 {
+		if i > 0 {
+			time.Sleep(memClockStep / 3) // other phases of the clock's steps
+		}
+		s := stored{key: fmt.Sprint("k", i), at: time.Now()}
+		if i%2 == 1 {
+			// A replacement counts from its own store, as a first store does.
+			c.mem.Set(s.key, &object{keep: time.Hour})
+			s.at = time.Now()
+		}
+		c.mem.Set(s.key, &object{keep: keep})
+		objs = append(objs, s)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(objs) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d objects kept long past their keep", len(objs))
+		}
+		left := objs[:0]
+		for _, s := range objs {
+			_, ok := c.mem.GetIfPresent(s.key)
+			if since := time.Since(s.at); !ok && since < keep {
+				t.Errorf("%s dropped %v after its store, before its keep %v", s.key, since, keep)
+			} else if ok {
+				left = append(left, s)
+			}
+		}
+		objs = left
+		time.Sleep(time.Millisecond)
+	}
+}
