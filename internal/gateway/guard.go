@@ -264,6 +264,18 @@ func (c *guardConn) headLine(l, text []byte) {
 		c.upgrade = bytes.HasPrefix(text, []byte("CONNECT ")) || bytes.HasPrefix(text, []byte("PRI "))
 		return
 	}
+	if b := text[0] | 0x20; b != 'c' && b != 't' && b != 'u' {
+		// Not one of the names below, whose first letters fold only to
+		// themselves (no other rune does to c, t or u, as ſ does to s):
+		// most lines (Host, Accept..., User-Agent) end here, without a
+		// look for their colon.
+		return
+	}
+	c.headField(l, text)
+}
+
+// headField handles a header line that may name a field the guard follows.
+func (c *guardConn) headField(l, text []byte) {
 	name, value, ok := bytes.Cut(text, []byte(":"))
 	if !ok || text[0] == ' ' || text[0] == '\t' {
 		return // net/http decides about malformed and folded lines

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode"
 )
 
 // echoBackend answers "METHOD PATH len=N body" and reports each request on
@@ -212,4 +213,80 @@ func TestChunkSize(t *testing.T) {
 			t.Errorf("chunkSize(%q) = %d, %v; want %d, %v", tt.in, n, ok, tt.n, tt.good)
 		}
 	}
+}
+
+// BenchmarkGuardScan: what the Guard's following of a GET head costs, for
+// wrk's head (a Host line) and a browser-like one.
+func BenchmarkGuardScan(b *testing.B) {
+	for _, tt := range []struct{ name, head string }{
+		{"wrk", "GET /hello HTTP/1.1\r\nHost: benchapp.localhost\r\n\r\n"},
+		{"browser", "GET /hello HTTP/1.1\r\nHost: app.localhost\r\nUser-Agent: Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0\r\n" +
+			"Accept: text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8\r\nAccept-Language: en-US,en;q=0.5\r\n" +
+			"Accept-Encoding: gzip, deflate, br, zstd\r\nConnection: keep-alive\r\nCookie: session=0123456789abcdef\r\n" +
+			"Upgrade-Insecure-Requests: 1\r\nSec-Fetch-Dest: document\r\nSec-Fetch-Mode: navigate\r\nSec-Fetch-Site: none\r\n" +
+			"Priority: u=0, i\r\n\r\n"},
+	} {
+		b.Run(tt.name, func(b *testing.B) {
+			head := []byte(tt.head)
+			var c guardConn
+			for b.Loop() {
+				if k := c.scan(head); k != len(head) || c.state != inHead {
+					b.Fatalf("scanned %d of %d bytes, state %d", k, len(head), c.state)
+				}
+			}
+		})
+	}
+}
+
+// TestGuardNameLetters: headLine looks at a header line only when its first
+// byte folds to c, t or u, which holds for every spelling bytes.EqualFold
+// matches to the names it follows only if no rune but those letters' two
+// cases folds to them.
+func TestGuardNameLetters(t *testing.T) {
+	for _, name := range []string{"Content-Length", "Transfer-Encoding", "Upgrade"} {
+		first := rune(name[0])
+		for r := unicode.SimpleFold(first); r != first; r = unicode.SimpleFold(r) {
+			if r > unicode.MaxASCII {
+				t.Errorf("%U folds to %q, the first letter of %s", r, first, name)
+			}
+		}
+	}
+}
+
+// FuzzGuardLine: a header line goes through headLine's first-letter check
+// to the same outcome as straight to headField, the unchecked reading:
+// the same framing state and the same line bytes (spoiled or not).
+func FuzzGuardLine(f *testing.F) {
+	for _, s := range []string{"Host: a", "Content-Length: 5", "transfer-encoding: chunked", "UPGRADE: h2c",
+		"Tranſfer-Encoding: chunked", "Cookie: a=b", " Content-Length: 1", "content-length 3", "T: x", "u:"} {
+		f.Add(s, false, false)
+		f.Add(s, true, false)
+		f.Add(s, false, true)
+	}
+	f.Fuzz(func(t *testing.T, line string, cl, te bool) {
+		if line == "" || strings.ContainsAny(line, "\r\n") {
+			return
+		}
+		newConn := func() *guardConn {
+			c := &guardConn{state: inHead, headLines: 1, cl: cl, te: te}
+			if cl {
+				c.length = 7
+			}
+			return c
+		}
+		a, b := newConn(), newConn()
+		la, lb := []byte(line+"\r\n"), []byte(line+"\r\n")
+		a.headLine(la, la[:len(line)])
+		b.headLines++
+		b.headField(lb, lb[:len(line)])
+		if string(la) != string(lb) {
+			t.Errorf("line %q: %q, unchecked %q", line, la, lb)
+		}
+		if a.state != b.state || a.headLines != b.headLines || a.cl != b.cl || a.te != b.te ||
+			a.chunked != b.chunked || a.upgrade != b.upgrade || a.length != b.length {
+			t.Errorf("line %q: state %d, %d lines, cl %v te %v chunked %v upgrade %v length %d; unchecked %d, %d lines, cl %v te %v chunked %v upgrade %v length %d",
+				line, a.state, a.headLines, a.cl, a.te, a.chunked, a.upgrade, a.length,
+				b.state, b.headLines, b.cl, b.te, b.chunked, b.upgrade, b.length)
+		}
+	})
 }
