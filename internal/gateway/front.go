@@ -571,13 +571,7 @@ func parseFieldsInto(s string, room []string) (h http.Header, host string, cl in
 // copy; room and spare as for parseFieldsReuse.
 func fieldsHeader(fields []string, old, cp string, room []string, spare http.Header) http.Header {
 	n := len(fields) / 2
-	var h http.Header
-	if spare != nil && len(spare) <= maxSpareFields {
-		clear(spare)
-		h = spare
-	} else {
-		h = make(http.Header, n)
-	}
+	h := reuseHeader(spare, n)
 	vals := room
 	if n > len(vals) {
 		vals = make([]string, n)
@@ -598,16 +592,21 @@ func fieldsHeader(fields []string, old, cp string, room []string, spare http.Hea
 // grown map costs with its size.
 const maxSpareFields = 16
 
+// reuseHeader returns spare cleared, when there is one not too large, or a
+// new map for n fields.
+func reuseHeader(spare http.Header, n int) http.Header {
+	if spare != nil && len(spare) <= maxSpareFields {
+		clear(spare)
+		return spare
+	}
+	return make(http.Header, n)
+}
+
 // parseFieldsReuse is parseFieldsInto filling spare, a header map no one
 // holds any more, when there is one not too large.
 func parseFieldsReuse(s string, room []string, spare http.Header) (h http.Header, host string, cl int64, closeAfter, ok bool) {
 	n := strings.Count(s, "\r\n")
-	if spare != nil && len(spare) <= maxSpareFields {
-		clear(spare)
-		h = spare
-	} else {
-		h = make(http.Header, n)
-	}
+	h = reuseHeader(spare, n)
 	vals := room
 	if n > len(vals) {
 		vals = make([]string, n)
