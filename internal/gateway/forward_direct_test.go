@@ -378,6 +378,12 @@ func TestPassBecomesStorable(t *testing.T) {
 // rawApp is an app instance on a raw connection: it answers every request
 // with the bytes resp returns, then closes the connection.
 func rawApp(t testing.TB, resp func() []byte) string {
+	return connApp(t, func(c net.Conn) { c.Write(resp()) })
+}
+
+// connApp is an app instance on raw connections: answer writes the answer
+// to each request read, then the connection is closed.
+func connApp(t testing.TB, answer func(c net.Conn)) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -392,11 +398,10 @@ func rawApp(t testing.TB, resp func() []byte) string {
 			go func() {
 				defer c.Close()
 				c.SetDeadline(time.Now().Add(10 * time.Second))
-				br := bufio.NewReader(c)
-				if _, err := http.ReadRequest(br); err != nil {
+				if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
 					return
 				}
-				c.Write(resp())
+				answer(c)
 			}()
 		}
 	}()

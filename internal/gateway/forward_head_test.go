@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"bufio"
 	"fmt"
 	"io"
 	"net"
@@ -284,33 +283,14 @@ func TestResponseHeadReads(t *testing.T) {
 // piecesApp answers every request with pieces, written apart, then closes
 // the connection.
 func piecesApp(t *testing.T, pieces []string) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
+	return connApp(t, func(c net.Conn) {
+		for i, p := range pieces {
+			if i > 0 {
+				time.Sleep(5 * time.Millisecond) // most likely a read of its own
 			}
-			go func() {
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(10 * time.Second))
-				if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
-					return
-				}
-				for i, p := range pieces {
-					if i > 0 {
-						time.Sleep(5 * time.Millisecond) // most likely a read of its own
-					}
-					io.WriteString(c, p)
-				}
-			}()
+			io.WriteString(c, p)
 		}
-	}()
-	return ln.Addr().String()
+	})
 }
 
 // FuzzValidValue: the word-at-a-time check of a field value agrees with
