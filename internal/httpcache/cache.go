@@ -36,6 +36,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/maypok86/otter/v2"
 )
@@ -304,6 +305,39 @@ func keyFor(app, hostport, target string, tls bool) (key, host, _ string) {
 		scheme = "s"
 	}
 	return app + "\x00" + scheme + host + "\x00" + target, host, target
+}
+
+// appendKey is keyFor's key, built in buf when it fits and the host is
+// ASCII: a lookup key, not kept, so it may point into the caller's stack.
+// Otherwise keyFor makes it (strings.ToLower's Unicode rules).
+func appendKey(buf []byte, app, hostport, target string, tls bool) string {
+	host := hostport
+	if i := strings.LastIndexByte(host, ':'); i >= 0 && !strings.Contains(host[i:], "]") {
+		host = host[:i]
+	}
+	if len(app)+len(host)+len(target)+3 > cap(buf) {
+		key, _, _ := keyFor(app, hostport, target, tls)
+		return key
+	}
+	b := append(buf, app...)
+	b = append(b, 0, 'h')
+	if tls {
+		b[len(b)-1] = 's'
+	}
+	for i := 0; i < len(host); i++ {
+		c := host[i]
+		if c >= 0x80 {
+			key, _, _ := keyFor(app, hostport, target, tls)
+			return key
+		}
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		b = append(b, c)
+	}
+	b = append(b, 0)
+	b = append(b, target...)
+	return unsafe.String(unsafe.SliceData(b), len(b))
 }
 
 var (

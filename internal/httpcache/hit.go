@@ -5,7 +5,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unsafe"
 )
 
 // This file is the cache's fast hit: a fresh stored response answered
@@ -207,33 +206,9 @@ func (h *appHandler) AppendHitPass(dst []byte, host, target string, fields []str
 }
 
 // hitKey is keyFor's key of a plain-HTTP request, built in buf when it
-// fits and the host is ASCII: a lookup key, not kept, so it may point into
-// the caller's stack (as passKey).
+// fits and the host is ASCII (see appendKey).
 func hitKey(buf []byte, app, hostport, target string) string {
-	host := hostport
-	if i := strings.LastIndexByte(host, ':'); i >= 0 && !strings.Contains(host[i:], "]") {
-		host = host[:i]
-	}
-	if len(app)+len(host)+len(target)+3 > cap(buf) {
-		key, _, _ := keyFor(app, hostport, target, false)
-		return key
-	}
-	b := append(buf, app...)
-	b = append(b, 0, 'h')
-	for i := 0; i < len(host); i++ {
-		c := host[i]
-		if c >= 0x80 {
-			key, _, _ := keyFor(app, hostport, target, false)
-			return key // strings.ToLower's Unicode rules
-		}
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		b = append(b, c)
-	}
-	b = append(b, 0)
-	b = append(b, target...)
-	return unsafe.String(unsafe.SliceData(b), len(b))
+	return appendKey(buf, app, hostport, target, false)
 }
 
 // slowFields are the request fields that make ServeHTTP do more than a

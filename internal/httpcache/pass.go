@@ -3,7 +3,6 @@ package httpcache
 import (
 	"net/http"
 	"strings"
-	"unsafe"
 
 	"github.com/maypok86/otter/v2"
 )
@@ -56,39 +55,13 @@ func (h *appHandler) passFields(r *http.Request) bool {
 }
 
 // passKey is keyOf's key, built in buf when it fits and the host is
-// ASCII: a lookup key, not kept, so it may point into the caller's stack.
+// ASCII (see appendKey).
 func passKey(buf []byte, app string, r *http.Request) string {
 	target := r.RequestURI
 	if !strings.HasPrefix(target, "/") {
 		target = r.URL.RequestURI()
 	}
-	host := r.Host
-	if i := strings.LastIndexByte(host, ':'); i >= 0 && !strings.Contains(host[i:], "]") {
-		host = host[:i]
-	}
-	if len(app)+len(host)+len(target)+3 > cap(buf) {
-		key, _, _ := keyFor(app, r.Host, target, r.TLS != nil)
-		return key
-	}
-	b := append(buf, app...)
-	b = append(b, 0, 'h')
-	if r.TLS != nil {
-		b[len(b)-1] = 's'
-	}
-	for i := 0; i < len(host); i++ {
-		c := host[i]
-		if c >= 0x80 {
-			key, _, _ := keyFor(app, r.Host, target, r.TLS != nil)
-			return key // strings.ToLower's Unicode rules
-		}
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		b = append(b, c)
-	}
-	b = append(b, 0)
-	b = append(b, target...)
-	return unsafe.String(unsafe.SliceData(b), len(b))
+	return appendKey(buf, app, r.Host, target, r.TLS != nil)
 }
 
 // PassAnswered is told about the response to a request Passing let
