@@ -592,6 +592,22 @@ func fieldsHeader(fields []string, old, cp string, room []string, spare http.Hea
 // grown map costs with its size.
 const maxSpareFields = 16
 
+// connectionClose reads a Connection field value Front serves: close
+// says the connection ends after the response; ok is false for any token
+// but close and keep-alive (an upgrade, or fields made hop-by-hop).
+func connectionClose(v string) (closes, ok bool) {
+	for t := range strings.SplitSeq(v, ",") {
+		switch t = strings.TrimSpace(t); {
+		case strings.EqualFold(t, "close"):
+			closes = true
+		case strings.EqualFold(t, "keep-alive"), t == "":
+		default:
+			return false, false
+		}
+	}
+	return closes, true
+}
+
 // reuseHeader returns spare cleared, when there is one not too large, or a
 // new map for n fields.
 func reuseHeader(spare http.Header, n int) http.Header {
@@ -649,15 +665,11 @@ func parseFieldsReuse(s string, room []string, spare http.Header) (h http.Header
 		case "Transfer-Encoding", "Upgrade", "Expect", "Http2-Settings":
 			return nil, "", 0, false, false
 		case "Connection":
-			for t := range strings.SplitSeq(v, ",") {
-				switch t = strings.TrimSpace(t); {
-				case strings.EqualFold(t, "close"):
-					closeAfter = true
-				case strings.EqualFold(t, "keep-alive"), t == "":
-				default:
-					return nil, "", 0, false, false // upgrade, or fields made hop-by-hop
-				}
+			c, ok := connectionClose(v)
+			if !ok {
+				return nil, "", 0, false, false
 			}
+			closeAfter = closeAfter || c
 		}
 		vals[i] = v
 		if old, dup := h[k]; dup {

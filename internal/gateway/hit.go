@@ -307,15 +307,11 @@ func hitFields(s string, fields []string) (_ []string, host, id string, closeAft
 			}
 		case len("Connection"):
 			if strings.EqualFold(k, "Connection") {
-				for t := range strings.SplitSeq(v, ",") {
-					switch t = strings.TrimSpace(t); {
-					case strings.EqualFold(t, "close"):
-						closeAfter = true
-					case strings.EqualFold(t, "keep-alive"), t == "":
-					default:
-						return fields, "", "", false, false
-					}
+				c, ok := connectionClose(v)
+				if !ok {
+					return fields, "", "", false, false
 				}
+				closeAfter = closeAfter || c
 			}
 		case len("X-Request-Id"):
 			if id == "" && strings.EqualFold(k, "X-Request-Id") {
