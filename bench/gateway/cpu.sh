@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # bench/gateway/cpu.sh: CPU time per cached hit of nginx (proxy_cache), varnish and pier
 # under the same wrk load, alternating, from /proc of each server's process
-# tree (the backend is not counted: hits never reach it).
+# tree (the backend is not counted: hits never reach it). nginx sends the
+# app and the client the fields pier does, as in run.sh.
 #   PIER=/path/pier ROUNDS=3 DURATION=5 PATHS="/cached /cached20k /render/cached" bench/gateway/cpu.sh
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
@@ -25,7 +26,7 @@ events { worker_connections 4096; }
 http { access_log off; proxy_cache_path $work/nginx/cache keys_zone=bench:16m max_size=256m;
   upstream app { server 127.0.0.1:$UP; keepalive 128; }
   client_body_temp_path $work/nginx; proxy_temp_path $work/nginx; fastcgi_temp_path $work/nginx; uwsgi_temp_path $work/nginx; scgi_temp_path $work/nginx;
-  server { listen 127.0.0.1:$NG; location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_set_header Host \$host; proxy_cache bench; add_header X-Cache \$upstream_cache_status; } } }
+  server { listen 127.0.0.1:$NG; location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_set_header Host \$host; proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for; proxy_set_header X-Forwarded-Host \$host; proxy_set_header X-Forwarded-Proto \$scheme; proxy_set_header X-Request-Id \$request_id; add_header X-Request-Id \$request_id; proxy_cache bench; add_header X-Cache \$upstream_cache_status; } } }
 CONF
 nginx -c "$work/nginx/nginx.conf" -p "$work/nginx" & NPID=$!; pids+=($NPID)
 varnishd -F -n "$work/varnish" -a "127.0.0.1:$VA" -b "127.0.0.1:$UP" -s malloc,256m >"$work/varnish.log" 2>&1 & VPID=$!; pids+=($VPID)

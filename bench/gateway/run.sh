@@ -7,11 +7,18 @@
 #   cached hit (20 KB)    /cached20k, max-age=600
 #   render 20 ms, no cache  /render: the app takes 20 ms, no-store
 #   render 20 ms, cached    /render/cached: the same, max-age=600
+#   pass-through, nginx Host only  /hello again, against an nginx that
+#                         sends the app only Host (see below)
 #   1 domain / 100k domains /hello with a random Host among 1 or 100,000
 #                         names: pier with the names attached (pier domains
 #                         add), nginx with them as server_name of one server
 #                         block (and a default server answering 404); varnish
 #                         has no host routing of its own, so it has no row
+# nginx is configured to do for the app what pier does for it (README,
+# "The gateway"): X-Forwarded-For, X-Forwarded-Host and X-Forwarded-Proto to the
+# app, and a request id both ways (X-Request-Id, nginx's $request_id), as an
+# nginx in front of apps is usually set up; the "Host only" row shows the
+# bare proxy_pass, which does less than pier does.
 # then the examples/minisites rows (bench/gateway/minisites.sh, 70,000
 # domains, with and without the cache; MINISITES=0 skips them).
 # Reports the median req/s and p99 of RUNS runs of DURATION seconds each,
@@ -59,7 +66,7 @@ freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0
 waitport() { for _ in $(seq 400); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; echo "nothing listens on $1" >&2; return 1; }
 
 go build -o "$work/pier" ./cmd/pier
-PIER_HTTP=$(freeport); PIER_API=$(freeport); NGINX=$(freeport); NGINX_DOMAINS=$(freeport); VARNISH=$(freeport)
+PIER_HTTP=$(freeport); PIER_API=$(freeport); NGINX=$(freeport); NGINX_BARE=$(freeport); NGINX_DOMAINS=$(freeport); VARNISH=$(freeport)
 # Free ports for the task and statsd listeners too: their defaults are fixed
 # ports another engine on this machine may hold.
 "$work/pier" up --home "$work/home" --http "127.0.0.1:$PIER_HTTP" --api "127.0.0.1:$PIER_API" \
@@ -80,7 +87,9 @@ nginx_user=""
 # server_name takes many names a directive; 1,000 names a line.
 awk '{printf "%s%s", (NR % 1000 == 1 ? "server_name " : " "), $0} NR % 1000 == 0 {print ";"} END {if (NR % 1000) print ";"}' \
 	"$work/domains.txt" >"$work/nginx/names.conf"
-proxy_conf="proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection \"\"; proxy_set_header Host \$host; proxy_cache bench; add_header X-Cache \$upstream_cache_status;"
+bare_conf="proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection \"\"; proxy_set_header Host \$host; proxy_cache bench; add_header X-Cache \$upstream_cache_status;"
+# What pier sends the app besides Host, and the id it answers with.
+proxy_conf="$bare_conf proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for; proxy_set_header X-Forwarded-Host \$host; proxy_set_header X-Forwarded-Proto \$scheme; proxy_set_header X-Request-Id \$request_id; add_header X-Request-Id \$request_id;"
 cat >"$work/nginx/nginx.conf" <<CONF
 $nginx_user
 worker_processes auto;
@@ -100,6 +109,10 @@ http {
 		listen 127.0.0.1:$NGINX;
 		location / { $proxy_conf }
 	}
+	server {
+		listen 127.0.0.1:$NGINX_BARE;
+		location / { $bare_conf }
+	}
 	# The domains rows: $DOMAINS names on one server block, 404 for others.
 	server {
 		listen 127.0.0.1:$NGINX_DOMAINS default_server;
@@ -116,7 +129,7 @@ nginx -c "$work/nginx/nginx.conf" -p "$work/nginx" &
 pids+=($!)
 varnishd -F -n "$work/varnish" -a "127.0.0.1:$VARNISH" -b "127.0.0.1:$UP" -s malloc,256m >"$work/varnish.log" 2>&1 &
 pids+=($!)
-waitport "$NGINX"; waitport "$NGINX_DOMAINS"; waitport "$VARNISH"; waitport "$PIER_HTTP"
+waitport "$NGINX"; waitport "$NGINX_BARE"; waitport "$NGINX_DOMAINS"; waitport "$VARNISH"; waitport "$PIER_HTTP"
 
 PATHS="/hello /cached /cached20k /render /render/cached"
 # Warm the caches and check what each target answers.
@@ -174,6 +187,8 @@ for r in $(seq "$RUNS"); do
 		measure "$path" varnish "$VARNISH" "$path"
 		measure "$path" pier "$PIER_HTTP" "$path"
 	done
+	measure bare nginx "$NGINX_BARE" /hello
+	measure bare pier "$PIER_HTTP" /hello
 	measure domains1 nginx "$NGINX" /hello "$LUA_ONE"
 	measure domains1 pier "$PIER_HTTP" /hello "$LUA_ONE"
 done
@@ -210,6 +225,7 @@ row() { # ROW NAME TARGETS...
 		'BEGIN {printf "%-30s %8s %10s %10s %8s %11s %12s\n", name, "ratio", "", "", "", (n ? sprintf("%.2f", p/n) : "-"), (v ? sprintf("%.2f", p/v) : "-")}'
 }
 row /hello "pass-through (no-store)" nginx varnish pier
+row bare "pass-through, nginx Host only" nginx pier
 row /cached "cached hit (13 B)" nginx varnish pier
 row /cached20k "cached hit (20 KB)" nginx varnish pier
 row /render "render 20 ms, no cache" nginx varnish pier
