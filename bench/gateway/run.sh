@@ -5,6 +5,11 @@
 #   pass-through          /hello, no-store: every request reaches the app
 #   cached hit (13 B)     /cached, max-age=600
 #   cached hit (20 KB)    /cached20k, max-age=600
+#   cached hit, paced     /cached with each connection waiting 1 ms
+#                         between its requests (wrk's delay()): every
+#                         target then serves about the same rate, well
+#                         below its peak, so its p99 is its own latency and
+#                         not that of a wrk starved of CPU on shared cores
 #   render 20 ms, no cache  /render: the app takes 20 ms, no-store
 #   render 20 ms, cached    /render/cached: the same, max-age=600
 #   pass-through, nginx Host only  /hello again, against an nginx that
@@ -159,6 +164,10 @@ end
 LUA
 	echo "$work/hosts-$1.lua"
 }
+cat >"$work/paced.lua" <<LUA
+wrk.headers["Host"] = "benchapp.localhost"
+function delay() return 1 end
+LUA
 echo benchapp.localhost >"$work/one.txt"
 LUA_ONE=$(hosts_lua 1 "$work/one.txt")
 LUA_MANY=$(hosts_lua "$DOMAINS" "$work/domains.txt")
@@ -186,6 +195,10 @@ for r in $(seq "$RUNS"); do
 		measure "$path" nginx "$NGINX" "$path"
 		measure "$path" varnish "$VARNISH" "$path"
 		measure "$path" pier "$PIER_HTTP" "$path"
+	done
+	for t in "nginx $NGINX" "varnish $VARNISH" "pier $PIER_HTTP"; do
+		set -- $t
+		measure paced "$1" "$2" /cached "$work/paced.lua"
 	done
 	measure bare nginx "$NGINX_BARE" /hello
 	measure bare pier "$PIER_HTTP" /hello
@@ -228,6 +241,7 @@ row /hello "pass-through (no-store)" nginx varnish pier
 row bare "pass-through, nginx Host only" nginx pier
 row /cached "cached hit (13 B)" nginx varnish pier
 row /cached20k "cached hit (20 KB)" nginx varnish pier
+row paced "cached hit (13 B), paced" nginx varnish pier
 row /render "render 20 ms, no cache" nginx varnish pier
 row /render/cached "render 20 ms, cached" nginx varnish pier
 row domains1 "pass-through, 1 domain" nginx pier
