@@ -154,7 +154,7 @@ func (s *Service) drainRecords(ctx context.Context, rs []record) error {
 				return err
 			}
 		}
-		r.sent = true
+		r.sent, r.j.sent = true, true
 		jobs = append(jobs, r.j)
 		msgs = append(msgs, store.PutMsg{Subject: subject(r.app, r.queue, "r", r.id), Data: r.body, Header: r.j.header()})
 	}
@@ -205,7 +205,9 @@ func (s *Service) drainRecords(ctx context.Context, rs []record) error {
 		if seq == 0 {
 			// Its put was never stored.
 			r.seq = ^uint64(0)
-			done = append(done, r.id)
+			if r.tombed {
+				done = append(done, r.id)
+			}
 			continue
 		}
 		r.seq = seq

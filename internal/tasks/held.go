@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"pier/internal/store"
 )
@@ -25,7 +26,7 @@ func (se *Session) ReserveJob(ctx context.Context, id uint64) (Task, error) {
 			s.mu.Unlock()
 			return Task{}, ErrNotFound // someone else's, or being moved
 		}
-		r := s.reserve(j, se)
+		r := s.reserve(j, se, time.Now())
 		t := j.task()
 		s.mu.Unlock()
 		if err := s.withBody(ctx, j, &t); err != nil {
@@ -58,7 +59,7 @@ func (se *Session) ReserveJob(ctx context.Context, id uint64) (Task, error) {
 	if j.res != nil || j.hidx < 0 {
 		return Task{}, ErrNotFound // taken meanwhile
 	}
-	s.reserve(j, se)
+	s.reserve(j, se, time.Now())
 	return j.task(), nil
 }
 

@@ -45,8 +45,9 @@ type job struct {
 	// has an entry for the task (jobcounts.go).
 	dirty, countsKey bool
 	// gone: deleted or moved out of the index; the drain must not store a
-	// journaled put of it.
-	gone bool
+	// journaled put of it. sent: the drain has sent its journaled put to
+	// the stream (a message may exist before seq is known).
+	gone, sent bool
 }
 
 // The fields are ordered to pack: a million ready tasks are a million

@@ -60,6 +60,7 @@ type record struct {
 	file       int       // journal file it is in
 	at         time.Time // when it was written
 	sent       bool      // the drain sent the put once already
+	tombed     bool      // a delete whose id is in Service.tomb
 }
 
 // journal appends records to numbered files in dir.

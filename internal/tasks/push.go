@@ -178,7 +178,7 @@ func (s *Service) runPusher(ctx context.Context, q *queue, c QueueConfig) {
 		for r == nil && ctx.Err() == nil && !q.paused(time.Now()) {
 			s.mu.Lock()
 			if len(q.ready) > 0 {
-				r = s.reserve(q.ready[0].j, nil)
+				r = s.reserve(q.ready[0].j, nil, time.Now())
 			}
 			s.mu.Unlock()
 			if r == nil {

@@ -20,12 +20,15 @@ type Session struct {
 	// beanstalkd server gives the connection's thread back then.
 	Waiting func()
 
-	reserved map[uint64]*job // guarded by s.mu
+	// held is what the session has reserved, each at its reservation's
+	// hidx (a slice, not a map by id: a reserve and its delete cost no
+	// map operation here; by id, s.jobs finds the task). Guarded by s.mu.
+	held []*reservation
 }
 
 // Session starts a session on app's queues.
 func (s *Service) Session(app string) *Session {
-	return &Session{s: s, App: app, reserved: map[uint64]*job{}}
+	return &Session{s: s, App: app}
 }
 
 // reservation is a task taken by a session (or by a push delivery, with a
@@ -37,19 +40,21 @@ type reservation struct {
 	owner    *Session
 	deadline time.Time
 	tidx     int // index in the service's TTR heap (ttr.go); -1 when off it
+	hidx     int // index in owner.held; -1 when not there
 }
 
-// reserve makes j, ready, reserved by owner and puts it on the TTR clock.
-// Caller holds s.mu.
-func (s *Service) reserve(j *job, owner *Session) *reservation {
+// reserve makes j, ready, reserved by owner and puts it on the TTR clock
+// from now. Caller holds s.mu.
+func (s *Service) reserve(j *job, owner *Session, now time.Time) *reservation {
 	s.unready(j)
-	r := &reservation{s: s, j: j, owner: owner, deadline: time.Now().Add(j.ttr), tidx: -1}
+	r := &reservation{s: s, j: j, owner: owner, deadline: now.Add(j.ttr), tidx: -1, hidx: -1}
 	j.res = r
 	j.counts.reserves++
 	if owner == nil {
 		j.attempt++
 	} else {
-		owner.reserved[j.id] = j
+		r.hidx = len(owner.held)
+		owner.held = append(owner.held, r)
 	}
 	j.q.nreserved++
 	s.startTTR(r)
@@ -58,15 +63,22 @@ func (s *Service) reserve(j *job, owner *Session) *reservation {
 
 // end forgets the reservation. Caller holds s.mu.
 func (r *reservation) end() {
+	if se := r.owner; se != nil && r.hidx >= 0 {
+		last := len(se.held) - 1
+		if r.hidx != last {
+			se.held[r.hidx] = se.held[last]
+			se.held[r.hidx].hidx = r.hidx
+		}
+		se.held[last] = nil
+		se.held = se.held[:last]
+		r.hidx = -1
+	}
 	if r.j.res != r {
 		return
 	}
 	r.s.stopTTR(r)
 	r.j.res = nil
 	r.j.q.nreserved--
-	if r.owner != nil && r.owner.reserved[r.j.id] == r.j {
-		delete(r.owner.reserved, r.j.id)
-	}
 }
 
 // expire runs when the TTR ends (expireDue has taken r off the clock):
@@ -108,9 +120,10 @@ func (se *Session) Reserve(ctx context.Context, queues []string, timeout time.Du
 		}
 		qs = append(qs, q)
 	}
+	now := time.Now()
 	var deadline time.Time
 	if timeout >= 0 {
-		deadline = time.Now().Add(timeout)
+		deadline = now.Add(timeout)
 	}
 	var w *waiter
 	defer func() {
@@ -123,8 +136,10 @@ func (se *Session) Reserve(ctx context.Context, queues []string, timeout time.Du
 		}
 	}()
 	live := make([]*queue, 0, len(qs))
-	for {
-		now := time.Now()
+	for first := true; ; first = false {
+		if !first {
+			now = time.Now()
+		}
 		live = live[:0]
 		wait := 5 * time.Second
 		for _, q := range qs {
@@ -136,7 +151,7 @@ func (se *Session) Reserve(ctx context.Context, queues []string, timeout time.Du
 		}
 		s.mu.Lock()
 		if j := best(live); j != nil {
-			r := s.reserve(j, se)
+			r := s.reserve(j, se, now)
 			t := j.task()
 			s.mu.Unlock()
 			if t.bodyOut {
@@ -151,8 +166,8 @@ func (se *Session) Reserve(ctx context.Context, queues []string, timeout time.Du
 		}
 		// Nothing ready: DEADLINE_SOON if a task held is about to time out.
 		soon, holding := time.Duration(0), false
-		for _, j := range se.reserved {
-			left := time.Until(j.res.deadline) - deadlineMargin
+		for _, r := range se.held {
+			left := r.deadline.Sub(now) - deadlineMargin
 			if !holding || left < soon {
 				soon, holding = left, true
 			}
@@ -171,15 +186,15 @@ func (se *Session) Reserve(ctx context.Context, queues []string, timeout time.Du
 			s.mu.Unlock()
 			return Task{}, ErrTimeout
 		}
-		first := w == nil
-		if first {
+		starts := w == nil
+		if starts {
 			w = &waiter{ch: make(chan struct{}, 1)}
 			for _, q := range qs {
 				q.waiters[w] = struct{}{}
 			}
 		}
 		s.mu.Unlock()
-		if first && se.Waiting != nil {
+		if starts && se.Waiting != nil {
 			se.Waiting()
 		}
 		t := time.NewTimer(wait)
@@ -221,14 +236,22 @@ func (s *Service) deleteTask(ctx context.Context, app string, id uint64, mayHold
 	}
 	wasReserved := j.res != nil
 	s.drop(j)
-	s.tomb[id] = struct{}{}
+	// A task whose put the drain has not sent has no message to remove
+	// and none that could be read back meanwhile: no tomb (the usual case
+	// of a worker that keeps up; the drain skips the put, j being gone).
+	tombed := j.seq != 0 || j.sent
+	if tombed {
+		s.tomb[id] = struct{}{}
+	}
 	seq := j.seq
 	s.mu.Unlock()
-	err := s.jl.append(record{kind: recDelete, id: id, seq: seq, app: app, queue: j.q.name, j: j})
+	err := s.jl.append(record{kind: recDelete, id: id, seq: seq, app: app, queue: j.q.name, j: j, tombed: tombed})
 	if err != nil {
 		// Not deleted: the task is ready again.
 		s.mu.Lock()
-		delete(s.tomb, id)
+		if tombed {
+			delete(s.tomb, id)
+		}
 		j.gone = false
 		s.index(j)
 		s.mu.Unlock()
@@ -243,7 +266,7 @@ func (s *Service) deleteTask(ctx context.Context, app string, id uint64, mayHold
 
 // mine returns the session's reserved task id. Caller holds s.mu.
 func (se *Session) mine(id uint64) (*job, error) {
-	if j := se.reserved[id]; j != nil && j.res != nil && j.res.owner == se {
+	if j := se.s.jobs[id]; j != nil && j.res != nil && j.res.owner == se {
 		return j, nil
 	}
 	return nil, ErrNotFound
@@ -333,10 +356,12 @@ func (se *Session) Close() {
 	s := se.s
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, j := range se.reserved {
-		j.res.end()
-		if !j.gone {
-			s.makeReady(j)
+	for len(se.held) > 0 {
+		r := se.held[len(se.held)-1]
+		mine := r.j.res == r
+		r.end() // takes it off held
+		if mine && !r.j.gone {
+			s.makeReady(r.j)
 		}
 	}
 }

@@ -195,7 +195,7 @@ type Service struct {
 	fromSnap bool
 
 	// mu guards the index — jobs, tomb, every queue's ready heap,
-	// waiters and counts, every job, reservation and Session.reserved —
+	// waiters and counts, every job, reservation and Session.held —
 	// and queues, pushers. Nothing calls into the store or the journal
 	// while holding it.
 	mu     sync.Mutex
