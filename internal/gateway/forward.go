@@ -56,6 +56,7 @@ type upConn struct {
 	idleAt int64  // monoNow() when put back in the pool
 	reused bool
 	resp   respHead // the response being read; reused
+	rw     *readWaiter
 }
 
 // upPool is a backend's idle connections, the most recently used last.
@@ -218,7 +219,7 @@ func (g *Gateway) attempt(w http.ResponseWriter, r *http.Request, b *backend, bo
 			if derr != nil {
 				return false, derr
 			}
-			uc = &upConn{nc: nc, br: bufio.NewReaderSize(nc, 4096), bw: bufio.NewWriterSize(nc, 4096)}
+			uc = &upConn{nc: nc, br: bufio.NewReaderSize(nc, 4096), bw: bufio.NewWriterSize(nc, 4096), rw: newReadWaiter(nc)}
 		}
 		done, err, replay := g.exchange(w, r, uc, b, body, sent, st)
 		if done || !replay {
@@ -266,6 +267,11 @@ func (g *Gateway) exchange(w http.ResponseWriter, r *http.Request, uc *upConn, b
 		return false, werr, uc.reused && *sent == 0
 	}
 
+	if uc.br.Buffered() == 0 {
+		// The app cannot have answered yet: wait for it rather than find
+		// nothing with read(2) first.
+		uc.rw.Wait()
+	}
 	resp, err := readResponseHead(uc, r.Method)
 	for err == nil && resp.status >= 100 && resp.status < 200 && resp.status != http.StatusSwitchingProtocols {
 		// 100 Continue and other informational answers: the client

@@ -221,6 +221,11 @@ type frontConn struct {
 	// whose strings anyone may keep, is always new.
 	spare    http.Header
 	spareReq *frontRequest
+	// rw waits for the next request without reading first; made at the
+	// connection's second request (nil: none, or not a guarded TCP
+	// connection).
+	rw      *readWaiter
+	rwTried bool
 }
 
 var (
@@ -276,6 +281,7 @@ func (fc *frontConn) serve() {
 					idleArmed = now
 				}
 			}
+			fc.waitRequest()
 			if _, err := fc.br.Peek(1); err != nil {
 				return
 			}
@@ -348,6 +354,22 @@ func (fc *frontConn) lastClock() time.Time {
 		return fc.end
 	}
 	return time.Now()
+}
+
+// waitRequest waits for the client's next request without a read(2)
+// bound to find nothing, when nothing of it is buffered and the socket
+// was empty at its last read: a client in lockstep sends it only once it
+// has the last response.
+func (fc *frontConn) waitRequest() {
+	gc, _ := fc.c.(*guardConn)
+	if gc == nil || fc.br.Buffered() > 0 || !gc.empty() {
+		return
+	}
+	if !fc.rwTried {
+		fc.rwTried = true
+		fc.rw = newReadWaiter(gc.Conn)
+	}
+	fc.rw.Wait()
 }
 
 // flush flushes the write buffer at the end of a response, letting the

@@ -245,6 +245,105 @@ func TestFrontKeepAliveAndPipelining(t *testing.T) {
 	}
 }
 
+// TestFrontWaitsWithoutLosing: between requests the loop waits for the
+// socket's next edge instead of reading first (readWaiter), and the
+// forwarder waits so for the app's answer. Whatever way the bytes come —
+// a pipelined burst larger than the read buffer, lockstep, a head split
+// across writes with pauses, one byte at a time, an app slow to answer —
+// every request is answered, and none waits for a deadline.
+func TestFrontWaitsWithoutLosing(t *testing.T) {
+	app := startBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			time.Sleep(30 * time.Millisecond)
+		}
+		io.WriteString(w, r.URL.Path)
+	}))
+	g := New(Options{Logger: testLogger(t)})
+	g.SetRoutes([]Route{{App: "app", Hosts: []string{"app.localhost"}, Backends: []string{app}}})
+	addr, fronted := startFront(t, g, g)
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// Each step has this long; a lost wake-up would wait for the minute
+	// of idle timeout instead.
+	const step = 5 * time.Second
+	br := bufio.NewReader(c)
+	expect := func(want string) {
+		t.Helper()
+		c.SetReadDeadline(time.Now().Add(step))
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("waiting for the answer to %s: %v", want, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		if string(body) != want {
+			t.Fatalf("answer %q, want %q", body, want)
+		}
+	}
+	req := func(path string) string { return "GET " + path + " HTTP/1.1\r\nHost: app.localhost\r\n\r\n" }
+	served := 0
+
+	// A burst of three read buffers' worth of 64-byte requests: the first
+	// read fills the buffer with whole requests, and more are left in the
+	// socket with no edge to come; then the same with 41-byte requests,
+	// which straddle the buffer's end.
+	for _, pad := range []string{"X: 0123456789abcde\r\n", ""} {
+		var burst strings.Builder
+		n := 0
+		for burst.Len() < 3*frontBufSize {
+			r := fmt.Sprintf("GET /b%04d HTTP/1.1\r\nHost: app.localhost\r\n%s\r\n", n, pad)
+			if pad != "" && len(r) != 64 {
+				t.Fatalf("request of %d bytes, want 64", len(r))
+			}
+			burst.WriteString(r)
+			n++
+		}
+		io.WriteString(c, burst.String())
+		for i := range n {
+			expect(fmt.Sprintf("/b%04d", i))
+		}
+		served += n
+	}
+	// Lockstep, with the app slow now and then.
+	for i := range 200 {
+		path := fmt.Sprintf("/l%d", i)
+		if i%50 == 0 {
+			path = "/slow"
+		}
+		io.WriteString(c, req(path))
+		expect(path)
+	}
+	served += 200
+	// A head in pieces with pauses between them, then byte by byte.
+	for _, cut := range []int{5, 20, len(req("/split")) - 2} {
+		r := req("/split")
+		io.WriteString(c, r[:cut])
+		time.Sleep(20 * time.Millisecond)
+		io.WriteString(c, r[cut:])
+		expect("/split")
+		served++
+	}
+	for _, b := range []byte(req("/bytes")) {
+		c.Write([]byte{b})
+		time.Sleep(time.Millisecond)
+	}
+	expect("/bytes")
+	served++
+	// Two requests in one write after a pause, then the last in lockstep.
+	time.Sleep(20 * time.Millisecond)
+	io.WriteString(c, req("/p1")+req("/p2"))
+	expect("/p1")
+	expect("/p2")
+	io.WriteString(c, req("/end"))
+	expect("/end")
+	served += 3
+	if n := fronted.Load(); n != int64(served) {
+		t.Errorf("the loop served %d requests, want %d", n, served)
+	}
+}
+
 // TestFrontFraming: the loop's ResponseWriter frames what handlers write as
 // net/http does.
 func TestFrontFraming(t *testing.T) {

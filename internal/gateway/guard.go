@@ -101,6 +101,10 @@ type guardConn struct {
 	chunked   bool   // ... its last transfer coding is chunked
 	upgrade   bool   // ... it asks for a protocol switch
 	length    int64  // ... its Content-Length, -1 when invalid
+	// drained: the last read(2) took less than it asked for, so the
+	// socket was empty then and a wait for its next edge cannot miss
+	// bytes (Front's readWaiter; readwait_linux.go).
+	drained bool
 
 	// clock, when set, is a clock reading its writer took a moment
 	// before, which armWrite takes instead of reading the clock (Front
@@ -123,13 +127,13 @@ func (c *guardConn) Read(p []byte) (int, error) {
 			return 0, c.rerr
 		}
 		if c.state == off && len(c.pend) == 0 {
-			return c.Conn.Read(p)
+			return c.connRead(p)
 		}
 		c.armBody()
 		if len(c.pend) == 0 && len(p) >= 512 {
 			// The common case: check in place, hold back a trailing
 			// incomplete line, if any.
-			n, err := c.Conn.Read(p)
+			n, err := c.connRead(p)
 			k := c.scan(p[:n])
 			if k < n {
 				c.pend = append(c.pend[:0], p[k:n]...)
@@ -151,7 +155,7 @@ func (c *guardConn) Read(p []byte) (int, error) {
 		bp := guardBufs.Get().(*[]byte)
 		buf := append((*bp)[:0], c.pend...)
 		buf = slices.Grow(buf, 4096)
-		n, err := c.Conn.Read(buf[len(buf):cap(buf)])
+		n, err := c.connRead(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+n]
 		k := c.scan(buf)
 		c.out = append(c.held[:0], buf[:k]...)
@@ -165,6 +169,19 @@ func (c *guardConn) Read(p []byte) (int, error) {
 			}
 		}
 	}
+}
+
+func (c *guardConn) connRead(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.drained = err == nil && n < len(p)
+	return n, err
+}
+
+// empty reports that the next Read has nothing held (not even part of a
+// line) and would start with a read(2) of a socket that was empty at its
+// last read.
+func (c *guardConn) empty() bool {
+	return c.drained && len(c.out) == 0 && len(c.pend) == 0 && c.rerr == nil
 }
 
 // guardBufs are the buffers of reads that complete a held line, or are too
