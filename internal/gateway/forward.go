@@ -14,6 +14,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"pier/internal/netwait"
 )
 
 // The forwarder is the gateway's HTTP/1.1 client to app instances, used
@@ -56,7 +58,7 @@ type upConn struct {
 	idleAt int64  // monoNow() when put back in the pool
 	reused bool
 	resp   respHead // the response being read; reused
-	rw     *readWaiter
+	rw     *netwait.Waiter
 }
 
 // upPool is a backend's idle connections, the most recently used last.
@@ -219,7 +221,7 @@ func (g *Gateway) attempt(w http.ResponseWriter, r *http.Request, b *backend, bo
 			if derr != nil {
 				return false, derr
 			}
-			uc = &upConn{nc: nc, br: bufio.NewReaderSize(nc, 4096), bw: bufio.NewWriterSize(nc, 4096), rw: newReadWaiter(nc)}
+			uc = &upConn{nc: nc, br: bufio.NewReaderSize(nc, 4096), bw: bufio.NewWriterSize(nc, 4096), rw: netwait.New(nc)}
 		}
 		done, err, replay := g.exchange(w, r, uc, b, body, sent, st)
 		if done || !replay {

@@ -16,6 +16,8 @@ import (
 	"sync/atomic"
 	"time"
 	"unsafe"
+
+	"pier/internal/netwait"
 )
 
 // FrontOptions configures Front, with the meaning of the http.Server fields
@@ -224,7 +226,7 @@ type frontConn struct {
 	// rw waits for the next request without reading first; made at the
 	// connection's second request (nil: none, or not a guarded TCP
 	// connection).
-	rw      *readWaiter
+	rw      *netwait.Waiter
 	rwTried bool
 }
 
@@ -367,7 +369,7 @@ func (fc *frontConn) waitRequest() {
 	}
 	if !fc.rwTried {
 		fc.rwTried = true
-		fc.rw = newReadWaiter(gc.Conn)
+		fc.rw = netwait.New(gc.Conn)
 	}
 	fc.rw.Wait()
 }

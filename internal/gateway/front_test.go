@@ -246,7 +246,7 @@ func TestFrontKeepAliveAndPipelining(t *testing.T) {
 }
 
 // TestFrontWaitsWithoutLosing: between requests the loop waits for the
-// socket's next edge instead of reading first (readWaiter), and the
+// socket's next edge instead of reading first (netwait), and the
 // forwarder waits so for the app's answer. Whatever way the bytes come —
 // a pipelined burst larger than the read buffer, lockstep, a head split
 // across writes with pauses, one byte at a time, an app slow to answer —

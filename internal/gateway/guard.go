@@ -103,7 +103,7 @@ type guardConn struct {
 	length    int64  // ... its Content-Length, -1 when invalid
 	// drained: the last read(2) took less than it asked for, so the
 	// socket was empty then and a wait for its next edge cannot miss
-	// bytes (Front's readWaiter; readwait_linux.go).
+	// bytes (Front's netwait.Waiter).
 	drained bool
 
 	// clock, when set, is a clock reading its writer took a moment

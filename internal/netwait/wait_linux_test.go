@@ -1,6 +1,6 @@
 //go:build linux && (amd64 || arm64)
 
-package gateway
+package netwait
 
 import (
 	"errors"
@@ -42,7 +42,7 @@ func tcpPair(t *testing.T) (client, server net.Conn) {
 
 // waitDone runs w.Wait in a goroutine and reports on the channel when it
 // returns.
-func waitDone(w *readWaiter) <-chan struct{} {
+func waitDone(w *Waiter) <-chan struct{} {
 	done := make(chan struct{})
 	go func() { w.Wait(); close(done) }()
 	return done
@@ -66,32 +66,32 @@ func stillWaiting(t *testing.T, done <-chan struct{}, what string) {
 	}
 }
 
-// TestReadWaiterLayout: on this Go release and platform the waiter finds
-// the runtime's handle of a TCP socket. If it fails, the layout of net's
-// file descriptor changed (readwait_linux.go's pollFD): the gateway still
-// works, but every wait is a read(2) that finds nothing again.
-func TestReadWaiterLayout(t *testing.T) {
+// TestLayout: on this Go release and platform the waiter finds the
+// runtime's handle of a TCP socket. If it fails, the layout of net's file
+// descriptor changed (wait_linux.go's pollFD): callers still work, but
+// every wait is a read(2) that finds nothing again.
+func TestLayout(t *testing.T) {
 	c, _ := tcpPair(t)
-	if newReadWaiter(c) == nil {
-		t.Fatal("no readWaiter for a TCP connection: internal/poll.FD's layout is not the one readwait_linux.go expects")
+	if New(c) == nil {
+		t.Fatal("no Waiter for a TCP connection: internal/poll.FD's layout is not the one wait_linux.go expects")
 	}
-	if newReadWaiter(nil) != nil {
-		t.Fatal("a readWaiter for nil")
+	if New(nil) != nil {
+		t.Fatal("a Waiter for nil")
 	}
 	a, b := net.Pipe()
 	defer a.Close()
 	defer b.Close()
-	if newReadWaiter(a) != nil {
-		t.Fatal("a readWaiter for a net.Pipe")
+	if New(a) != nil {
+		t.Fatal("a Waiter for a net.Pipe")
 	}
-	var none *readWaiter
+	var none *Waiter
 	none.Wait() // no waiter: returns at once
 }
 
-func TestReadWaiter(t *testing.T) {
+func TestWait(t *testing.T) {
 	t.Run("wakes on data", func(t *testing.T) {
 		c, s := tcpPair(t)
-		w := newReadWaiter(c)
+		w := New(c)
 		done := waitDone(w)
 		stillWaiting(t, done, "with nothing sent")
 		s.Write([]byte("hello"))
@@ -106,7 +106,7 @@ func TestReadWaiter(t *testing.T) {
 		// A read that drained the socket, then bytes arriving before the
 		// wait: their edge was seen, the wait must not sleep through it.
 		c, s := tcpPair(t)
-		w := newReadWaiter(c)
+		w := New(c)
 		s.Write([]byte("one"))
 		buf := make([]byte, 16)
 		if n, err := c.Read(buf); err != nil || n != 3 {
@@ -123,7 +123,7 @@ func TestReadWaiter(t *testing.T) {
 		// Lockstep, as a client and the gateway: each round drains the
 		// socket, waits, reads the next message.
 		c, s := tcpPair(t)
-		w := newReadWaiter(c)
+		w := New(c)
 		go func() {
 			for i := 0; i < 2000; i++ {
 				if _, err := s.Write([]byte{byte(i)}); err != nil {
@@ -148,7 +148,7 @@ func TestReadWaiter(t *testing.T) {
 	})
 	t.Run("peer closes", func(t *testing.T) {
 		c, s := tcpPair(t)
-		done := waitDone(newReadWaiter(c))
+		done := waitDone(New(c))
 		stillWaiting(t, done, "before the close")
 		s.Close()
 		returnsWithin(t, done, "when the peer closed")
@@ -158,30 +158,30 @@ func TestReadWaiter(t *testing.T) {
 	})
 	t.Run("read deadline", func(t *testing.T) {
 		c, _ := tcpPair(t)
-		w := newReadWaiter(c)
+		w := New(c)
 		c.SetReadDeadline(time.Now().Add(30 * time.Millisecond))
 		returnsWithin(t, waitDone(w), "at the read deadline")
 		if _, err := c.Read(make([]byte, 1)); !errors.Is(err, os.ErrDeadlineExceeded) {
 			t.Fatalf("Read after the deadline: %v", err)
 		}
-		// A past deadline set while it waits ends the wait too (Front's
-		// Close of idle connections, the forwarder's client-gone stop).
+		// A past deadline set while it waits ends the wait too (how
+		// servers stop a connection's reader from another goroutine).
 		c.SetReadDeadline(time.Time{})
 		done := waitDone(w)
 		stillWaiting(t, done, "with no deadline")
-		c.SetReadDeadline(aLongTimeAgo)
+		c.SetReadDeadline(time.Unix(1, 0))
 		returnsWithin(t, done, "when the deadline was moved to the past")
 	})
 	t.Run("closed while waiting", func(t *testing.T) {
 		c, _ := tcpPair(t)
-		done := waitDone(newReadWaiter(c))
+		done := waitDone(New(c))
 		stillWaiting(t, done, "before the close")
 		c.Close()
 		returnsWithin(t, done, "when the connection was closed")
 	})
 	t.Run("after close", func(t *testing.T) {
 		c, _ := tcpPair(t)
-		w := newReadWaiter(c)
+		w := New(c)
 		c.Close()
 		returnsWithin(t, waitDone(w), "on a closed connection")
 	})
@@ -223,7 +223,7 @@ func BenchmarkLockstepRead(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer c.Close()
-			w := newReadWaiter(c)
+			w := New(c)
 			buf := make([]byte, 16)
 			for b.Loop() {
 				c.Write(buf[:1])
