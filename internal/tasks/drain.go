@@ -98,7 +98,7 @@ func (s *Service) runDrain(ctx context.Context, stopped chan<- struct{}) {
 
 // drainOnce stores left and the journal's records up to cutoff, retrying
 // until done or ctx ends; it returns what is left then (still in the
-// journal files, which stay).
+// journal files, which stay), empty when all is stored.
 func (s *Service) drainOnce(ctx context.Context, left []record, cutoff time.Time) []record {
 	batch, upto := s.jl.take(left, cutoff)
 	for len(batch) > 0 {
@@ -121,8 +121,20 @@ func (s *Service) drainOnce(ctx context.Context, left []record, cutoff time.Time
 	s.dr.changed = make(chan struct{})
 	s.dr.mu.Unlock()
 	s.jl.removeBefore(s.jl.oldest())
-	return nil
+	// Nothing left: the batch's array is reused by the next round
+	// (cleared: the records hold jobs and bodies), unless a burst made it
+	// big.
+	if cap(batch) > drainKeep {
+		return nil
+	}
+	clear(batch)
+	return batch[:0]
 }
+
+// drainKeep bounds the records' array the drain keeps between rounds:
+// a round takes about drainEvery's worth of records (10,000 at 100,000
+// a second).
+const drainKeep = 1 << 15
 
 // drainRecords stores rs: first the puts (skipping tasks already deleted
 // or dropped: nothing to store), drainBatch at a time, then the deletes

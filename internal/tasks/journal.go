@@ -90,14 +90,12 @@ type journal struct {
 	spare     []byte   // the last written group's buffer, reused
 	spareRecs []record // and its records slice, cleared
 	free      *group   // a group all of whose members have returned, for reuse
-	// pending[head:] are written, not yet taken by the drain. Taking
-	// moves head rather than copying the rest down: with a drain delay
-	// the drain takes a little at a time from a second's worth of
-	// records, and copying them down each time cost more than the
-	// commands that wrote them. They are moved down once head passes
-	// half, so each record is copied at most once more.
-	pending []record
-	head    int
+	// pending are the records written, not yet taken by the drain: a
+	// ring, as the drain takes from the front a little at a time (with
+	// the drain delay, a second's worth of records stays in it) while
+	// groups are added at the back. A slice copied down, or grown past
+	// its dead front, cost about a third of the bytes allocated per job.
+	pending recRing
 	// appended counts records written since start; the drain's barrier
 	// waits until it has drained this many.
 	appended uint64
@@ -224,7 +222,7 @@ func (jl *journal) writeGroup(g *group) {
 		for i := range g.recs {
 			g.recs[i].file, g.recs[i].at = jl.fileNo, now
 		}
-		jl.pending = append(jl.pending, g.recs...)
+		jl.pending.push(g.recs)
 		jl.appended += uint64(len(g.recs))
 		jl.writes++
 		select {
@@ -260,27 +258,16 @@ func (jl *journal) prepare() error {
 func (jl *journal) take(into []record, cutoff time.Time) ([]record, uint64) {
 	jl.mu.Lock()
 	defer jl.mu.Unlock()
-	live := jl.pending[jl.head:]
-	n := len(live)
+	p := &jl.pending
+	n := p.n
 	if !cutoff.IsZero() {
 		n = 0
-		for n < len(live) && !live[n].at.After(cutoff) {
+		for n < p.n && !p.at(n).at.After(cutoff) {
 			n++
 		}
 	}
-	into = append(into, live[:n]...)
-	clear(live[:n]) // the taken records' jobs and bodies are the drain's now
-	rest := len(live) - n
-	jl.head += n
-	switch {
-	case rest == 0:
-		jl.pending, jl.head = jl.pending[:0], 0
-	case jl.head >= len(jl.pending)/2:
-		copy(jl.pending, jl.pending[jl.head:])
-		clear(jl.pending[rest:])
-		jl.pending, jl.head = jl.pending[:rest], 0
-	}
-	return into, jl.appended - uint64(rest)
+	into = p.pop(into, n)
+	return into, jl.appended - uint64(p.n)
 }
 
 // oldestAt is when the oldest record not taken by the drain was written
@@ -288,10 +275,10 @@ func (jl *journal) take(into []record, cutoff time.Time) ([]record, uint64) {
 func (jl *journal) oldestAt() time.Time {
 	jl.mu.Lock()
 	defer jl.mu.Unlock()
-	if jl.head == len(jl.pending) {
+	if jl.pending.n == 0 {
 		return time.Time{}
 	}
-	return jl.pending[jl.head].at
+	return jl.pending.at(0).at
 }
 
 // removeBefore deletes the files numbered below n: all their records are
@@ -320,7 +307,7 @@ func (jl *journal) close(drained bool) {
 		jl.f.Close()
 		jl.f = nil
 	}
-	if drained && jl.head == len(jl.pending) {
+	if drained && jl.pending.n == 0 {
 		if nums, err := journalFiles(jl.dir); err == nil {
 			for _, n := range nums {
 				os.Remove(filepath.Join(jl.dir, journalName(n)))
@@ -438,7 +425,7 @@ func readJournal(dir string, n int) ([]record, error) {
 func (jl *journal) counts() (pending int, appended uint64) {
 	jl.mu.Lock()
 	defer jl.mu.Unlock()
-	return len(jl.pending) - jl.head, jl.appended
+	return jl.pending.n, jl.appended
 }
 
 // oldest is the number of the oldest file holding a record not yet
@@ -446,8 +433,44 @@ func (jl *journal) counts() (pending int, appended uint64) {
 func (jl *journal) oldest() int {
 	jl.mu.Lock()
 	defer jl.mu.Unlock()
-	if jl.head < len(jl.pending) {
-		return jl.pending[jl.head].file
+	if jl.pending.n > 0 {
+		return jl.pending.at(0).file
 	}
 	return jl.fileNo
+}
+
+// recRing is a queue of records: n of them from buf[head], wrapping.
+type recRing struct {
+	buf     []record
+	head, n int
+}
+
+// at is the i-th record from the front.
+func (q *recRing) at(i int) *record { return &q.buf[(q.head+i)%len(q.buf)] }
+
+// push adds rs at the back, growing the ring (twice as big) when full.
+func (q *recRing) push(rs []record) {
+	if q.n+len(rs) > len(q.buf) {
+		n := q.n
+		buf := make([]record, max(2*len(q.buf), n+len(rs), 64))
+		q.pop(buf[:0], n) // into buf's own array: it has room
+		q.buf, q.head, q.n = buf, 0, n
+	}
+	for _, r := range rs {
+		q.buf[(q.head+q.n)%len(q.buf)] = r
+		q.n++
+	}
+}
+
+// pop moves the k records at the front to the end of into.
+func (q *recRing) pop(into []record, k int) []record {
+	for k > 0 {
+		seg := q.buf[q.head:min(q.head+k, len(q.buf))]
+		into = append(into, seg...)
+		clear(seg) // their jobs and bodies are the taker's now
+		q.head = (q.head + len(seg)) % len(q.buf)
+		q.n -= len(seg)
+		k -= len(seg)
+	}
+	return into
 }

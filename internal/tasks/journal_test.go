@@ -221,3 +221,52 @@ func TestDrainDelay(t *testing.T) {
 		t.Fatalf("%d tasks stored (%v), want only the kept one", n, err)
 	}
 }
+
+// TestRecRing: the drain's queue of records gives back what was pushed,
+// in order, through wrap-arounds and growth, and clears what it hands out.
+func TestRecRing(t *testing.T) {
+	steps := []struct {
+		push, pop int
+	}{
+		{10, 0}, {0, 4}, {60, 0}, // 66 in a ring of 64: grown, the front moved
+		{0, 50}, {40, 0}, // wraps around the end
+		{0, 0}, {0, 56}, // empty
+		{3, 3}, {200, 100}, {100, 200},
+	}
+	var q recRing
+	var want []uint64 // ids in the ring, front first
+	next := uint64(1)
+	for i, st := range steps {
+		var rs []record
+		for range st.push {
+			rs = append(rs, record{id: next, body: []byte("x")})
+			want = append(want, next)
+			next++
+		}
+		q.push(rs)
+		if q.n != len(want) {
+			t.Fatalf("step %d: %d records after push, want %d", i, q.n, len(want))
+		}
+		for k := range q.n {
+			if q.at(k).id != want[k] {
+				t.Fatalf("step %d: record %d is %d, want %d", i, k, q.at(k).id, want[k])
+			}
+		}
+		got := q.pop(nil, st.pop)
+		for k, r := range got {
+			if r.id != want[k] {
+				t.Fatalf("step %d: popped %d as %d, want %d", i, k, r.id, want[k])
+			}
+		}
+		want = want[st.pop:]
+		live := 0
+		for k := range q.buf {
+			if q.buf[k].body != nil {
+				live++
+			}
+		}
+		if live != q.n || q.n != len(want) {
+			t.Fatalf("step %d: %d records hold bodies, %d queued, want %d", i, live, q.n, len(want))
+		}
+	}
+}

@@ -29,6 +29,12 @@ func openStore(t testing.TB) *store.Store {
 
 func newService(t testing.TB, gw *httptest.Server) *Service {
 	t.Helper()
+	return newServiceWith(t, gw, nil)
+}
+
+// newServiceWith is newService with options changed by edit (nil: none).
+func newServiceWith(t testing.TB, gw *httptest.Server, edit func(o *Options)) *Service {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	st, err := store.Open(ctx, store.Options{Dir: t.TempDir()})
 	if err != nil {
@@ -37,6 +43,9 @@ func newService(t testing.TB, gw *httptest.Server) *Service {
 	opts := Options{Store: st, Dir: t.TempDir(), Domain: "localhost"}
 	if gw != nil {
 		opts.GatewayURL = gw.URL
+	}
+	if edit != nil {
+		edit(&opts)
 	}
 	s, err := New(ctx, opts)
 	if err != nil {
