@@ -82,11 +82,18 @@ func main() {
 	type cell struct{ put, rd, cpu float64 }
 	type samples struct{ puts, rds, cpus []float64 }
 	results := map[string]map[int]cell{}
+	// paired[name][c]: the first server's rate over name's, run by run
+	// (the servers take turns within a run, so a ratio of one run is
+	// less disturbed by the machine's load changing than a ratio of
+	// medians taken over the whole bench).
+	type pairs struct{ put, rd []float64 }
+	paired := map[string]map[int]*pairs{}
 	var names, addrs []string
 	for _, arg := range flag.Args() {
 		name, addr, _ := strings.Cut(arg, "=")
 		names, addrs = append(names, name), append(addrs, addr)
 		results[name] = map[int]cell{}
+		paired[name] = map[int]*pairs{}
 	}
 	// Each run goes round the servers in turn, so that a machine whose
 	// load changes during the bench weighs on all of them alike.
@@ -120,6 +127,12 @@ func main() {
 		}
 		for k, name := range names {
 			g := got[k]
+			pr := &pairs{}
+			for i := range g.puts {
+				pr.put = append(pr.put, got[0].puts[i]/g.puts[i])
+				pr.rd = append(pr.rd, got[0].rds[i]/g.rds[i])
+			}
+			paired[name][c] = pr
 			results[name][c] = cell{median(g.puts), median(g.rds), 0}
 			if len(g.cpus) > 0 {
 				results[name][c] = cell{median(g.puts), median(g.rds), median(g.cpus)}
@@ -167,6 +180,22 @@ func main() {
 		}
 		fmt.Println()
 	}
+	if *runs > 1 && len(names) > 1 {
+		fmt.Printf("\nthe same ratios run by run (the servers take turns in each run): median [lowest-highest]\n")
+		for _, other := range names[1:] {
+			fmt.Printf("%-16s", first+"/"+other)
+			for _, c := range counts {
+				pr := paired[other][c]
+				fmt.Printf(" %16s %16s", spread(pr.put), spread(pr.rd))
+			}
+			fmt.Println()
+		}
+	}
+}
+
+// spread renders v as "median [lowest-highest]".
+func spread(v []float64) string {
+	return fmt.Sprintf("%.2f [%.2f-%.2f]", median(v), slices.Min(v), slices.Max(v))
 }
 
 // onePhase runs one phase of the load against addr (host:port or

@@ -21,7 +21,9 @@
 #
 # Also printed: each server's CPU time per job (put + reserve + delete,
 # pier's later drain included), which a busy machine disturbs less than
-# the rates.
+# the rates, and the ratios run by run (median, lowest and highest): the
+# servers take turns within a run, so one run's ratio is less disturbed
+# by the machine's load changing than a ratio of medians.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export PATH="/usr/local/go/bin:$PATH"
