@@ -270,3 +270,61 @@ func TestRecRing(t *testing.T) {
 		}
 	}
 }
+
+// TestDrainSkipsDeleted: tasks put, reserved and deleted within the drain
+// delay cost the stream nothing — the drain stores none of them (the
+// stream's last sequence moves only for the task still live) — and leave
+// nothing in the tomb.
+func TestDrainSkipsDeleted(t *testing.T) {
+	ctx := context.Background()
+	// A delay far longer than the test: no record comes of age on a slow
+	// machine; drainWait below stores what is left at once.
+	s := newServiceWith(t, nil, func(o *Options) { o.DrainDelay = time.Minute })
+	se := s.Session("blog")
+	// The queue's settings are stored on first use: before the count.
+	if _, err := se.Put(ctx, "q", NewTask{Body: []byte("first")}); err != nil {
+		t.Fatal(err)
+	}
+	if t0, err := se.Reserve(ctx, []string{"q"}, 0); err != nil || se.Delete(ctx, t0.ID) != nil {
+		t.Fatal(err)
+	}
+	last0, _, err := s.q.State(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 200 {
+		if _, err := se.Put(ctx, "q", NewTask{Body: []byte("x")}); err != nil {
+			t.Fatal(err)
+		}
+		tk, err := se.Reserve(ctx, []string{"q"}, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := se.Delete(ctx, tk.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	kept, err := se.Put(ctx, "q", NewTask{Body: []byte("kept")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.drainWait(ctx); err != nil { // stores everything journaled, at once
+		t.Fatal(err)
+	}
+	last, msgs, err := s.q.State(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if last != last0+1 || msgs != 1 {
+		t.Errorf("stream: last sequence %d -> %d, %d messages; want one more message (the kept task's), nothing else ever stored", last0, last, msgs)
+	}
+	if _, err := s.q.Last(ctx, subject("blog", "q", "r", kept)); err != nil {
+		t.Errorf("the kept task is not in the stream: %v", err)
+	}
+	s.mu.Lock()
+	tomb := len(s.tomb)
+	s.mu.Unlock()
+	if tomb != 0 {
+		t.Errorf("%d tasks in the tomb, want none", tomb)
+	}
+}
