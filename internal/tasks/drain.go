@@ -44,7 +44,7 @@ func (s *Service) runDrain(ctx context.Context, stopped chan<- struct{}) {
 			s.log.Error("task drain crashed", "panic", v, "stack", string(debug.Stack()))
 		}
 	}()
-	var left []record // taken from the journal, not stored yet
+	var left []queued // taken from the journal, not stored yet
 	final := func() {
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
@@ -99,7 +99,7 @@ func (s *Service) runDrain(ctx context.Context, stopped chan<- struct{}) {
 // drainOnce stores left and the journal's records up to cutoff, retrying
 // until done or ctx ends; it returns what is left then (still in the
 // journal files, which stay), empty when all is stored.
-func (s *Service) drainOnce(ctx context.Context, left []record, cutoff time.Time) []record {
+func (s *Service) drainOnce(ctx context.Context, left []queued, cutoff time.Time) []queued {
 	batch, upto := s.jl.take(left, cutoff)
 	for len(batch) > 0 {
 		err := s.drainRecords(ctx, batch)
@@ -141,7 +141,7 @@ const drainKeep = 1 << 15
 // (of what was stored), one purge per queue for the whole of rs.
 // It returns an error when something is left to do; done records are
 // marked and not done twice.
-func (s *Service) drainRecords(ctx context.Context, rs []record) error {
+func (s *Service) drainRecords(ctx context.Context, rs []queued) error {
 	var (
 		msgs []store.PutMsg
 		jobs []*job
@@ -155,7 +155,7 @@ func (s *Service) drainRecords(ctx context.Context, rs []record) error {
 		if r.sent {
 			// Sent before without an answer: stored or not?
 			s.mu.Unlock()
-			m, err := s.q.Last(ctx, subject(r.app, r.queue, "r", r.id))
+			m, err := s.q.Last(ctx, subject(r.j.q.app, r.j.q.name, "r", r.id))
 			s.mu.Lock()
 			if err == nil {
 				s.setSeq(r.j, m.Seq)
@@ -168,7 +168,9 @@ func (s *Service) drainRecords(ctx context.Context, rs []record) error {
 		}
 		r.sent, r.j.sent = true, true
 		jobs = append(jobs, r.j)
-		msgs = append(msgs, store.PutMsg{Subject: subject(r.app, r.queue, "r", r.id), Data: r.body, Header: r.j.header()})
+		// A journaled put's body is in its job until it is stored
+		// (keepBody drops only those of stored tasks).
+		msgs = append(msgs, store.PutMsg{Subject: subject(r.j.q.app, r.j.q.name, "r", r.id), Data: r.j.body, Header: r.j.header()})
 	}
 	s.mu.Unlock()
 	var first error
@@ -203,7 +205,7 @@ func (s *Service) drainRecords(ctx context.Context, rs []record) error {
 	}
 	var (
 		purges = map[*queue]*purge{}
-		single []*record
+		single []*queued
 		done   []uint64
 	)
 	s.mu.Lock()

@@ -108,7 +108,7 @@ func parseCountsValue(b []byte) (uint64, jobCounts, bool) {
 // drainCounts stores the counters of the tasks of rs's counters records
 // that are still there, and removes those of its deleted tasks. It is
 // idempotent: the drain calls it again after a failure.
-func (s *Service) drainCounts(ctx context.Context, rs []record) error {
+func (s *Service) drainCounts(ctx context.Context, rs []queued) error {
 	type put struct {
 		j   *job
 		seq uint64

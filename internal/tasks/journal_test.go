@@ -223,7 +223,8 @@ func TestDrainDelay(t *testing.T) {
 }
 
 // TestRecRing: the drain's queue of records gives back what was pushed,
-// in order, through wrap-arounds and growth, and clears what it hands out.
+// in order, through wrap-arounds and growth, and clears what it hands out
+// (the records' jobs are the drain's then).
 func TestRecRing(t *testing.T) {
 	steps := []struct {
 		push, pop int
@@ -239,11 +240,11 @@ func TestRecRing(t *testing.T) {
 	for i, st := range steps {
 		var rs []record
 		for range st.push {
-			rs = append(rs, record{id: next, body: []byte("x")})
+			rs = append(rs, record{id: next, j: &job{id: next}})
 			want = append(want, next)
 			next++
 		}
-		q.push(rs)
+		q.push(rs, 1, time.Now())
 		if q.n != len(want) {
 			t.Fatalf("step %d: %d records after push, want %d", i, q.n, len(want))
 		}
@@ -261,12 +262,12 @@ func TestRecRing(t *testing.T) {
 		want = want[st.pop:]
 		live := 0
 		for k := range q.buf {
-			if q.buf[k].body != nil {
+			if q.buf[k].j != nil {
 				live++
 			}
 		}
 		if live != q.n || q.n != len(want) {
-			t.Fatalf("step %d: %d records hold bodies, %d queued, want %d", i, live, q.n, len(want))
+			t.Fatalf("step %d: %d records hold jobs, %d queued, want %d", i, live, q.n, len(want))
 		}
 	}
 }
