@@ -6,6 +6,8 @@ import (
 	"runtime"
 	"sync"
 	"time"
+
+	"pier/internal/netwait"
 )
 
 // switchConn is a client connection that moves between Go's network
@@ -43,6 +45,12 @@ type switchConn struct {
 	seen uint64
 	cmds uint32 // commands while threaded, for yieldEvery
 	skip uint32 // commands before toThread looks at the clock again
+	// drained: the last read(2) came back short, so the socket was empty
+	// then and a wait for its next edge cannot miss a command.
+	drained bool
+	// wait is waitFor's waiter (nil for a threaded socket, or none).
+	wait    *netwait.Waiter
+	waitFor net.Conn
 }
 
 // contendedFor is how long no thread is taken after a threaded
@@ -56,8 +64,23 @@ const contendedFor = 100 * time.Millisecond
 const calmSkip = 64
 
 // between runs at each command boundary of the connection's goroutine;
-// buffered: its reader holds more input (no move then).
+// buffered: its reader holds more input (no move then). A connection left
+// in the poller with nothing buffered then waits for the client's next
+// command without a read(2) bound to find nothing (netwait), when its
+// last read emptied the socket: a client in lockstep sends it only after
+// the reply just written.
 func (sc *switchConn) between(buffered bool) {
+	sc.move(buffered)
+	if !buffered && !sc.threaded && sc.drained {
+		if sc.waitFor != sc.cur {
+			sc.waitFor, sc.wait = sc.cur, netwait.New(sc.cur)
+		}
+		sc.wait.Wait()
+	}
+}
+
+// move takes a thread or gives it back, as between's comment says.
+func (sc *switchConn) move(buffered bool) {
 	s := sc.s
 	if s.maxThreads == 0 {
 		return
@@ -110,6 +133,7 @@ func (sc *switchConn) Read(p []byte) (int, error) {
 			sc.toPoller()
 			continue
 		}
+		sc.drained = err == nil && n < len(p)
 		return n, err
 	}
 }
