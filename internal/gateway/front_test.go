@@ -46,6 +46,15 @@ func startFront(t *testing.T, g *Gateway, h http.Handler) (string, *atomic.Int64
 	return ln.Addr().String(), &fronted
 }
 
+// frontApp serves app as the app of app.localhost, through a gateway
+// behind Front (startFront).
+func frontApp(t *testing.T, app http.Handler) (string, *atomic.Int64) {
+	t.Helper()
+	g := New(Options{Logger: testLogger(t)})
+	g.SetRoutes([]Route{{App: "app", Hosts: []string{"app.localhost"}, Backends: []string{startBackend(t, app)}}})
+	return startFront(t, g, g)
+}
+
 // roundTrip writes raw on a new connection and reads one response.
 func roundTrip(t *testing.T, addr, raw string) (*http.Response, []byte, net.Conn, *bufio.Reader) {
 	t.Helper()
@@ -139,13 +148,10 @@ func TestFrontServes(t *testing.T) {
 // TestFrontHandsOff: whatever is not of the common shape goes to net/http,
 // which answers it as it always did: refusals included.
 func TestFrontHandsOff(t *testing.T) {
-	app := startBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	addr, fronted := frontApp(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		fmt.Fprintf(w, "%s %d %q", r.Method, r.ContentLength, body)
 	}))
-	g := New(Options{Logger: testLogger(t)})
-	g.SetRoutes([]Route{{App: "app", Hosts: []string{"app.localhost"}, Backends: []string{app}}})
-	addr, fronted := startFront(t, g, g)
 	big := strings.Repeat("a", 5000)
 	huge := strings.Repeat("a", 40<<10)
 	tests := []struct {
@@ -203,10 +209,7 @@ func TestFrontHandsOff(t *testing.T) {
 // TestFrontKeepAliveAndPipelining: one connection carries many requests,
 // pipelined ones answered in order; Connection: close ends it.
 func TestFrontKeepAliveAndPipelining(t *testing.T) {
-	app := startBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, r.URL.Path) }))
-	g := New(Options{Logger: testLogger(t)})
-	g.SetRoutes([]Route{{App: "app", Hosts: []string{"app.localhost"}, Backends: []string{app}}})
-	addr, fronted := startFront(t, g, g)
+	addr, fronted := frontApp(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, r.URL.Path) }))
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
@@ -252,15 +255,12 @@ func TestFrontKeepAliveAndPipelining(t *testing.T) {
 // across writes with pauses, one byte at a time, an app slow to answer —
 // every request is answered, and none waits for a deadline.
 func TestFrontWaitsWithoutLosing(t *testing.T) {
-	app := startBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	addr, fronted := frontApp(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/slow" {
 			time.Sleep(30 * time.Millisecond)
 		}
 		io.WriteString(w, r.URL.Path)
 	}))
-	g := New(Options{Logger: testLogger(t)})
-	g.SetRoutes([]Route{{App: "app", Hosts: []string{"app.localhost"}, Backends: []string{app}}})
-	addr, fronted := startFront(t, g, g)
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
