@@ -423,10 +423,16 @@ func (s *Server) rollout(w http.ResponseWriter, r *http.Request, app, what strin
 			s.fail(w, r, err)
 			return
 		}
-		// Ended without a release (no release yet to derive one from).
-		s.log.Info("from the dashboard", "app", app, "what", what)
-		http.Redirect(w, r, "/apps/"+app+"#releases", http.StatusSeeOther)
-		return
+		select {
+		case <-started:
+			// It made a release and ended before this select ran (both
+			// cases were ready, and select picks at random).
+		default:
+			// Ended without a release (no release yet to derive one from).
+			s.log.Info("from the dashboard", "app", app, "what", what)
+			http.Redirect(w, r, "/apps/"+app+"#releases", http.StatusSeeOther)
+			return
+		}
 	case <-time.After(s.opts.RolloutWait):
 		// Queued behind another change to the app (the engine makes them
 		// one at a time): it shows in the deploy view when its turn comes.
