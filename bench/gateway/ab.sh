@@ -25,7 +25,6 @@ PATHNAME=${PATHNAME:-/hello}
 
 . bench/gateway/lib.sh
 benchwork ab
-. bench/gateway/lib.sh
 
 (cd bench/gateway/app && go build -o "$work/benchapp" .)
 declare -A PID HTTP

@@ -22,7 +22,6 @@ SIZE=${SIZE:-1048576}
 
 . bench/gateway/lib.sh
 benchwork disk
-. bench/gateway/lib.sh
 
 if [ $# -ge 1 ]; then bin=$(realpath "$1"); else go build -o "$work/pier" ./cmd/pier; bin=$work/pier; fi
 

@@ -27,17 +27,8 @@ if [ $# -ne 2 ]; then
 fi
 command -v perf >/dev/null || { echo "bench/tasks/ab.sh: needs perf" >&2; exit 1; }
 
-work=$(mktemp -d /tmp/pier-bench-ab.XXXXXX)
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-	rm -rf "$work"
-}
-trap cleanup EXIT
-
-freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-waitport() { for _ in $(seq 600); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; echo "nothing listens on $1" >&2; return 1; }
+. bench/lib.sh
+benchwork tasks-ab
 
 go build -o "$work/load" ./bench/tasks
 names=() epids=() ports=()
