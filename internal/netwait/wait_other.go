@@ -1,8 +1,5 @@
 //go:build !linux || !(amd64 || arm64)
 
-// Package netwait waits for a TCP connection to have something to read
-// without reading it first; see wait_linux.go. Elsewhere there is no
-// waiter and reads start with read(2) as usual.
 package netwait
 
 import "net"
