@@ -375,6 +375,60 @@ func TestPassBecomesStorable(t *testing.T) {
 	}
 }
 
+// TestPassPathMarks: once a path answered a request not storable, a new
+// host or query of that path goes straight to the app from its first
+// request; a host whose answer to it is storable is stored from its
+// second request on, and the path's other new keys then go through the
+// cache first again.
+func TestPassPathMarks(t *testing.T) {
+	var hits atomic.Int64
+	backend := startBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		if r.Host == "good.test" {
+			w.Header().Set("Cache-Control", "public, max-age=60")
+		} else {
+			w.Header().Set("Cache-Control", "no-store")
+		}
+		w.Header().Set("Content-Type", "text/plain")
+		io.WriteString(w, "page of "+r.Host)
+	}))
+	g := New(Options{Logger: testLogger(t), Cache: testCache{httpcache.New(httpcache.Options{})}})
+	var directs atomic.Int64
+	g.onDirect = func() { directs.Add(1) }
+	g.SetRoutes([]Route{{App: "app", Hosts: []string{"*.test"}, Backends: []string{backend}}})
+	addr, _ := startFront(t, g, g)
+	steps := []struct {
+		host, target string
+		xcache       string
+		direct       int64
+	}{
+		{"a.test", "/page", "MISS", 0},     // through the cache: /page is marked
+		{"b.test", "/page", "MISS", 1},     // a new host, passed
+		{"a.test", "/page?q=1", "MISS", 1}, // a new query, passed
+		{"C.test:80", "/page", "MISS", 1},  // a new host again
+		{"good.test", "/page", "MISS", 1},  // passed; storable: the path's mark goes
+		{"good.test", "/page", "MISS", 0},  // through the cache, which stores it
+		{"good.test", "/page", "HIT", 0},   //
+		{"d.test", "/page", "MISS", 0},     // a new key goes through the cache again
+		{"d.test", "/page", "MISS", 1},     // and is marked on its own
+		{"a.test", "/page?q=2", "MISS", 0}, // the path is not marked again
+		{"good.test", "/other", "MISS", 0}, // another path: stored
+	}
+	for i, s := range steps {
+		before := directs.Load()
+		resp, body, _, _ := roundTrip(t, addr, "GET "+s.target+" HTTP/1.1\r\nHost: "+s.host+"\r\n\r\n")
+		if string(body) != "page of "+s.host {
+			t.Fatalf("step %d: %s%s: got %q", i+1, s.host, s.target, body)
+		}
+		if xc, d := resp.Header.Get("X-Cache"), directs.Load()-before; xc != s.xcache || d != s.direct {
+			t.Errorf("step %d: %s%s: X-Cache %q, direct %d; want %q, %d", i+1, s.host, s.target, xc, d, s.xcache, s.direct)
+		}
+	}
+	if n := hits.Load(); n != int64(len(steps)-1) {
+		t.Errorf("the app got %d requests, want %d (all but the hit)", n, len(steps)-1)
+	}
+}
+
 // rawApp is an app instance on a raw connection: it answers every request
 // with the bytes resp returns, then closes the connection.
 func rawApp(t testing.TB, resp func() []byte) string {

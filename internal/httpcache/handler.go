@@ -222,8 +222,13 @@ func (h *appHandler) fill(w http.ResponseWriter, r *http.Request, key, host, tar
 			break
 		}
 		c.put(key, host, target, h.app, v, obj, r)
+		c.unmarkPath(h.app, target)
 	case !cw.plan.store && cw.status != http.StatusNotModified:
-		c.markPass(key, host, target, h.app)
+		// A request Passing would take once marked marks its path, which
+		// then stands for its key too (see pathPassKey).
+		if !h.passFields(r) || !c.markPath(h.app, target) {
+			c.markPass(key, host, target, h.app)
+		}
 	}
 }
 

@@ -168,7 +168,7 @@ func (h *appHandler) AppendHitPass(dst []byte, host, target string, fields []str
 	var kb [256]byte
 	obj, _ := c.mem.GetIfPresent(hitKey(kb[:0], h.app, host, target))
 	if obj == nil {
-		return dst, nil, 0, false, true, false
+		return dst, nil, 0, false, true, h.pathPassed(kb[:0], target)
 	}
 	if obj.pass {
 		return dst, nil, 0, false, true, true

@@ -3,6 +3,7 @@ package httpcache
 import (
 	"net/http"
 	"strings"
+	"unsafe"
 
 	"github.com/maypok86/otter/v2"
 )
@@ -25,7 +26,10 @@ func (h *appHandler) Passing(r *http.Request) bool {
 	}
 	var buf [256]byte
 	obj, _ := h.c.mem.GetIfPresent(passKey(buf[:0], h.app, r))
-	return obj != nil && obj.pass
+	if obj == nil {
+		return h.pathPassed(buf[:0], r.RequestURI)
+	}
+	return obj.pass
 }
 
 // PassingMarked is Passing for a plain-HTTP request (r.TLS nil) whose key
@@ -85,13 +89,99 @@ func (h *appHandler) PassAnswered(r *http.Request, status int, cacheControl []st
 	if !decide(r, status, hs.Header(), nil, h.c.now()).store {
 		return
 	}
-	key, _, _ := keyOf(h.app, r)
-	// Only the mark goes: a response another request stored meanwhile stays.
+	key, _, target := keyOf(h.app, r)
+	// Only the marks go: a response another request stored meanwhile stays.
 	h.c.mem.Compute(key, func(old *object, found bool) (*object, otter.ComputeOp) {
 		if found && old.pass {
 			return old, otter.InvalidateOp
 		}
 		return old, otter.CancelOp
 	})
+	h.c.unmarkPath(h.app, target)
 	h.c.log.Debug("httpcache: a passed key became storable", "app", h.app, "target", strings.Clone(r.RequestURI))
+}
+
+// Path marks: a key the cache has not seen yet is passed like a marked one
+// when its path (in any host, with any query) lately answered a request
+// Passing qualifies with a response that was not storable. Without them,
+// the first request of every new host and query string went through
+// ServeHTTP — a flight, a capturing writer, a mark stored — which doubled
+// the gateway's CPU for such a request: an app with many domains, or whose
+// URLs carry search terms or tracking parameters, paid it on most of its
+// traffic. A response PassAnswered finds storable removes its path's mark
+// (and the next request of its key fills the cache); so a path whose
+// responses differ by host or query loses coalescing only for the requests
+// that reach it before that response, and its mark then stays off for
+// passKeep (unmarkPath).
+
+// pathPassKey is the key of path's mark for app: keyFor's layout with 'p'
+// where the scheme goes and no host, so it matches no request's key. path
+// is a request target; its query is left out. Built in buf when it fits.
+func pathPassKey(buf []byte, app, path string) string {
+	if i := strings.IndexByte(path, '?'); i >= 0 {
+		path = path[:i]
+	}
+	if len(app)+len(path)+3 > cap(buf) {
+		return app + "\x00p\x00" + path
+	}
+	b := append(buf, app...)
+	b = append(b, 0, 'p', 0)
+	b = append(b, path...)
+	return unsafe.String(unsafe.SliceData(b), len(b))
+}
+
+// pathPassed reports whether target's path is marked (see pathPassKey).
+func (h *appHandler) pathPassed(buf []byte, target string) bool {
+	if !strings.HasPrefix(target, "/") {
+		return false // absolute-form: Passing's key says
+	}
+	obj, _ := h.c.mem.GetIfPresent(pathPassKey(buf, h.app, target))
+	return obj != nil && obj.pass
+}
+
+// markPath marks target's path (see pathPassKey) and reports whether it is
+// marked now.
+func (c *Cache) markPath(app, target string) bool {
+	if !strings.HasPrefix(target, "/") {
+		return false
+	}
+	var buf [256]byte
+	if obj, _ := c.mem.GetIfPresent(pathPassKey(buf[:0], app, target)); obj != nil {
+		return obj.pass
+	}
+	path, _, _ := strings.Cut(target, "?")
+	key := strings.Clone(pathPassKey(buf[:0], app, path))
+	marked := false
+	c.mem.Compute(key, func(old *object, found bool) (*object, otter.ComputeOp) {
+		if found {
+			marked = old.pass
+			return old, otter.CancelOp
+		}
+		marked = true
+		return &object{app: app, target: path, pass: true, keep: passKeep, weight: uint32(len(key) + 64)}, otter.WriteOp
+	})
+	return marked
+}
+
+// unmarkPath ends target's path mark, if there is one, for passKeep: its
+// responses are storable for some hosts or queries and not for others, so
+// each key goes by its own mark (a path whose mark came back with the next
+// response not storable would make every new key of its storable ones
+// pass once more).
+func (c *Cache) unmarkPath(app, target string) {
+	if !strings.HasPrefix(target, "/") {
+		return
+	}
+	var buf [256]byte
+	if obj, _ := c.mem.GetIfPresent(pathPassKey(buf[:0], app, target)); obj == nil || !obj.pass {
+		return
+	}
+	path, _, _ := strings.Cut(target, "?")
+	key := strings.Clone(pathPassKey(buf[:0], app, path))
+	c.mem.Compute(key, func(old *object, found bool) (*object, otter.ComputeOp) {
+		if !found || !old.pass {
+			return old, otter.CancelOp
+		}
+		return &object{app: app, target: path, keep: passKeep, weight: old.weight}, otter.WriteOp
+	})
 }

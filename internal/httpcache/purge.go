@@ -64,7 +64,9 @@ func (c *Cache) Purge(p Purge) int {
 		if o.app != p.App || !p.matches(o, urls, prefixes) {
 			continue
 		}
-		if _, ok := c.mem.Invalidate(key); ok {
+		// Marks go too (the app may answer differently now) but are not
+		// counted: the count is of stored responses.
+		if _, ok := c.mem.Invalidate(key); ok && !o.pass && len(o.variants) > 0 {
 			n++
 		}
 	}
