@@ -8,12 +8,9 @@ set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 export PATH="/usr/local/go/bin:$PATH"
 ROUNDS=${ROUNDS:-3}; DURATION=${DURATION:-5}; PATHS=${PATHS:-"/cached /cached20k /render/cached"}
-work=$(mktemp -d /tmp/pier-bench-cpu.XXXXXX)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done; rm -rf "$work"; }
-trap cleanup EXIT
-freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-waitport() { for _ in $(seq 600); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; echo "nothing on $1" >&2; return 1; }
+cd "$repo"
+. bench/lib.sh
+benchwork cpu
 cp -r "$repo/bench/gateway/app" "$work/app"; (cd "$work/app" && go build -o benchapp .)
 UP=$(freeport); PORT=$UP "$work/app/benchapp" >/dev/null 2>&1 & pids+=($!)
 NG=$(freeport); VA=$(freeport); PH=$(freeport); PA=$(freeport)

@@ -54,21 +54,15 @@ fi
 # The packages start their services; this bench runs its own.
 systemctl stop nginx varnish 2>/dev/null || true
 
-work=$(mktemp -d /tmp/pier-bench-gw.XXXXXX)
-pids=()
+. bench/lib.sh
+benchwork gw
+# stopall stops what the script started (before the minisites rows start
+# their own engine).
 stopall() {
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
 	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
 	pids=()
 }
-cleanup() {
-	stopall
-	[ -n "${KEEP:-}" ] || rm -rf "$work"; echo "work: $work" >&2
-}
-trap cleanup EXIT
-
-freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-waitport() { for _ in $(seq 400); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; echo "nothing listens on $1" >&2; return 1; }
 
 go build -o "$work/pier" ./cmd/pier
 PIER_HTTP=$(freeport); PIER_API=$(freeport); NGINX=$(freeport); NGINX_BARE=$(freeport); NGINX_DOMAINS=$(freeport); VARNISH=$(freeport)
@@ -180,7 +174,6 @@ one() {
 	timeout $((DURATION + 30)) wrk "${args[@]}" "http://127.0.0.1:$1$2" 2>&1 |
 		awk '/Requests\/sec/ {rps=$2} /^ +99%/ {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v*=1000}; p99=v} /Non-2xx/ {bad=$NF} END {printf "%.0f %.2f %d\n", rps, p99, bad}'
 }
-median() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 declare -A RPS P99 BAD
 # measure ROW TARGET PORT PATH [LUA]

@@ -33,14 +33,8 @@ if ! command -v wrk >/dev/null; then
 	echo "bench/metrics: installing wrk" >&2
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk >/dev/null
 fi
-work=$(mktemp -d /tmp/pier-bench-metrics.XXXXXX)
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-	rm -rf "$work"
-}
-trap cleanup EXIT
+. bench/lib.sh
+benchwork metrics
 go build -o "$work/gw" ./bench/metrics/gw
 go build -o "$work/rss" ./bench/metrics/rss
 

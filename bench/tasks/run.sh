@@ -37,17 +37,8 @@ if ! command -v beanstalkd >/dev/null; then
 fi
 systemctl stop beanstalkd 2>/dev/null || true
 
-work=$(mktemp -d /tmp/pier-bench-tasks.XXXXXX)
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-	rm -rf "$work"
-}
-trap cleanup EXIT
-
-freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-waitport() { for _ in $(seq 600); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; echo "nothing listens on $1" >&2; return 1; }
+. bench/lib.sh
+benchwork tasks
 
 go build -o "$work/pier" ./cmd/pier
 go build -o "$work/load" ./bench/tasks
