@@ -146,7 +146,7 @@ func defaultDialer() dialer {
 // which let r through (see passCache). start, when not zero, is the clock
 // when r came in, which the connection pool takes for now.
 func (g *Gateway) forwardFast(w http.ResponseWriter, r *http.Request, rt *route, canary bool, pass passCache, start time.Time) {
-	st := proxyState{app: rt.app, route: rt, canary: canary, pass: pass}
+	st := proxyState{app: rt.app, route: rt, canary: canary, pass: pass, fc: frontConnOf(w, r)}
 	if !start.IsZero() {
 		st.now = monoAt(start)
 	}
@@ -195,7 +195,7 @@ func (g *Gateway) forwardFast(w http.ResponseWriter, r *http.Request, rt *route,
 		if dial {
 			b.markDown()
 		}
-		if ctx.Err() != nil || st.bodyErr != nil || sent > 0 {
+		if ctx.Err() != nil || st.bodyErr != nil || sent > 0 || rerr == errClientGone {
 			break // the client left, or part of its body is gone
 		}
 		if !dial && !idempotent {
@@ -269,6 +269,9 @@ func (g *Gateway) exchange(w http.ResponseWriter, r *http.Request, uc *upConn, b
 		return false, werr, uc.reused && *sent == 0
 	}
 
+	if st.fc != nil {
+		st.fc.watchApp(uc.nc)
+	}
 	if uc.br.Buffered() == 0 {
 		// The app cannot have answered yet: wait for it rather than find
 		// nothing with read(2) first.
@@ -291,6 +294,9 @@ func (g *Gateway) exchange(w http.ResponseWriter, r *http.Request, uc *upConn, b
 			}
 		}
 		resp, err = readResponseHead(uc, r.Method)
+	}
+	if st.fc != nil && st.fc.unwatchApp() {
+		return false, errClientGone, false // uc's deadline is past: closed, not pooled
 	}
 	if err != nil {
 		if isTimeout(err) && ctx.Err() != nil {

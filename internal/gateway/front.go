@@ -104,7 +104,10 @@ type front struct {
 
 // Accept returns the next connection handed to net/http.
 func (f *front) Accept() (net.Conn, error) {
-	f.start.Do(func() { go f.acceptLoop() })
+	f.start.Do(func() {
+		go f.acceptLoop()
+		go f.sweep()
+	})
 	select {
 	case c := <-f.handoff:
 		return c, nil
@@ -228,6 +231,10 @@ type frontConn struct {
 	// connection).
 	rw      *netwait.Waiter
 	rwTried bool
+	// app is the forwarder's wait for the app's answer to the request
+	// being served, for the front's sweep (gone.go).
+	appMu sync.Mutex
+	app   appWait
 }
 
 var (

@@ -232,6 +232,10 @@ type proxyState struct {
 
 	bodyErr error // the client's request body failed to arrive
 
+	// fc is Front's connection when the request is the one it serves: the
+	// forwarder's waits for the app are registered with it (gone.go).
+	fc *frontConn
+
 	// pass, when set, is the app's cache, which let the request through
 	// (passCache): the response gets X-Cache: MISS, as the cache gives
 	// it, and the cache is told about it.
@@ -535,6 +539,13 @@ func (g *Gateway) proxyErrorState(w http.ResponseWriter, r *http.Request, st *pr
 			writeText(w, http.StatusRequestTimeout, "pier: request body not received in time")
 			return
 		}
+	}
+	if err == errClientGone || errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+		// Nobody to answer: the status is for the access log.
+		g.log.Debug("gateway: client left before the answer", "app", app, "host", r.Host, "path", r.URL.Path)
+		w.Header().Set("Connection", "close")
+		w.WriteHeader(statusClientClosed)
+		return
 	}
 	g.log.Debug("gateway: app did not answer", "app", app, "host", r.Host, "path", r.URL.Path, "err", err)
 	writeText(w, http.StatusBadGateway, fmt.Sprintf("pier: app %q did not answer: %s", app, shortReason(err)))
