@@ -15,7 +15,8 @@ import (
 // on its request has the app's connection cut within two sweeps — the
 // app's request context ends, as behind net/http or nginx — and the
 // request is logged with status 499: without a cache, through the cache's
-// fill, and on the cache's pass path. A client that waits gets its answer
+// fill, and on the cache's pass path (and behind net/http, whose request
+// context ends). A client that waits gets its answer
 // however slow, and bytes it pipelined are not taken for its leaving.
 func TestClientGone(t *testing.T) {
 	started := make(chan string, 16)
@@ -102,6 +103,15 @@ func TestClientGone(t *testing.T) {
 		}
 		status(t, statuses) // /hang is marked: passed from now on
 		leave(t, addr, "/hang", statuses)
+	})
+	t.Run("net/http", func(t *testing.T) {
+		// Not Front: the request's context ends when its client leaves.
+		statuses := make(chan int, 16)
+		g := New(Options{Logger: testLogger(t), Observe: func(app string, status int, bytes int64, d time.Duration, cache string) {
+			statuses <- status
+		}})
+		g.SetRoutes([]Route{{App: "app", Hosts: []string{"app.test"}, Backends: []string{backend}}})
+		leave(t, startBackend(t, g), "/hang", statuses)
 	})
 	t.Run("waits", func(t *testing.T) {
 		addr, statuses := start(t, true)
