@@ -32,6 +32,28 @@ type drainState struct {
 	mu      sync.Mutex // guards done, changed
 	done    uint64     // records drained
 	changed chan struct{}
+	// purgeTook is how long the last round's purges took (the drain's
+	// goroutine's own: see roundSpacing).
+	purgeTook time.Duration
+}
+
+// purgeShare: the drain's rounds are spaced so that their purges take at
+// most 1/purgeShare of the time (see roundSpacing).
+const purgeShare = 10
+
+// roundSpacing is the least time between two rounds of the drain:
+// drainEvery, or longer when the last round's purges took more than a
+// tenth of that. A purge walks every task its queue holds in the stream
+// (JetStream's PurgeEx with a wildcard filter visits each stored subject
+// that matches, whatever the sequence bound), so its cost grows with the
+// backlog, not with the tasks deleted: with 100,000 tasks stored, purges
+// every drainEvery took a seventh of the engine's CPU while workers
+// reserved and deleted them. The spacing never passes the drain delay,
+// which bounds how far the stream lags behind the journal (records wait
+// in the journal meanwhile: durability does not change).
+func (s *Service) roundSpacing(delay time.Duration) time.Duration {
+	base := min(drainEvery, delay)
+	return max(base, min(purgeShare*s.dr.purgeTook, max(delay, base)))
 }
 
 // runDrain stores journaled puts and deletes in the stream, in journal
@@ -66,7 +88,7 @@ func (s *Service) runDrain(ctx context.Context, stopped chan<- struct{}) {
 			return
 		}
 		if oldest := s.jl.oldestAt(); !all && !oldest.IsZero() && delay > 0 {
-			wait := max(delay-time.Since(oldest), min(drainEvery, delay)-time.Since(lastRound))
+			wait := max(delay-time.Since(oldest), s.roundSpacing(delay)-time.Since(lastRound))
 			if wait > 0 {
 				t := time.NewTimer(wait)
 				select {
@@ -240,10 +262,12 @@ func (s *Service) drainRecords(ctx context.Context, rs []queued) error {
 	}
 	s.mu.Unlock()
 	var mu sync.Mutex // guards first, done
+	purgeStart, purged := time.Now(), false
 	for _, p := range purges {
 		if p.most == 0 {
 			continue
 		}
+		purged = true
 		err := s.q.PurgeBelow(ctx, "tasks."+p.q.app+"."+p.q.name+".r.*", min(p.below, p.most+1))
 		if err != nil {
 			// Left for the next round, one by one.
@@ -257,6 +281,9 @@ func (s *Service) drainRecords(ctx context.Context, rs []queued) error {
 				done = append(done, r.id)
 			}
 		}
+	}
+	if purged {
+		s.dr.purgeTook = time.Since(purgeStart)
 	}
 	var (
 		wg  sync.WaitGroup
