@@ -112,24 +112,46 @@ func (p *upPool) closeIdle() {
 }
 
 // alive reports whether an idle connection is still open: the app has not
-// closed it (nothing to read, not EOF). It peeks without blocking.
+// closed it (nothing to read, not EOF).
 func alive(nc net.Conn) bool {
-	sc, ok := nc.(syscall.Conn)
+	st := peek(nc)
+	return st == peekEmpty || st == peekUnknown
+}
+
+// peekState is what a read of a connection would find (peek).
+type peekState int
+
+const (
+	peekUnknown peekState = iota // not a socket peek can look at
+	peekEmpty                    // nothing yet
+	peekData                     // bytes to read
+	peekEnd                      // its end: closed (or reset) by the peer, or here
+)
+
+// peek reports what a read of c would find now, without reading or
+// waiting (recv with MSG_PEEK|MSG_DONTWAIT).
+func peek(c net.Conn) peekState {
+	sc, ok := c.(syscall.Conn)
 	if !ok {
-		return true
+		return peekUnknown
 	}
 	rc, err := sc.SyscallConn()
 	if err != nil {
-		return false
+		return peekEnd
 	}
-	ok = false
+	st := peekEnd
 	var b [1]byte
 	rc.Read(func(fd uintptr) bool {
 		n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		ok = n < 0 && (err == syscall.EAGAIN || err == syscall.EWOULDBLOCK)
+		switch {
+		case n > 0:
+			st = peekData
+		case err == syscall.EAGAIN || err == syscall.EWOULDBLOCK || err == syscall.EINTR:
+			st = peekEmpty
+		}
 		return true // never wait
 	})
-	return ok
+	return st
 }
 
 var upBufs = sync.Pool{New: func() any { return new([32 << 10]byte) }}

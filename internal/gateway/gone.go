@@ -4,7 +4,6 @@ import (
 	"errors"
 	"net"
 	"net/http"
-	"syscall"
 	"time"
 )
 
@@ -105,28 +104,13 @@ func (fc *frontConn) checkGone() {
 	w.conn.SetDeadline(aLongTimeAgo) // the forwarder's read ends now
 }
 
-// peerClosed reports whether the peer of c closed the connection (or reset
-// it): a read would find its end, not data. It peeks without blocking.
+// peerClosed reports whether the peer of c, a client connection, closed
+// (or reset) it: a read would find its end, not data.
 func peerClosed(c net.Conn) bool {
 	if gc, ok := c.(*guardConn); ok {
 		c = gc.Conn
 	}
-	sc, ok := c.(syscall.Conn)
-	if !ok {
-		return false
-	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return false
-	}
-	closed := false
-	var b [1]byte
-	err = rc.Read(func(fd uintptr) bool {
-		n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		closed = n == 0 && err == nil || err != nil && err != syscall.EAGAIN && err != syscall.EWOULDBLOCK && err != syscall.EINTR
-		return true // never wait
-	})
-	return closed || err != nil
+	return peek(c) == peekEnd
 }
 
 // frontConnOf returns Front's connection when r is the request it is
