@@ -32,8 +32,8 @@ type drainState struct {
 	mu      sync.Mutex // guards done, changed
 	done    uint64     // records drained
 	changed chan struct{}
-	// purgeTook is how long the last round's purges took (the drain's
-	// goroutine's own: see roundSpacing).
+	// purgeTook is how long the last round's purges took, 0 when it had
+	// none (the drain's goroutine's own: see roundSpacing).
 	purgeTook time.Duration
 }
 
@@ -282,6 +282,7 @@ func (s *Service) drainRecords(ctx context.Context, rs []queued) error {
 			}
 		}
 	}
+	s.dr.purgeTook = 0
 	if purged {
 		s.dr.purgeTook = time.Since(purgeStart)
 	}
