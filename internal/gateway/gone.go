@@ -26,7 +26,7 @@ import (
 const frontSweep = 500 * time.Millisecond
 
 // statusClientClosed is nginx's status for a request whose client closed
-// the connection before the answer: logged, never sent.
+// the connection before the answer: for the log (the client is gone).
 const statusClientClosed = 499
 
 // errClientGone: the client closed its connection while the app worked.
