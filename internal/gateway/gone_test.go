@@ -41,7 +41,9 @@ func TestClientGone(t *testing.T) {
 		case <-time.After(10 * time.Second):
 		}
 	}))
-	start := func(t *testing.T, cache bool) (string, chan int) {
+	// gateway routes app.test to the app and reports the statuses its
+	// Observe hook is told.
+	gateway := func(t *testing.T, cache bool) (*Gateway, chan int) {
 		statuses := make(chan int, 16)
 		opts := Options{Logger: testLogger(t), Observe: func(app string, status int, bytes int64, d time.Duration, cache string) {
 			statuses <- status
@@ -51,6 +53,11 @@ func TestClientGone(t *testing.T) {
 		}
 		g := New(opts)
 		g.SetRoutes([]Route{{App: "app", Hosts: []string{"app.test"}, Backends: []string{backend}}})
+		return g, statuses
+	}
+	// start serves gateway's behind Front.
+	start := func(t *testing.T, cache bool) (string, chan int) {
+		g, statuses := gateway(t, cache)
 		addr, _ := startFront(t, g, g)
 		return addr, statuses
 	}
@@ -106,11 +113,7 @@ func TestClientGone(t *testing.T) {
 	})
 	t.Run("net/http", func(t *testing.T) {
 		// Not Front: the request's context ends when its client leaves.
-		statuses := make(chan int, 16)
-		g := New(Options{Logger: testLogger(t), Observe: func(app string, status int, bytes int64, d time.Duration, cache string) {
-			statuses <- status
-		}})
-		g.SetRoutes([]Route{{App: "app", Hosts: []string{"app.test"}, Backends: []string{backend}}})
+		g, statuses := gateway(t, false)
 		leave(t, startBackend(t, g), "/hang", statuses)
 	})
 	t.Run("waits", func(t *testing.T) {

@@ -66,7 +66,7 @@ func (c *Cache) Purge(p Purge) int {
 		}
 		// Marks go too (the app may answer differently now) but are not
 		// counted: the count is of stored responses.
-		if _, ok := c.mem.Invalidate(key); ok && !o.pass && len(o.variants) > 0 {
+		if _, ok := c.mem.Invalidate(key); ok && len(o.variants) > 0 {
 			n++
 		}
 	}
