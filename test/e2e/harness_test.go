@@ -66,51 +66,80 @@ func freePort(t *testing.T) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-// startEngine starts pier up with a fresh home (or the given one, to
-// restart an engine on the same state and ports), with extra flags if any.
+// startEngine starts pier up with a fresh home and fresh ports, with extra
+// flags if any.
 func startEngine(t *testing.T, extra ...string) *engine {
 	t.Helper()
-	e := &engine{
-		t:        t,
-		home:     t.TempDir(),
-		httpAddr: fmt.Sprintf("127.0.0.1:%d", freePort(t)),
-		apiAddr:  fmt.Sprintf("127.0.0.1:%d", freePort(t)),
-		bsAddr:   fmt.Sprintf("127.0.0.1:%d", freePort(t)),
-		statsd:   fmt.Sprintf("127.0.0.1:%d", freePort(t)),
-		extra:    extra,
-	}
-	e.start()
+	e := &engine{t: t, home: t.TempDir(), extra: extra}
+	// Registered first, so that an engine that never answers is still
+	// stopped and its log shown.
 	t.Cleanup(e.stop)
-	return e
+	for try := 1; ; try++ {
+		e.httpAddr = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+		e.apiAddr = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+		e.bsAddr = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+		e.statsd = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+		// freePort's port is free when it returns, not when the engine
+		// binds it: another test's process may take it in between.
+		if err := e.launch(); err == nil || try == 3 || !strings.Contains(err.Error(), "address already in use") {
+			if err != nil {
+				t.Fatal(err)
+			}
+			return e
+		}
+	}
 }
 
+// start starts pier up again on the same home, ports and flags, as a
+// restart after stop or kill9.
 func (e *engine) start() {
-	t := e.t
-	t.Helper()
+	e.t.Helper()
+	if err := e.launch(); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// launch starts pier up and waits until its API answers; if it exits or
+// does not answer in 30s, the error carries the end of its log.
+func (e *engine) launch() error {
 	e.logPath = filepath.Join(e.home, "engine.log")
 	logf, err := os.OpenFile(e.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
+	defer logf.Close()
 	args := []string{"up", "--home", e.home, "--http", e.httpAddr, "--api", e.apiAddr, "--domain", "localhost",
 		"--beanstalkd", e.bsAddr, "--statsd", e.statsd}
 	e.cmd = exec.Command(pierBin, append(args, e.extra...)...)
 	e.cmd.Stdout, e.cmd.Stderr = logf, logf
-	e.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: false}
 	if err := e.cmd.Start(); err != nil {
-		t.Fatal(err)
+		return err
 	}
-	logf.Close()
 	e.exited = make(chan struct{})
 	go func(cmd *exec.Cmd, ch chan struct{}) { cmd.Wait(); close(ch) }(e.cmd, e.exited)
-	waitFor(t, 30*time.Second, "engine answers", func() bool {
-		resp, err := http.Get("http://" + e.apiAddr + "/v1/health")
-		if err != nil {
-			return false
+	logTail := func() string {
+		data, _ := os.ReadFile(e.logPath)
+		return lastLines(string(data), 40)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		select {
+		case <-e.exited:
+			return fmt.Errorf("pier up exited (%v) before its API answered; engine log:\n%s", e.cmd.ProcessState, logTail())
+		default:
 		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
-	})
+		resp, err := http.Get("http://" + e.apiAddr + "/v1/health")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("pier up did not answer on %s in 30s (last: %v); engine log:\n%s", e.apiAddr, err, logTail())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // stop ends the engine with SIGTERM, as an operator would.

@@ -2,63 +2,13 @@ package e2e
 
 import (
 	"fmt"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 )
-
-// startEngineWith starts pier up like startEngine, with extra flags.
-func startEngineWith(t *testing.T, extra ...string) *engine {
-	t.Helper()
-	e := &engine{
-		t:        t,
-		home:     t.TempDir(),
-		httpAddr: fmt.Sprintf("127.0.0.1:%d", freePort(t)),
-		apiAddr:  fmt.Sprintf("127.0.0.1:%d", freePort(t)),
-		bsAddr:   fmt.Sprintf("127.0.0.1:%d", freePort(t)),
-		statsd:   fmt.Sprintf("127.0.0.1:%d", freePort(t)),
-	}
-	startWith(e, extra...)
-	t.Cleanup(e.stop)
-	return e
-}
-
-// startWith is engine.start with extra flags, to restart an engine
-// started by startEngineWith.
-func startWith(e *engine, extra ...string) {
-	t := e.t
-	t.Helper()
-	e.logPath = filepath.Join(e.home, "engine.log")
-	logf, err := os.OpenFile(e.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	args := append([]string{"up", "--home", e.home, "--http", e.httpAddr, "--api", e.apiAddr, "--domain", "localhost",
-		"--beanstalkd", e.bsAddr, "--statsd", e.statsd}, extra...)
-	e.cmd = exec.Command(pierBin, args...)
-	e.cmd.Stdout, e.cmd.Stderr = logf, logf
-	e.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: false}
-	if err := e.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	logf.Close()
-	e.exited = make(chan struct{})
-	go func() { e.cmd.Wait(); close(e.exited) }()
-	waitFor(t, 30*time.Second, "engine answers", func() bool {
-		resp, err := http.Get("http://" + e.apiAddr + "/v1/health")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
-	})
-}
 
 // minZeroApp is hello-python with scale web min 0: started on the first
 // request, stopped when idle.
@@ -81,7 +31,7 @@ func minZeroApp(t *testing.T) string {
 // pier scale web=0 stops it for real.
 func TestWake(t *testing.T) {
 	flags := []string{"--idle-timeout", "2s", "--wake-timeout", "30s"}
-	e := startEngineWith(t, flags...)
+	e := startEngine(t, flags...)
 	dir := minZeroApp(t)
 	app := "hello-python"
 	e.must(dir, "deploy") // the deploy starts it, to check its health
@@ -134,7 +84,7 @@ func TestWake(t *testing.T) {
 
 	// Asleep is desired state: a restarted engine does not start it.
 	e.kill9()
-	startWith(e, flags...)
+	e.start()
 	time.Sleep(2 * time.Second) // restore runs in the background
 	if ps := e.ps(app); len(ps) != 0 {
 		t.Fatalf("the restored engine started a sleeping app: %+v", ps)
