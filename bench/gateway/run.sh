@@ -240,6 +240,15 @@ row /render/cached "render 20 ms, cached" nginx varnish pier
 row domains1 "pass-through, 1 domain" nginx pier
 row domainsN "pass-through, $DOMAINS domains" nginx pier
 printf "(%s domains attached to pier in %.2f s; rows with a domain count pick a random Host per request with a wrk script)\n" "$DOMAINS" "$attach"
+echo "run by run, in the order measured (req/s@p99_ms):"
+for key in /hello bare /cached /cached20k paced /render /render/cached domains1 domainsN; do
+	for t in nginx varnish pier; do
+		[ -n "${RPS[$key.$t]:-}" ] || continue
+		read -ra r <<<"${RPS[$key.$t]}"; read -ra q <<<"${P99[$key.$t]}"
+		line=""; for i in "${!r[@]}"; do line+=" ${r[$i]}@${q[$i]}"; done
+		printf "  %-15s %-8s%s\n" "$key" "$t" "$line"
+	done
+done
 
 if [ "$MINISITES" != 0 ]; then
 	echo
