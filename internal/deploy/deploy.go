@@ -105,6 +105,8 @@ type Manager struct {
 	canaries map[string][]*instance   // app -> instances of its canary release this node runs
 	ids      map[string]*instance     // supervisor ID -> instance, including ones still starting
 	awake    map[string]time.Time     // apps that sleep while idle and are awake -> when they woke
+
+	ports *supervisor.Ports // for instances and one-off runs to listen on
 }
 
 var appName = regexp.MustCompile(`^[a-z][a-z0-9-]{0,39}$`)
@@ -137,6 +139,7 @@ func New(ctx context.Context, cfg Config) *Manager {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Manager{
+		ports:    supervisor.NewPorts(),
 		cfg:      cfg,
 		log:      log,
 		ctx:      ctx,

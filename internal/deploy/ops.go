@@ -361,7 +361,7 @@ func (m *Manager) Run(ctx context.Context, app string, argv []string, w io.Write
 	if err != nil {
 		return 0, err
 	}
-	port, err := supervisor.FreePort()
+	port, err := m.ports.Next()
 	if err != nil {
 		return 0, err
 	}

@@ -238,7 +238,7 @@ func (m *Manager) stopAll(ins []*instance) {
 }
 
 func (m *Manager) startInstance(ctx context.Context, a appRecord, rel *releaseRecord, process string, index int) (*instance, error) {
-	port, err := supervisor.FreePort()
+	port, err := m.ports.Next()
 	if err != nil {
 		return nil, fmt.Errorf("start %s %s.%d: %w", rel.App, process, index, err)
 	}

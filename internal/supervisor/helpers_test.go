@@ -210,7 +210,7 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 
 func freePort(t *testing.T) int {
 	t.Helper()
-	port, err := FreePort()
+	port, err := NewPorts().Next()
 	if err != nil {
 		t.Fatal(err)
 	}

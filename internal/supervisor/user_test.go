@@ -64,10 +64,3 @@ func TestEnsureUser(t *testing.T) {
 		}
 	}
 }
-
-func TestFreePort(t *testing.T) {
-	p, err := FreePort()
-	if err != nil || p <= 0 || p > 65535 {
-		t.Errorf("FreePort = %d, %v", p, err)
-	}
-}
