@@ -68,4 +68,3 @@ func validUserName(name string) error {
 	}
 	return nil
 }
-
