@@ -16,9 +16,11 @@ import (
 )
 
 // The journal is what makes a put or a delete durable before its answer
-// without waiting for JetStream: the record is written with write(2) to a
-// file under Options.Dir (in the kernel, as beanstalkd's binlog; neither
-// fsyncs per record), then the drain stores it in the TASKS stream. A
+// without waiting for JetStream: the record is copied into a file under
+// Options.Dir mapped shared into memory (in the kernel's page cache when the
+// copy ends, as a write(2) would put it, and as beanstalkd's binlog; neither
+// fsyncs per record; the mapping saves a system call per record), then the
+// drain stores it in the TASKS stream. A
 // journal file is removed once every record in it is drained; at start,
 // the records still on disk are applied to the stream again, idempotently
 // (a put whose subject already holds the task is not stored twice).
@@ -30,7 +32,8 @@ import (
 //	u32 pri | u32 ttr ms | u16 len, app | u16 len, queue | u32 len, body
 //
 // A record cut short or with a bad checksum ends its file (the engine died
-// while writing it: it was never acknowledged).
+// while writing it: it was never acknowledged); so do the zeros after the
+// last record of a file made to its full size for the mapping.
 
 const (
 	recPut    = 'P' // a ready task was put
@@ -40,9 +43,10 @@ const (
 	recCounts = 'C'
 )
 
-// journalRotate is the size after which the journal starts a new file, so
-// that drained files can be removed while the engine runs; it also bounds
-// what a start after kill -9 reads again.
+// journalRotate is the size of a journal file (bigger only for a group of
+// records that needs more): the journal starts a new one when it is full,
+// so that drained files can be removed while the engine runs; it also
+// bounds what a start after kill -9 reads again.
 const journalRotate = 1 << 20
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -78,25 +82,27 @@ type queued struct {
 
 // journal appends records to numbered files in dir.
 //
-// Group commit: records appended while another appender is in write(2)
-// are encoded into the next group, and one of their appenders writes the
-// whole group with one write(2) once the write in progress has ended (the
-// others wait for it). With one connection nothing changes — each record
-// is its own group — and with several a put or delete costs a fraction of
-// a write. Every appender returns only once its group is written, so an
+// Group commit: records appended while another appender is writing (a
+// copy into the mapped file, or a write(2) where it is not mapped) are
+// encoded into the next group, and one of their appenders writes the
+// whole group at once when the write in progress has ended (the others
+// wait for it). With one connection nothing changes — each record is its
+// own group — and with several a put or delete costs a fraction of a
+// write. Every appender returns only once its group is written, so an
 // answer never goes out before its record is in the kernel.
 type journal struct {
 	dir string
 
 	mu     sync.Mutex // guards everything below
 	f      *os.File
+	m      []byte // f mapped (see mapJournal); nil: f is written with write(2)
 	fileNo int
 	size   int64
 	// broken: a write failed, perhaps part way; the next write starts a
 	// new file, so that a torn record cannot hide the records after it.
 	broken bool
-	// cur is the group being filled; writing is set while its writer is
-	// in write(2) without mu; groupDone is broadcast when a group ends.
+	// cur is the group being filled; writing is set while its writer
+	// writes it without mu; groupDone is broadcast when a group ends.
 	cur       *group
 	writing   bool
 	groupDone *sync.Cond
@@ -156,25 +162,38 @@ func journalFiles(dir string) ([]int, error) {
 func openJournal(dir string, next int) (*journal, error) {
 	j := &journal{dir: dir, fileNo: next - 1, cur: &group{}, kick: make(chan struct{}, 1), urgent: make(chan struct{}, 1)}
 	j.groupDone = sync.NewCond(&j.mu)
-	if err := j.rotate(); err != nil {
+	if err := j.rotate(0); err != nil {
 		return nil, err
 	}
 	return j, nil
 }
 
-// rotate closes the current file and opens the next. Caller holds mu (or
-// is the constructor).
-func (jl *journal) rotate() error {
-	if jl.f != nil {
-		jl.f.Close()
-	}
+// rotate closes the current file and opens the next, with room for at
+// least need bytes when mapped. Caller holds mu (or is the constructor).
+func (jl *journal) rotate(need int) error {
+	jl.closeFile()
 	jl.fileNo++
-	f, err := os.OpenFile(filepath.Join(jl.dir, journalName(jl.fileNo)), os.O_CREATE|os.O_WRONLY|os.O_APPEND|os.O_EXCL, 0o600)
+	f, err := os.OpenFile(filepath.Join(jl.dir, journalName(jl.fileNo)), os.O_CREATE|os.O_RDWR|os.O_EXCL, 0o600)
 	if err != nil {
 		return fmt.Errorf("tasks: journal: %w", err)
 	}
 	jl.f, jl.size = f, 0
+	// Where the file cannot be mapped (no fallocate on its file system,
+	// no room), it is written with write(2), from its start.
+	jl.m, _ = mapJournal(f, max(journalRotate, need))
 	return nil
+}
+
+// closeFile unmaps and closes the current file. Caller holds mu.
+func (jl *journal) closeFile() {
+	if jl.m != nil {
+		unmapJournal(jl.m)
+		jl.m = nil
+	}
+	if jl.f != nil {
+		jl.f.Close()
+		jl.f = nil
+	}
 }
 
 // append writes r (in a group, see journal) and queues it for the drain.
@@ -207,8 +226,8 @@ func (jl *journal) append(r record) error {
 	return err
 }
 
-// writeGroup writes g, the group being filled, with one write(2); the
-// appenders that come meanwhile fill the next. Caller holds mu.
+// writeGroup writes g, the group being filled, in one copy or write(2);
+// the appenders that come meanwhile fill the next. Caller holds mu.
 func (jl *journal) writeGroup(g *group) {
 	next := jl.free
 	if next == nil {
@@ -216,12 +235,16 @@ func (jl *journal) writeGroup(g *group) {
 	}
 	next.buf, next.recs = jl.spare[:0], jl.spareRecs[:0]
 	jl.cur, jl.free, jl.spare, jl.spareRecs = next, nil, nil, nil
-	err := jl.prepare()
+	err := jl.prepare(len(g.buf))
 	if err == nil {
 		jl.writing = true
-		f := jl.f
+		f, m, off := jl.f, jl.m, jl.size
 		jl.mu.Unlock()
-		_, err = f.Write(g.buf)
+		if m != nil {
+			copy(m[off:], g.buf)
+		} else {
+			_, err = f.Write(g.buf)
+		}
 		jl.mu.Lock()
 		jl.writing = false
 		if err != nil {
@@ -246,14 +269,19 @@ func (jl *journal) writeGroup(g *group) {
 	jl.groupDone.Broadcast()
 }
 
-// prepare makes the file ready for the next write: open, rotated when
-// full or after a failed write. Caller holds mu.
-func (jl *journal) prepare() error {
+// prepare makes the file ready for a write of n bytes: open, rotated when
+// full (a mapped file: when n bytes do not fit) or after a failed write.
+// Caller holds mu.
+func (jl *journal) prepare(n int) error {
 	if jl.f == nil {
 		return ErrDraining
 	}
-	if jl.size >= journalRotate || jl.broken {
-		if err := jl.rotate(); err != nil {
+	full := jl.size >= journalRotate
+	if jl.m != nil {
+		full = int(jl.size)+n > len(jl.m)
+	}
+	if full || jl.broken {
+		if err := jl.rotate(n); err != nil {
 			return err
 		}
 		jl.broken = false
@@ -312,10 +340,7 @@ func (jl *journal) close(drained bool) {
 	for jl.writing {
 		jl.groupDone.Wait() // a group being written is answered written
 	}
-	if jl.f != nil {
-		jl.f.Close()
-		jl.f = nil
-	}
+	jl.closeFile()
 	if drained && jl.pending.n == 0 {
 		if nums, err := journalFiles(jl.dir); err == nil {
 			for _, n := range nums {

@@ -1,6 +1,7 @@
 package tasks
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -151,13 +152,18 @@ func TestJournalWriteFails(t *testing.T) {
 	if err := put(1); err != nil {
 		t.Fatal(err)
 	}
-	// Writes to the current file fail from now on.
+	// Writes to the current file fail from now on (with write(2), as
+	// where it cannot be mapped: a copy into a mapping does not fail).
 	ro, err := os.Open(filepath.Join(dir, journalName(1)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	jl.mu.Lock()
 	good := jl.f
+	if jl.m != nil {
+		unmapJournal(jl.m)
+		jl.m = nil
+	}
 	jl.f = ro
 	jl.mu.Unlock()
 	good.Close()
@@ -179,5 +185,49 @@ func TestJournalWriteFails(t *testing.T) {
 	}
 	if pending, appended := jl.counts(); pending != 2 || appended != 2 {
 		t.Fatalf("pending %d, appended %d; want 2, 2 (the failed one is not queued for the drain)", pending, appended)
+	}
+}
+
+// TestJournalMapped: records copied into the mapped file are read back
+// from the file while it is still open (as by the next engine after a kill
+// -9), the zeros after them end it, and a group bigger than a file gets a
+// file of its own size.
+func TestJournalMapped(t *testing.T) {
+	dir := t.TempDir()
+	jl, err := openJournal(dir, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer jl.close(false)
+	if jl.m == nil {
+		t.Skip("the journal is not mapped here (no fallocate on", dir, ")")
+	}
+	for id := uint64(1); id <= 3; id++ {
+		if err := jl.append(record{kind: recPut, id: id, app: "a", queue: "q", body: []byte("x")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if fi, err := os.Stat(filepath.Join(dir, journalName(1))); err != nil || fi.Size() != journalRotate {
+		t.Fatalf("journal file: %v, %v; want %d bytes made at its creation", fi, err, journalRotate)
+	}
+	big := bytes.Repeat([]byte("b"), journalRotate)
+	if err := jl.append(record{kind: recPut, id: 4, app: "a", queue: "q", body: big}); err != nil {
+		t.Fatal(err)
+	}
+	if err := jl.append(record{kind: recDelete, id: 1, seq: 9, app: "a", queue: "q"}); err != nil {
+		t.Fatal(err)
+	}
+	var ids []uint64
+	for _, r := range readAll(t, dir) {
+		ids = append(ids, r.id)
+		if r.id == 4 && !bytes.Equal(r.body, big) {
+			t.Fatalf("the big record's body came back as %d bytes", len(r.body))
+		}
+	}
+	if !slices.Equal(ids, []uint64{1, 2, 3, 4, 1}) {
+		t.Fatalf("records %v, want [1 2 3 4 1]", ids)
+	}
+	if nums, _ := journalFiles(dir); !slices.Equal(nums, []int{1, 2, 3}) {
+		t.Fatalf("journal files %v, want [1 2 3]: the big record in a file of its own", nums)
 	}
 }

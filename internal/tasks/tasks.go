@@ -31,8 +31,8 @@
 // picks up the f.* copies schedules make.
 //
 // A plain put (no name, no delay) and every delete of a ready or reserved
-// task are acknowledged once written to a local journal with write(2)
-// (journal.go, under Options.Dir) — in the kernel, the durability of
+// task are acknowledged once written to a local journal, a file mapped
+// into memory (journal.go, under Options.Dir) — in the kernel, the durability of
 // beanstalkd's binlog — and a drain stores them in the stream in journal
 // order, a batch at a time, once they are Options.DrainDelay (1 s) old
 // (drain.go). A task deleted within that time is never stored: the put
