@@ -197,19 +197,23 @@ func (i *Instance) loop(started chan<- error) {
 			}
 			exit = err.Error()
 		} else {
+			a := &attempt{p: p, ready: make(chan struct{}), over: make(chan struct{})}
+			i.mu.Lock()
+			i.last = a
+			i.st.PID, i.st.StartedAt, i.st.Limits, i.st.Restarts = p.pid, p.started, p.limits, n
+			i.st.Ready = false
+			i.st.State = Starting
+			if i.crashLoop {
+				i.st.State = CrashLoop
+			}
+			st := i.st
+			i.mu.Unlock()
 			if n == 0 {
+				// Once the status names the process: Start's caller may
+				// read it at once.
 				started <- nil
 			}
-			a := &attempt{p: p, ready: make(chan struct{}), over: make(chan struct{})}
-			i.change(func() {
-				i.last = a
-				i.st.PID, i.st.StartedAt, i.st.Limits, i.st.Restarts = p.pid, p.started, p.limits, n
-				i.st.Ready = false
-				i.st.State = Starting
-				if i.crashLoop {
-					i.st.State = CrashLoop
-				}
-			})
+			i.s.onChange(st)
 			log.Debug("started", "pid", p.pid, "restarts", n)
 			stopped, deadline := i.watch(a)
 			i.s.finish(p, deadline, i.killCh)

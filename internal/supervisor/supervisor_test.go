@@ -71,6 +71,24 @@ func TestStartReadyByPort(t *testing.T) {
 	}
 }
 
+// TestStartStatusHasPID: when Start returns, the instance's status names
+// its process (callers read it at once: the engine's ps, cgroup checks).
+// Start used to return just before the status was set: CI once read PID 0
+// (TestStartsInCgroup, under the load of every package's tests); here that
+// race showed in none of 900 starts, so this checks the contract more than
+// it catches the race.
+func TestStartStatusHasPID(t *testing.T) {
+	s, _ := newTestSupervisor(t)
+	for n := range 30 {
+		i := startOrFatal(t, s, Spec{ID: fmt.Sprintf("pid.%d", n), Command: "sleep 1000", Env: baseEnv()})
+		pid := i.Status().PID
+		stopOrFatal(t, i)
+		if pid == 0 {
+			t.Fatalf("start %d: the status has no PID when Start returns", n)
+		}
+	}
+}
+
 func TestReadyByHealthPath(t *testing.T) {
 	t.Parallel()
 	s, _ := newTestSupervisor(t)
