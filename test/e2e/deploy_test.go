@@ -133,11 +133,17 @@ func TestLifecycle(t *testing.T) {
 		}
 		close(lines)
 	}()
+	// Sent again until it shows: a request made before the follow has
+	// subscribed is not followed (-n 0), and under load that can take a
+	// while.
 	marker := "/logs-follow-marker"
-	time.Sleep(300 * time.Millisecond)
+	resend := time.NewTicker(500 * time.Millisecond)
+	defer resend.Stop()
 	e.get(app, marker)
 	for {
 		select {
+		case <-resend.C:
+			e.get(app, marker)
 		case l, ok := <-lines:
 			if !ok {
 				t.Fatal("pier logs -f ended")

@@ -10,8 +10,8 @@ import (
 )
 
 // goneApp answers /hang only after 20 s, unless the connection pier opened
-// for the request ends first: it then remembers that it saw the end, which
-// /seen reports.
+// for the request ends first: /seen reports that a /hang began ("hanging")
+// and that the app saw its connection end ("closed").
 const goneApp = `import select, socket, threading, time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import os
@@ -21,6 +21,7 @@ seen = []
 class H(BaseHTTPRequestHandler):
     def do_GET(self):
         if self.path == "/hang":
+            seen.append("hanging")
             deadline = time.time() + 20
             while time.time() < deadline:
                 r, _, _ = select.select([self.connection], [], [], 0.05)
@@ -62,12 +63,15 @@ func TestClientGone(t *testing.T) {
 		t.Fatal(err)
 	}
 	io.WriteString(c, "GET /hang HTTP/1.1\r\nHost: gone.localhost\r\n\r\n")
-	time.Sleep(300 * time.Millisecond) // the request reaches the app
+	waitFor(t, 10*time.Second, "the request reaches the app", func() bool {
+		_, body := e.get("gone", "/seen")
+		return body == "hanging"
+	})
 	c.Close()
 	left := time.Now()
 	waitFor(t, 10*time.Second, "the app sees its request's connection end", func() bool {
 		_, body := e.get("gone", "/seen")
-		return body == "closed"
+		return body == "hanging,closed"
 	})
 	t.Logf("the app saw the end %v after the client left", time.Since(left).Round(10*time.Millisecond))
 	waitFor(t, 10*time.Second, "the access log's 499", func() bool {
