@@ -82,14 +82,15 @@ type queued struct {
 
 // journal appends records to numbered files in dir.
 //
-// Group commit: records appended while another appender is writing (a
-// copy into the mapped file, or a write(2) where it is not mapped) are
-// encoded into the next group, and one of their appenders writes the
-// whole group at once when the write in progress has ended (the others
-// wait for it). With one connection nothing changes — each record is its
-// own group — and with several a put or delete costs a fraction of a
-// write. Every appender returns only once its group is written, so an
-// answer never goes out before its record is in the kernel.
+// Group commit, where the file is written with write(2) (not mapped):
+// records appended while another appender is in write(2) are encoded into
+// the next group, and one of their appenders writes the whole group with
+// one write(2) once the write in progress has ended (the others wait for
+// it). With one connection nothing changes — each record is its own
+// group — and with several a put or delete costs a fraction of a write.
+// Into a mapped file each group is copied holding mu. Every appender
+// returns only once its group is written, so an answer never goes out
+// before its record is in the kernel.
 type journal struct {
 	dir string
 
@@ -101,8 +102,8 @@ type journal struct {
 	// broken: a write failed, perhaps part way; the next write starts a
 	// new file, so that a torn record cannot hide the records after it.
 	broken bool
-	// cur is the group being filled; writing is set while its writer
-	// writes it without mu; groupDone is broadcast when a group ends.
+	// cur is the group being filled; writing is set while its writer is
+	// in write(2) without mu; groupDone is broadcast when a group ends.
 	cur       *group
 	writing   bool
 	groupDone *sync.Cond
@@ -236,15 +237,15 @@ func (jl *journal) writeGroup(g *group) {
 	next.buf, next.recs = jl.spare[:0], jl.spareRecs[:0]
 	jl.cur, jl.free, jl.spare, jl.spareRecs = next, nil, nil, nil
 	err := jl.prepare(len(g.buf))
-	if err == nil {
+	if err == nil && jl.m != nil {
+		// Holding mu: a copy takes less time than parking and waking
+		// the appenders that would wait for it.
+		copy(jl.m[jl.size:], g.buf)
+	} else if err == nil {
 		jl.writing = true
-		f, m, off := jl.f, jl.m, jl.size
+		f := jl.f
 		jl.mu.Unlock()
-		if m != nil {
-			copy(m[off:], g.buf)
-		} else {
-			_, err = f.Write(g.buf)
-		}
+		_, err = f.Write(g.buf)
 		jl.mu.Lock()
 		jl.writing = false
 		if err != nil {
