@@ -169,15 +169,17 @@ func openJournal(dir string, next int) (*journal, error) {
 	return j, nil
 }
 
-// rotate closes the current file and opens the next, with room for at
-// least need bytes when mapped. Caller holds mu (or is the constructor).
+// rotate opens the next file, with room for at least need bytes when
+// mapped, and closes the current one. When the open fails the current file
+// stays (full or broken: the next write tries again, under the next
+// number). Caller holds mu (or is the constructor).
 func (jl *journal) rotate(need int) error {
-	jl.closeFile()
 	jl.fileNo++
 	f, err := os.OpenFile(filepath.Join(jl.dir, journalName(jl.fileNo)), os.O_CREATE|os.O_RDWR|os.O_EXCL, 0o600)
 	if err != nil {
 		return fmt.Errorf("tasks: journal: %w", err)
 	}
+	jl.closeFile()
 	jl.f, jl.size = f, 0
 	// Where the file cannot be mapped (no fallocate on its file system,
 	// no room), it is written with write(2), from its start.

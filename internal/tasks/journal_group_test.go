@@ -231,3 +231,40 @@ func TestJournalMapped(t *testing.T) {
 		t.Fatalf("journal files %v, want [1 2 3]: the big record in a file of its own", nums)
 	}
 }
+
+// TestJournalRotateFails: when the next file cannot be opened, the append
+// that needed it fails, and the next append tries again with the file after.
+func TestJournalRotateFails(t *testing.T) {
+	dir := t.TempDir()
+	jl, err := openJournal(dir, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer jl.close(false)
+	put := func(id uint64) error {
+		return jl.append(record{kind: recPut, id: id, app: "a", queue: "q", body: []byte("x")})
+	}
+	if err := put(1); err != nil {
+		t.Fatal(err)
+	}
+	jl.mu.Lock()
+	jl.size = max(int64(len(jl.m)), journalRotate) // full
+	jl.mu.Unlock()
+	// A file in the way of the next one (opened O_EXCL).
+	if err := os.WriteFile(filepath.Join(dir, journalName(2)), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := put(2); err == nil {
+		t.Fatal("an append needing a file that cannot be made succeeded")
+	}
+	if err := put(3); err != nil {
+		t.Fatalf("the append after a failed rotation: %v", err)
+	}
+	var ids []uint64
+	for _, r := range readAll(t, dir) {
+		ids = append(ids, r.id)
+	}
+	if !slices.Equal(ids, []uint64{1, 3}) {
+		t.Fatalf("records %v, want [1 3]", ids)
+	}
+}
