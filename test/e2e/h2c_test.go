@@ -87,8 +87,8 @@ func TestH2CApp(t *testing.T) {
 	ca := newCertAuthority(t)
 	certs := t.TempDir()
 	ca.writePair(t, certs, "h2capp.localhost", "h2capp.localhost")
-	httpsAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	e := startEngine(t, "--https", httpsAddr, "--tls-dir", certs)
+	e := startEngineTLS(t, certs)
+	httpsAddr := e.https
 
 	dir := writeApp(t, h2cApp)
 	e.must(dir, "deploy")

@@ -50,6 +50,7 @@ type engine struct {
 	apiAddr  string
 	bsAddr   string // beanstalkd protocol
 	statsd   string // statsd (UDP)
+	https    string // the HTTPS gateway; "" without one
 	cmd      *exec.Cmd
 	logPath  string
 	exited   chan struct{}
@@ -70,6 +71,18 @@ func freePort(t *testing.T) int {
 // flags if any.
 func startEngine(t *testing.T, extra ...string) *engine {
 	t.Helper()
+	return startOn(t, false, extra)
+}
+
+// startEngineTLS is startEngine with the HTTPS gateway on a fresh port
+// (engine.https) and the certificates in tlsDir.
+func startEngineTLS(t *testing.T, tlsDir string, extra ...string) *engine {
+	t.Helper()
+	return startOn(t, true, append([]string{"--tls-dir", tlsDir}, extra...))
+}
+
+func startOn(t *testing.T, https bool, extra []string) *engine {
+	t.Helper()
 	e := &engine{t: t, home: t.TempDir(), extra: extra}
 	// Registered first, so that an engine that never answers is still
 	// stopped and its log shown.
@@ -79,6 +92,9 @@ func startEngine(t *testing.T, extra ...string) *engine {
 		e.apiAddr = fmt.Sprintf("127.0.0.1:%d", freePort(t))
 		e.bsAddr = fmt.Sprintf("127.0.0.1:%d", freePort(t))
 		e.statsd = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+		if https {
+			e.https = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+		}
 		// freePort's port is free when it returns, not when the engine
 		// binds it: another test's process may take it in between.
 		if err := e.launch(); err == nil || try == 3 || !strings.Contains(err.Error(), "address already in use") {
@@ -110,6 +126,9 @@ func (e *engine) launch() error {
 	defer logf.Close()
 	args := []string{"up", "--home", e.home, "--http", e.httpAddr, "--api", e.apiAddr, "--domain", "localhost",
 		"--beanstalkd", e.bsAddr, "--statsd", e.statsd}
+	if e.https != "" {
+		args = append(args, "--https", e.https)
+	}
 	e.cmd = exec.Command(pierBin, append(args, e.extra...)...)
 	e.cmd.Stdout, e.cmd.Stderr = logf, logf
 	if err := e.cmd.Start(); err != nil {

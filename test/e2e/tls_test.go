@@ -9,7 +9,6 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
-	"fmt"
 	"io"
 	"math/big"
 	"net"
@@ -120,8 +119,8 @@ func TestTLS(t *testing.T) {
 	certs := t.TempDir()
 	ca.writePair(t, certs, "tlsecho.localhost", "tlsecho.localhost")
 	ca.writePair(t, certs, "wild", "*.example.org") // not this app's
-	httpsAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	e := startEngine(t, "--https", httpsAddr, "--tls-dir", certs)
+	e := startEngineTLS(t, certs)
+	httpsAddr := e.https
 	e.must(writeApp(t, echoApp), "deploy")
 
 	get := func(c *http.Client, host string) (*http.Response, string, error) {
