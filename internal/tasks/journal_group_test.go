@@ -29,16 +29,40 @@ func readAll(t *testing.T, dir string) []record {
 	return out
 }
 
-// TestJournalGroupCommit: appenders that come while a write is in
-// progress are written together, with one write, and each returns only
-// once its record is in the file.
-func TestJournalGroupCommit(t *testing.T) {
+// openTestJournal opens a journal in a fresh directory, closed when the
+// test ends.
+func openTestJournal(t *testing.T) (*journal, string) {
+	t.Helper()
 	dir := t.TempDir()
 	jl, err := openJournal(dir, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer jl.close(false)
+	t.Cleanup(func() { jl.close(false) })
+	return jl, dir
+}
+
+// putID appends a put of a one-byte task with this id.
+func putID(jl *journal, id uint64) error {
+	return jl.append(record{kind: recPut, id: id, app: "a", queue: "q", body: []byte("x")})
+}
+
+// readIDs returns the ids of the records in dir's journal files, oldest
+// first.
+func readIDs(t *testing.T, dir string) []uint64 {
+	t.Helper()
+	var ids []uint64
+	for _, r := range readAll(t, dir) {
+		ids = append(ids, r.id)
+	}
+	return ids
+}
+
+// TestJournalGroupCommit: appenders that come while a write is in
+// progress are written together, with one write, and each returns only
+// once its record is in the file.
+func TestJournalGroupCommit(t *testing.T) {
+	jl, dir := openTestJournal(t)
 	// Hold the journal as if a write were in progress, and let 8
 	// appenders queue up behind it.
 	jl.mu.Lock()
@@ -89,12 +113,7 @@ func TestJournalGroupCommit(t *testing.T) {
 // every acknowledged record is in the files exactly once, each appender's
 // in its order, and is there when its append returns.
 func TestJournalConcurrentAppends(t *testing.T) {
-	dir := t.TempDir()
-	jl, err := openJournal(dir, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer jl.close(false)
+	jl, dir := openTestJournal(t)
 	const writers, each = 8, 300
 	body := make([]byte, 4000) // about 1.2 MB in all: the journal rotates
 	var wg sync.WaitGroup
@@ -140,16 +159,8 @@ func TestJournalConcurrentAppends(t *testing.T) {
 // write starts a new file, so that a record torn by the failure cannot
 // hide the ones written after it.
 func TestJournalWriteFails(t *testing.T) {
-	dir := t.TempDir()
-	jl, err := openJournal(dir, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer jl.close(false)
-	put := func(id uint64) error {
-		return jl.append(record{kind: recPut, id: id, app: "a", queue: "q", body: []byte("x")})
-	}
-	if err := put(1); err != nil {
+	jl, dir := openTestJournal(t)
+	if err := putID(jl, 1); err != nil {
 		t.Fatal(err)
 	}
 	// Writes to the current file fail from now on (with write(2), as
@@ -167,19 +178,16 @@ func TestJournalWriteFails(t *testing.T) {
 	jl.f = ro
 	jl.mu.Unlock()
 	good.Close()
-	if err := put(2); err == nil {
+	if err := putID(jl, 2); err == nil {
 		t.Fatal("an append to a file that cannot be written succeeded")
 	}
-	if err := put(3); err != nil {
+	if err := putID(jl, 3); err != nil {
 		t.Fatalf("the append after a failed write: %v", err)
 	}
 	if nums, _ := journalFiles(dir); !slices.Equal(nums, []int{1, 2}) {
 		t.Fatalf("journal files %v, want [1 2] (a new file after the failure)", nums)
 	}
-	var ids []uint64
-	for _, r := range readAll(t, dir) {
-		ids = append(ids, r.id)
-	}
+	ids := readIDs(t, dir)
 	if !slices.Equal(ids, []uint64{1, 3}) {
 		t.Fatalf("records %v, want [1 3]", ids)
 	}
@@ -193,17 +201,12 @@ func TestJournalWriteFails(t *testing.T) {
 // -9), the zeros after them end it, and a group bigger than a file gets a
 // file of its own size.
 func TestJournalMapped(t *testing.T) {
-	dir := t.TempDir()
-	jl, err := openJournal(dir, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer jl.close(false)
+	jl, dir := openTestJournal(t)
 	if jl.m == nil {
 		t.Skip("the journal is not mapped here (no fallocate on", dir, ")")
 	}
 	for id := uint64(1); id <= 3; id++ {
-		if err := jl.append(record{kind: recPut, id: id, app: "a", queue: "q", body: []byte("x")}); err != nil {
+		if err := putID(jl, id); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -235,16 +238,8 @@ func TestJournalMapped(t *testing.T) {
 // TestJournalRotateFails: when the next file cannot be opened, the append
 // that needed it fails, and the next append tries again with the file after.
 func TestJournalRotateFails(t *testing.T) {
-	dir := t.TempDir()
-	jl, err := openJournal(dir, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer jl.close(false)
-	put := func(id uint64) error {
-		return jl.append(record{kind: recPut, id: id, app: "a", queue: "q", body: []byte("x")})
-	}
-	if err := put(1); err != nil {
+	jl, dir := openTestJournal(t)
+	if err := putID(jl, 1); err != nil {
 		t.Fatal(err)
 	}
 	jl.mu.Lock()
@@ -254,16 +249,13 @@ func TestJournalRotateFails(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, journalName(2)), nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := put(2); err == nil {
+	if err := putID(jl, 2); err == nil {
 		t.Fatal("an append needing a file that cannot be made succeeded")
 	}
-	if err := put(3); err != nil {
+	if err := putID(jl, 3); err != nil {
 		t.Fatalf("the append after a failed rotation: %v", err)
 	}
-	var ids []uint64
-	for _, r := range readAll(t, dir) {
-		ids = append(ids, r.id)
-	}
+	ids := readIDs(t, dir)
 	if !slices.Equal(ids, []uint64{1, 3}) {
 		t.Fatalf("records %v, want [1 3]", ids)
 	}
