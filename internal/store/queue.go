@@ -1,9 +1,12 @@
 package store
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -208,40 +211,119 @@ type PutMsg struct {
 // then waits for all of them: seqs[i] gets the sequence of msgs[i], or
 // stays 0 when that message was not stored (the first such error is
 // returned). A message is durable once its sequence is set.
+//
+// The acknowledgements come to an inbox of the call's own, each to a
+// subject ending in its message's index: PublishMsgAsync's future, timer
+// and pending-map entry per message, and its encoding/json decoding of
+// each acknowledgement, took a fifth of the CPU a stored message cost.
 func (q *WorkQueue) PutAll(ctx context.Context, msgs []PutMsg, seqs []uint64) error {
-	futures := make([]jetstream.PubAckFuture, len(msgs))
-	var first error
-	for i, m := range msgs {
-		msg := nats.NewMsg(m.Subject)
-		msg.Data = m.Data
-		for k, v := range m.Header {
-			msg.Header.Set(k, v)
-		}
-		f, err := q.s.js.PublishMsgAsync(msg, jetstream.WithRetryAttempts(0))
-		if err != nil {
-			if first == nil {
-				first = fmt.Errorf("store: put %s: %w", m.Subject, err)
-			}
-			continue
-		}
-		futures[i] = f
+	if len(msgs) == 0 {
+		return nil
 	}
-	for i, f := range futures {
-		if f == nil {
-			continue
-		}
-		select {
-		case ack := <-f.Ok():
-			seqs[i] = ack.Sequence
-		case err := <-f.Err():
-			if first == nil {
-				first = fmt.Errorf("store: put %s: %w", msgs[i].Subject, err)
+	clear(seqs[:len(msgs)])
+	inbox := nats.NewInbox()
+	// One slot per message: a full channel would drop acknowledgements.
+	acks := make(chan *nats.Msg, len(msgs))
+	sub, err := q.s.nc.ChanSubscribe(inbox+".*", acks)
+	if err != nil {
+		return fmt.Errorf("store: put %d messages: subscribe for acknowledgements: %w", len(msgs), err)
+	}
+	defer sub.Unsubscribe()
+
+	var first error
+	sent := 0
+	for i, m := range msgs {
+		msg := &nats.Msg{Subject: m.Subject, Reply: inbox + "." + strconv.Itoa(i), Data: m.Data}
+		if len(m.Header) > 0 {
+			msg.Header = make(nats.Header, len(m.Header))
+			for k, v := range m.Header {
+				msg.Header.Set(k, v)
 			}
+		}
+		if err := q.s.nc.PublishMsg(msg); err != nil {
+			// The connection is closed or its buffer full: the rest would
+			// fail the same way.
+			first = fmt.Errorf("store: put %s: %w", m.Subject, err)
+			break
+		}
+		sent++
+	}
+	for left := sent; left > 0; {
+		select {
+		case a := <-acks:
+			i, err := strconv.Atoi(a.Subject[len(inbox)+1:])
+			if err != nil || i < 0 || i >= sent || seqs[i] != 0 {
+				continue // not an answer to this call's messages
+			}
+			left--
+			seq, err := ackSeq(a)
+			if err != nil {
+				if first == nil {
+					first = fmt.Errorf("store: put %s: %w", msgs[i].Subject, err)
+				}
+				continue
+			}
+			seqs[i] = seq
 		case <-ctx.Done():
-			return ctx.Err()
+			return fmt.Errorf("store: put %d messages: %w", len(msgs), ctx.Err())
 		}
 	}
 	return first
+}
+
+// ackSeq reads the stream sequence from a publish acknowledgement
+// ({"stream":"TASKS","seq":12}, maybe with "domain" and "duplicate"
+// fields), or the error it carries instead.
+func ackSeq(m *nats.Msg) (uint64, error) {
+	if len(m.Data) == 0 && m.Header.Get("Status") == "503" {
+		return 0, nats.ErrNoResponders // no stream takes the subject
+	}
+	d := m.Data
+	if seq, ok := plainAck(d); ok {
+		return seq, nil
+	}
+	var ack struct {
+		Seq   uint64 `json:"seq"`
+		Error *struct {
+			Code        int    `json:"code"`
+			ErrCode     int    `json:"err_code"`
+			Description string `json:"description"`
+		} `json:"error"`
+	}
+	if err := json.Unmarshal(d, &ack); err != nil {
+		return 0, fmt.Errorf("unreadable acknowledgement %q: %w", d, err)
+	}
+	if ack.Error != nil {
+		return 0, fmt.Errorf("%s (status %d, error code %d)", ack.Error.Description, ack.Error.Code, ack.Error.ErrCode)
+	}
+	if ack.Seq == 0 {
+		return 0, fmt.Errorf("acknowledgement %q has no sequence", d)
+	}
+	return ack.Seq, nil
+}
+
+// plainAck reads the usual acknowledgement, exactly
+// {"stream":"<name>","seq":<sequence>} as the server writes it, without
+// encoding/json; ok is false for any other text.
+func plainAck(d []byte) (seq uint64, ok bool) {
+	d, ok = bytes.CutPrefix(d, []byte(`{"stream":"`))
+	if !ok {
+		return 0, false
+	}
+	i := 0
+	for i < len(d) && (d[i] == '_' || d[i] == '-' || '0' <= d[i] && d[i] <= '9' || 'a' <= d[i] && d[i] <= 'z' || 'A' <= d[i] && d[i] <= 'Z') {
+		i++
+	}
+	if d, ok = bytes.CutPrefix(d[i:], []byte(`","seq":`)); !ok || len(d) < 2 || len(d) > 20 || d[0] == '0' || d[len(d)-1] != '}' {
+		return 0, false
+	}
+	for _, c := range d[:len(d)-1] { // at most 19 digits: no overflow
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		seq = seq*10 + uint64(c-'0')
+	}
+	return seq, seq > 0
 }
 
 // PurgeBelow removes every message on subject (wildcards allowed) whose
