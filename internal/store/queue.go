@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -28,9 +29,26 @@ type WorkQueueConfig struct {
 // WorkQueue is a work-queue stream with message schedules and per-message
 // TTL enabled. Callers get typed operations, never the JetStream handle.
 type WorkQueue struct {
-	name string
-	st   jetstream.Stream
-	s    *Store
+	name  string
+	st    jetstream.Stream
+	s     *Store
+	acked atomic.Uint64 // see Acked
+}
+
+// Acked returns the highest sequence a put through q was acknowledged
+// with. The stream assigns sequences in order, so every message up to it
+// was stored before that acknowledgement: a search that starts after the
+// call and finds nothing has nothing to find up to there.
+func (q *WorkQueue) Acked() uint64 { return q.acked.Load() }
+
+// ack records seq as acknowledged (see Acked).
+func (q *WorkQueue) ack(seq uint64) {
+	for {
+		old := q.acked.Load()
+		if seq <= old || q.acked.CompareAndSwap(old, seq) {
+			return
+		}
+	}
 }
 
 // WorkQueue opens (creating or updating it) a work-queue stream.
@@ -113,6 +131,7 @@ func (q *WorkQueue) Put(ctx context.Context, subject string, data []byte, header
 	if err != nil {
 		return 0, fmt.Errorf("store: put %s: %w", subject, err)
 	}
+	q.ack(ack.Sequence)
 	if ack.Duplicate {
 		return ack.Sequence, ErrDuplicate
 	}
@@ -264,6 +283,7 @@ func (q *WorkQueue) PutAll(ctx context.Context, msgs []PutMsg, seqs []uint64) er
 				continue
 			}
 			seqs[i] = seq
+			q.ack(seq)
 		case <-ctx.Done():
 			return fmt.Errorf("store: put %d messages: %w", len(msgs), ctx.Err())
 		}

@@ -490,10 +490,16 @@ func state(subject string) string {
 // poll indexes schedule copies (delayed tasks whose time came, cron
 // ticks) stored since the last poll; it returns how many.
 func (s *Service) poll(ctx context.Context) (int, error) {
+	// A lookup that finds nothing clears the stream up to known: the
+	// next poll starts past it instead of searching that stretch again
+	// (a search from a sequence amid 100,000 stored tasks took 1.8 ms,
+	// every pollEvery).
+	known := s.q.Acked()
 	n := 0
 	for {
 		m, err := s.q.Next(ctx, "tasks.*.*.f.*", s.fseq+1)
 		if errors.Is(err, store.ErrNotFound) {
+			s.fseq = max(s.fseq, known)
 			return n, nil
 		}
 		if err != nil {

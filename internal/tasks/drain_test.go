@@ -1,8 +1,11 @@
 package tasks
 
 import (
+	"context"
 	"testing"
 	"time"
+
+	"pier/internal/store"
 )
 
 // TestRoundSpacing: the drain's rounds are drainEvery apart, further when
@@ -26,5 +29,36 @@ func TestRoundSpacing(t *testing.T) {
 		if got := s.roundSpacing(c.delay); got != c.want {
 			t.Errorf("delay %v, purges took %v: spacing %v, want %v", c.delay, c.purge, got, c.want)
 		}
+	}
+}
+
+// TestPollStartsPastSearched: a poll that finds no fired schedule moves
+// the next one's start past every message stored before it looked, and
+// a schedule copy stored after that is still found.
+func TestPollStartsPastSearched(t *testing.T) {
+	ctx := context.Background()
+	s, err := New(ctx, Options{Store: openStore(t), Dir: t.TempDir()}) // not started: no poll of its own
+	if err != nil {
+		t.Fatal(err)
+	}
+	hdr := (&job{pri: 1, ttr: time.Minute, created: time.Now()}).header()
+	for id := uint64(100); id < 103; id++ {
+		if _, err := s.q.Put(ctx, subject("app", "q", "r", id), []byte("stored"), hdr, store.PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := s.poll(ctx); n != 0 || err != nil {
+		t.Fatalf("poll with no fired schedule: %d indexed, %v", n, err)
+	}
+	if s.fseq != s.q.Acked() || s.fseq == 0 {
+		t.Fatalf("next poll starts after %d, want after %d (all stored before it looked)", s.fseq, s.q.Acked())
+	}
+	// What the server stores when a schedule fires.
+	seq, err := s.q.Put(ctx, subject("app", "q", "f", 200), []byte("fired"), hdr, store.PutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.poll(ctx); n != 1 || err != nil || s.fseq != seq {
+		t.Fatalf("poll after a schedule fired: %d indexed, %v, next from %d; want 1 and %d", n, err, s.fseq+1, seq+1)
 	}
 }
