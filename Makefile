@@ -42,6 +42,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzJournalRecord -fuzztime=10s ./internal/tasks
 	$(GO) test -run='^$$' -fuzz=FuzzSnapshot -fuzztime=10s ./internal/tasks
 	$(GO) test -run='^$$' -fuzz=FuzzCountsValue -fuzztime=10s ./internal/tasks
+	$(GO) test -run='^$$' -fuzz=FuzzAckSeq -fuzztime=10s ./internal/store
 	$(GO) test -run='^$$' -fuzz=FuzzParseEnvelope -fuzztime=30s ./internal/errortrack
 	$(GO) test -run='^$$' -fuzz=FuzzParseCursor -fuzztime=10s ./internal/errortrack
 	$(GO) test -run='^$$' -fuzz=FuzzParsePacket -fuzztime=30s ./internal/metrics
