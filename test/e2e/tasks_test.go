@@ -234,12 +234,36 @@ func TestTasksPushPullCron(t *testing.T) {
 // TestTasksCrash enqueues 10,000 tasks over beanstalkd while another
 // connection works them, kills the engine with SIGKILL in the middle, and
 // checks after a restart that every acknowledged put is delivered and no
-// acknowledged delete comes back.
+// acknowledged delete comes back. In "journal", the kill comes before the
+// drain delay: the journal holds everything. In "drained", the worker
+// starts once the first half has waited past the drain delay, so those
+// tasks are in the stream too, their deletes are journaled against stored
+// messages, and the journal the next engine replays holds puts already
+// stored.
 func TestTasksCrash(t *testing.T) {
+	for _, drainFirst := range []bool{false, true} {
+		name := "journal"
+		if drainFirst {
+			name = "drained"
+		}
+		t.Run(name, func(t *testing.T) { tasksCrash(t, drainFirst) })
+	}
+}
+
+func tasksCrash(t *testing.T, drainFirst bool) {
 	e := startEngine(t)
 	e.must(example(t, "hello-static"), "deploy")
 
 	const total = 10000
+	// The kill comes after this many puts; with drainFirst, the first half
+	// waits past the drain delay (1 s) before the worker starts.
+	killAt := int64(total / 2)
+	working := make(chan struct{})
+	if drainFirst {
+		killAt = total * 3 / 4
+	} else {
+		close(working)
+	}
 	var (
 		mu      sync.Mutex
 		acked   = map[uint64]bool{} // INSERTED
@@ -268,13 +292,19 @@ func TestTasksCrash(t *testing.T) {
 			mu.Lock()
 			acked[id] = true
 			mu.Unlock()
-			if puts.Add(1) == total/2 {
+			n := puts.Add(1)
+			if drainFirst && n == total/2 {
+				time.Sleep(2 * time.Second)
+				close(working)
+			}
+			if n == killAt {
 				go func() { e.kill9(); close(killed) }()
 			}
 		}
 	}()
 	go func() { // consumer
 		defer wg.Done()
+		<-working
 		c, err := bs.Dial("tcp", e.bsAddr)
 		if err != nil {
 			t.Error(err)
@@ -322,6 +352,9 @@ func TestTasksCrash(t *testing.T) {
 			}
 			if deleted[id] {
 				t.Fatalf("task %d was deleted (DELETED answered) and delivered again", id)
+			}
+			if got[id] {
+				t.Fatalf("task %d delivered twice after the restart", id)
 			}
 			got[id] = true
 			if err := c.Delete(id); err != nil {
