@@ -270,9 +270,11 @@ func (q *WorkQueue) PutAll(ctx context.Context, msgs []PutMsg, seqs []uint64) er
 	for left := sent; left > 0; {
 		select {
 		case a := <-acks:
+			// The server answers each message once, on the reply
+			// subject it came with.
 			i, err := strconv.Atoi(a.Subject[len(inbox)+1:])
-			if err != nil || i < 0 || i >= sent || seqs[i] != 0 {
-				continue // not an answer to this call's messages
+			if err != nil || i < 0 || i >= sent {
+				continue
 			}
 			left--
 			seq, err := ackSeq(a)
@@ -303,18 +305,14 @@ func ackSeq(m *nats.Msg) (uint64, error) {
 		return seq, nil
 	}
 	var ack struct {
-		Seq   uint64 `json:"seq"`
-		Error *struct {
-			Code        int    `json:"code"`
-			ErrCode     int    `json:"err_code"`
-			Description string `json:"description"`
-		} `json:"error"`
+		Seq   uint64              `json:"seq"`
+		Error *jetstream.APIError `json:"error"`
 	}
 	if err := json.Unmarshal(d, &ack); err != nil {
 		return 0, fmt.Errorf("unreadable acknowledgement %q: %w", d, err)
 	}
 	if ack.Error != nil {
-		return 0, fmt.Errorf("%s (status %d, error code %d)", ack.Error.Description, ack.Error.Code, ack.Error.ErrCode)
+		return 0, fmt.Errorf("%s (status %d, error code %d)", ack.Error.Description, ack.Error.Code, ack.Error.ErrorCode)
 	}
 	if ack.Seq == 0 {
 		return 0, fmt.Errorf("acknowledgement %q has no sequence", d)
