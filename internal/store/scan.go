@@ -29,6 +29,17 @@ const scanWait = 30 * time.Second
 // it returns, while an unfiltered one just steps through the stream. The
 // caller skips what it does not want.
 func (q *WorkQueue) Scan(ctx context.Context, from uint64, fn func(Message) bool) error {
+	return q.scan(ctx, "", from, fn)
+}
+
+// ScanSubject is Scan of the messages on one subject, for subjects that
+// hold a few hundred messages (a literal subject is found through the
+// server's index of subjects, not by a walk of the stream).
+func (q *WorkQueue) ScanSubject(ctx context.Context, subject string, from uint64, fn func(Message) bool) error {
+	return q.scan(ctx, subject, from, fn)
+}
+
+func (q *WorkQueue) scan(ctx context.Context, subject string, from uint64, fn func(Message) bool) error {
 	nc := q.s.nc
 	inbox := nc.NewRespInbox()
 	sub, err := nc.SubscribeSync(inbox)
@@ -48,7 +59,8 @@ batches:
 			Seq      uint64 `json:"seq"`
 			Batch    int    `json:"batch"`
 			MaxBytes int    `json:"max_bytes"`
-		}{seq, scanBatch, scanBytes})
+			Subject  string `json:"next_by_subj,omitempty"`
+		}{seq, scanBatch, scanBytes, subject})
 		if err := nc.PublishRequest(api, inbox, req); err != nil {
 			return fmt.Errorf("store: scan %s: %w", q.name, err)
 		}

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"slices"
 	"strconv"
 	"testing"
 )
@@ -66,6 +67,54 @@ func TestScan(t *testing.T) {
 		}
 		if tt.n > 0 && got[0].Seq != tt.first {
 			t.Fatalf("scan from %d: first seq %d, want %d", tt.from, got[0].Seq, tt.first)
+		}
+	}
+}
+
+// TestScanSubject: ScanSubject returns the messages of one subject only, in
+// order, over several batches, from a given sequence; a subject with no
+// messages calls nothing.
+func TestScanSubject(t *testing.T) {
+	ctx := context.Background()
+	q := openQueue(t)
+	const total = 3*scanBatch + 10
+	var want []uint64 // sequences on q.r.b1
+	for i := 1; i <= total; i++ {
+		subj := "q.r.b2"
+		if i%3 != 0 {
+			subj = "q.r.b1"
+		}
+		seq, err := q.Put(ctx, subj, []byte(strconv.Itoa(i)), nil, PutOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if subj == "q.r.b1" {
+			want = append(want, seq)
+		}
+	}
+	tests := []struct {
+		subject string
+		from    uint64
+		want    []uint64
+	}{
+		{"q.r.b1", 1, want},
+		{"q.r.b1", want[len(want)/2] + 1, want[len(want)/2+1:]},
+		{"q.r.b3", 1, nil},
+	}
+	for _, tt := range tests {
+		var got []uint64
+		err := q.ScanSubject(ctx, tt.subject, tt.from, func(m Message) bool {
+			if m.Subject != tt.subject || string(m.Data) != strconv.FormatUint(m.Seq, 10) {
+				t.Errorf("scan of %s: message %+v", tt.subject, m)
+			}
+			got = append(got, m.Seq)
+			return true
+		})
+		if err != nil {
+			t.Fatalf("scan of %s from %d: %v", tt.subject, tt.from, err)
+		}
+		if !slices.Equal(got, tt.want) {
+			t.Fatalf("scan of %s from %d: %d messages, want %d", tt.subject, tt.from, len(got), len(tt.want))
 		}
 	}
 }

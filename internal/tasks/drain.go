@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -43,12 +44,13 @@ const purgeShare = 10
 
 // roundSpacing is the least time between two rounds of the drain:
 // drainEvery, or longer when the last round's purges took more than a
-// tenth of that. A purge walks every task its queue holds in the stream
-// (JetStream's PurgeEx with a wildcard filter visits each stored subject
-// that matches, whatever the sequence bound), so its cost grows with the
-// backlog, not with the tasks deleted: with 100,000 tasks stored, purges
-// every drainEvery took a seventh of the engine's CPU while workers
-// reserved and deleted them. The spacing never passes the drain delay,
+// tenth of that. A purge walks every subject its queue holds in the
+// stream (JetStream's PurgeEx with a wildcard filter visits each stored
+// subject that matches, whatever the sequence bound), so its cost grows
+// with the backlog, not with the tasks deleted: with 100,000 tasks stored
+// each on a subject of its own (before drainedSubject), purges every
+// drainEvery took a seventh of the engine's CPU while workers reserved and
+// deleted them. The spacing never passes the drain delay,
 // which bounds how far the stream lags behind the journal (records wait
 // in the journal meanwhile: durability does not change).
 func (s *Service) roundSpacing(delay time.Duration) time.Duration {
@@ -167,6 +169,7 @@ func (s *Service) drainRecords(ctx context.Context, rs []queued) error {
 	var (
 		msgs []store.PutMsg
 		jobs []*job
+		sent *drainedIndex
 	)
 	s.mu.Lock()
 	for i := range rs {
@@ -176,23 +179,26 @@ func (s *Service) drainRecords(ctx context.Context, rs []queued) error {
 		}
 		if r.sent {
 			// Sent before without an answer: stored or not?
-			s.mu.Unlock()
-			m, err := s.q.Last(ctx, subject(r.j.q.app, r.j.q.name, "r", r.id))
-			s.mu.Lock()
-			if err == nil {
-				s.setSeq(r.j, m.Seq)
-				continue
+			if sent == nil {
+				sent = newDrainedIndex(s.q)
 			}
-			if !errors.Is(err, store.ErrNotFound) {
+			s.mu.Unlock()
+			seq, err := sent.seq(ctx, r.j.q.app, r.j.q.name, r.id)
+			s.mu.Lock()
+			if err != nil {
 				s.mu.Unlock()
 				return err
+			}
+			if seq != 0 {
+				s.setSeq(r.j, seq)
+				continue
 			}
 		}
 		r.sent, r.j.sent = true, true
 		jobs = append(jobs, r.j)
 		// A journaled put's body is in its job until it is stored
 		// (keepBody drops only those of stored tasks).
-		msgs = append(msgs, store.PutMsg{Subject: subject(r.j.q.app, r.j.q.name, "r", r.id), Data: r.j.body, Header: r.j.header()})
+		msgs = append(msgs, store.PutMsg{Subject: drainedSubject(r.j.q.app, r.j.q.name, r.id), Data: r.j.body, Header: r.j.header()})
 	}
 	s.mu.Unlock()
 	var first error
@@ -358,6 +364,45 @@ func (s *Service) store(ctx context.Context, t Task, code string, delay time.Dur
 	return s.q.Put(ctx, subj, t.Body, hdr, po)
 }
 
+// drainedIndex finds puts the drain stored (drainedSubject) by id: it reads
+// each millisecond's subject once and keeps the ids found on it.
+type drainedIndex struct {
+	q   *store.WorkQueue
+	ids map[string]map[uint64]uint64 // subject → task id → sequence
+}
+
+func newDrainedIndex(q *store.WorkQueue) *drainedIndex {
+	return &drainedIndex{q: q, ids: map[string]map[uint64]uint64{}}
+}
+
+// seq returns the sequence of task id's drained message, 0 when there is
+// none.
+func (d *drainedIndex) seq(ctx context.Context, app, queue string, id uint64) (uint64, error) {
+	subj := drainedSubject(app, queue, id)
+	ids, ok := d.ids[subj]
+	if !ok {
+		ids = map[uint64]uint64{}
+		err := d.q.ScanSubject(ctx, subj, 1, func(m store.Message) bool {
+			if v, err := strconv.ParseUint(m.Header[hdrID], 10, 64); err == nil {
+				ids[v] = m.Seq
+			}
+			return true
+		})
+		if err != nil {
+			return 0, fmt.Errorf("tasks: look for drained task %d: %w", id, err)
+		}
+		d.ids[subj] = ids
+	}
+	return ids[id], nil
+}
+
+// stored notes that task id was stored on its drained subject at seq.
+func (d *drainedIndex) stored(app, queue string, id, seq uint64) {
+	if ids := d.ids[drainedSubject(app, queue, id)]; ids != nil {
+		ids[id] = seq
+	}
+}
+
 // replay applies the journal files an engine left behind (it died, or its
 // last drain failed) to the stream, then removes them. Puts already in
 // the stream are not stored again; deleted tasks are removed.
@@ -378,29 +423,51 @@ func (s *Service) replay(ctx context.Context) (next int, err error) {
 		rs = append(rs, more...)
 	}
 	deleted := map[uint64]bool{}
+	own := map[uint64]bool{} // the puts replayed: true for an older engine's
 	for _, r := range rs {
-		if r.kind == recDelete {
+		switch r.kind {
+		case recDelete:
 			deleted[r.id] = true
+		case recPut:
+			own[r.id] = r.ownSubject
 		}
+	}
+	drained := newDrainedIndex(s.q)
+	// storedAt returns the sequence of the message the drain stored for
+	// task r.id, 0 when it stored none. A delete journaled before its put
+	// was stored has no put among the records replayed when the put was
+	// stored after all and its file removed: that put may be an older
+	// engine's, on r.<id>.
+	storedAt := func(r record) (uint64, error) {
+		ownSubject, put := own[r.id]
+		if !ownSubject {
+			seq, err := drained.seq(ctx, r.app, r.queue, r.id)
+			if err != nil || seq != 0 || put {
+				return seq, err
+			}
+		}
+		m, err := s.q.Last(ctx, subject(r.app, r.queue, "r", r.id))
+		if errors.Is(err, store.ErrNotFound) {
+			return 0, nil
+		}
+		return m.Seq, err
 	}
 	puts, dels := 0, 0
 	counted := map[uint64]record{} // the last counters of each task
 	for _, r := range rs {
-		subj := subject(r.app, r.queue, "r", r.id)
 		switch {
 		case r.kind == recCounts:
 			counted[r.id] = r
 		case r.kind == recDelete:
 			seq := r.seq
 			if seq == 0 {
-				m, err := s.q.Last(ctx, subj)
-				if errors.Is(err, store.ErrNotFound) {
-					continue
-				}
-				if err != nil {
+				var err error
+				if seq, err = storedAt(r); err != nil {
 					return 0, err
 				}
-				seq = m.Seq
+				if seq == 0 {
+					continue
+				}
 			}
 			if err := s.q.Delete(ctx, seq); err != nil && !errors.Is(err, store.ErrNotFound) {
 				return 0, err
@@ -408,19 +475,21 @@ func (s *Service) replay(ctx context.Context) (next int, err error) {
 			dels++
 		case deleted[r.id]:
 		default:
-			if _, err := s.q.Last(ctx, subj); err == nil {
-				continue // drained before the engine stopped
-			} else if !errors.Is(err, store.ErrNotFound) {
+			if seq, err := storedAt(r); err != nil {
 				return 0, err
+			} else if seq != 0 {
+				continue // drained before the engine stopped
 			}
 			j := &job{id: r.id, pri: r.pri, ttr: r.ttr, created: r.created}
-			if _, err := s.q.Put(ctx, subj, r.body, j.header(), store.PutOptions{}); err != nil {
+			seq, err := s.q.Put(ctx, drainedSubject(r.app, r.queue, r.id), r.body, j.header(), store.PutOptions{})
+			if err != nil {
 				return 0, err
 			}
+			drained.stored(r.app, r.queue, r.id, seq)
 			puts++
 		}
 	}
-	if err := s.replayCounts(ctx, counted, deleted); err != nil {
+	if err := s.replayCounts(ctx, counted, deleted, drained); err != nil {
 		return 0, err
 	}
 	for _, n := range nums {

@@ -62,3 +62,48 @@ func TestPollStartsPastSearched(t *testing.T) {
 		t.Fatalf("poll after a schedule fired: %d indexed, %v, next from %d; want 1 and %d", n, err, s.fseq+1, seq+1)
 	}
 }
+
+// TestDrainResend: a put the drain sent without an answer (the server
+// stored it, or not) is looked for on its millisecond's subject when the
+// drain tries again: sent again only when it is not there, and the one
+// that is there is known by its sequence.
+func TestDrainResend(t *testing.T) {
+	ctx := context.Background()
+	s, err := New(ctx, Options{Store: openStore(t), Dir: t.TempDir()}) // not started: the test drains
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, err := s.queue(ctx, "app", "q")
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	var rs []queued
+	var jobs []*job
+	for range 3 {
+		id := s.ids.next(now) // the same millisecond: one subject
+		j := &job{id: id, q: q, ttr: time.Minute, created: now, body: []byte(itoa(int64(id))), hidx: -1}
+		jobs = append(jobs, j)
+		rs = append(rs, queued{j: j, id: id, kind: recPut, sent: true, at: now})
+	}
+	// The first and last reached the server before the answers were lost.
+	var want [3]uint64
+	for _, i := range []int{0, 2} {
+		j := jobs[i]
+		if want[i], err = s.q.Put(ctx, drainedSubject("app", "q", j.id), j.body, j.header(), store.PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.drainRecords(ctx, rs); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.q.Count(ctx, "tasks.app.q.r.*"); err != nil || n != 3 {
+		t.Fatalf("%d messages after the drain (%v), want 3: each task stored once", n, err)
+	}
+	for i, j := range jobs {
+		m, err := s.q.Get(ctx, j.seq)
+		if err != nil || messageID(m) != j.id || string(m.Data) != string(j.body) || want[i] != 0 && j.seq != want[i] {
+			t.Errorf("task %d: sequence %d (%v), message %+v; want its message (at %d if sent before)", i, j.seq, err, m, want[i])
+		}
+	}
+}

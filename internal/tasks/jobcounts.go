@@ -204,22 +204,30 @@ func (s *Service) loadCounts(ctx context.Context) error {
 
 // replayCounts applies the last counters journaled for each task not
 // deleted (counted) to the bucket, with the task's ready message.
-func (s *Service) replayCounts(ctx context.Context, counted map[uint64]record, deleted map[uint64]bool) error {
+func (s *Service) replayCounts(ctx context.Context, counted map[uint64]record, deleted map[uint64]bool, drained *drainedIndex) error {
 	for id, r := range counted {
 		if deleted[id] {
 			continue
 		}
+		var seq uint64
 		m, err := s.q.Last(ctx, fmt.Sprintf("tasks.%s.%s.*.%d", r.app, r.queue, id))
-		if errors.Is(err, store.ErrNotFound) {
-			continue
-		}
-		if err != nil {
+		switch {
+		case err == nil:
+			if t := taskFrom(m); t.State != StateReady {
+				continue // stored since as delayed or buried, counters in its headers
+			}
+			seq = m.Seq
+		case errors.Is(err, store.ErrNotFound):
+			if seq, err = drained.seq(ctx, r.app, r.queue, id); err != nil {
+				return err
+			}
+		default:
 			return err
 		}
-		if t := taskFrom(m); t.State != StateReady {
-			continue // stored since as delayed or buried, counters in its headers
+		if seq == 0 {
+			continue
 		}
-		if _, err := s.counts.Put(ctx, strconv.FormatUint(id, 10), countsValue(m.Seq, decodeCounts(string(r.body)))); err != nil {
+		if _, err := s.counts.Put(ctx, strconv.FormatUint(id, 10), countsValue(seq, decodeCounts(string(r.body)))); err != nil {
 			return err
 		}
 	}

@@ -23,7 +23,7 @@ import (
 // drain stores it in the TASKS stream. A
 // journal file is removed once every record in it is drained; at start,
 // the records still on disk are applied to the stream again, idempotently
-// (a put whose subject already holds the task is not stored twice).
+// (a put already stored is not stored twice).
 //
 // A record on disk:
 //
@@ -36,11 +36,15 @@ import (
 // last record of a file made to its full size for the mapping.
 
 const (
-	recPut    = 'P' // a ready task was put
+	recPut    = 'Q' // a ready task was put (the drain stores it on r.b<ms>)
 	recDelete = 'D' // a ready or reserved task was deleted
 	// recCounts: the stats-job counters of a task that stays ready or
 	// reserved changed (body: jobCounts.encode()); see jobcounts.go.
 	recCounts = 'C'
+	// recPutOwn: a put journaled by an engine whose drain stored each
+	// task on a subject of its own, r.<id> (before 2026-11-22); read as a
+	// recPut with ownSubject set, never written.
+	recPutOwn = 'P'
 )
 
 // journalRotate is the size of a journal file (bigger only for a group of
@@ -63,6 +67,7 @@ type record struct {
 	j          *job // the live task (nil when replayed)
 	file       int  // journal file it is in (replayed records)
 	tombed     bool // a delete whose id is in Service.tomb
+	ownSubject bool // a replayed put that was drained to r.<id> (recPutOwn)
 }
 
 // queued is a record written and waiting for the drain: what the drain
@@ -395,7 +400,11 @@ func decodeRecord(b []byte) (record, int, error) {
 		return record{}, 0, errTorn
 	}
 	r := record{kind: p[0]}
-	if r.kind != recPut && r.kind != recDelete && r.kind != recCounts {
+	switch r.kind {
+	case recPut, recDelete, recCounts:
+	case recPutOwn:
+		r.kind, r.ownSubject = recPut, true
+	default:
 		return record{}, 0, errTorn
 	}
 	r.id = binary.LittleEndian.Uint64(p[1:])

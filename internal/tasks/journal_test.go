@@ -3,8 +3,10 @@ package tasks
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -54,6 +56,7 @@ func TestJournalRecords(t *testing.T) {
 func FuzzJournalRecord(f *testing.F) {
 	f.Add(encodeRecord(nil, record{kind: recPut, id: 1, app: "a", queue: "q", body: []byte("x")}))
 	f.Add(encodeRecord(nil, record{kind: recDelete, id: 1, seq: 2, app: "a", queue: "q"}))
+	f.Add(encodeRecord(nil, record{kind: recPutOwn, id: 1, app: "a", queue: "q", body: []byte("x")}))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		r, n, err := decodeRecord(b)
@@ -89,7 +92,8 @@ func startOn(t *testing.T, st *store.Store, dir string) (*Service, func()) {
 
 // TestJournalReplay: journal files an engine left (it died before its
 // drain) are applied at start — puts stored once even when they were
-// drained already, deletes applied — and then removed.
+// drained already, deletes applied — and then removed. So are those of an
+// engine that drained each put to a subject of its own (r.<id>).
 func TestJournalReplay(t *testing.T) {
 	ctx := context.Background()
 	st := openStore(t)
@@ -97,13 +101,22 @@ func TestJournalReplay(t *testing.T) {
 	s, stop := startOn(t, st, dir)
 	drained, _ := s.Enqueue(ctx, "blog", "email", NewTask{Body: []byte("drained")})
 	gone, _ := s.Enqueue(ctx, "blog", "email", NewTask{Body: []byte("deleted after the drain")})
+	inFlight, _ := s.Enqueue(ctx, "blog", "email", NewTask{Body: []byte("deleted while its put was sent")})
 	stop()
-	if n, _ := s.q.Count(ctx, "tasks.blog.email.r.*"); n != 2 {
-		t.Fatalf("%d tasks stored by the first engine, want 2", n)
+	if n, _ := s.q.Count(ctx, "tasks.blog.email.r.*"); n != 3 {
+		t.Fatalf("%d tasks stored by the first engine, want 3", n)
 	}
-	goneTask, err := s.q.Last(ctx, subject("blog", "email", "r", gone))
-	if err != nil {
-		t.Fatal(err)
+	// What an older engine drained, each on r.<id>.
+	oldDrained, oldDeleted := drained+200, drained+202
+	for _, id := range []uint64{oldDrained, oldDeleted} {
+		hdr := map[string]string{hdrPri: "1", hdrTTR: "60000", hdrCreated: itoa(time.Now().UnixNano())}
+		if _, err := s.q.Put(ctx, subject("blog", "email", "r", id), []byte("old drained"), hdr, store.PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	goneSeq := storedSeq(t, s, "blog", "email", gone)
+	if goneSeq == 0 {
+		t.Fatal("the task deleted after the drain was not stored")
 	}
 	// What a dead engine's journal could hold: the drained put again, a
 	// put never drained, a put and its delete, and the delete of a
@@ -115,7 +128,13 @@ func TestJournalReplay(t *testing.T) {
 		{kind: recPut, id: drained + 100, created: now, pri: 3, ttr: time.Minute, app: "blog", queue: "email", body: []byte("journaled only")},
 		{kind: recPut, id: drained + 101, created: now, app: "blog", queue: "email", body: []byte("put and deleted")},
 		{kind: recDelete, id: drained + 101, app: "blog", queue: "email"},
-		{kind: recDelete, id: gone, seq: goneTask.Seq, app: "blog", queue: "email"},
+		{kind: recDelete, id: gone, seq: goneSeq, app: "blog", queue: "email"},
+		// Its put was stored, its file removed, after the delete.
+		{kind: recDelete, id: inFlight, app: "blog", queue: "email"},
+		// An older engine's.
+		{kind: recPutOwn, id: oldDrained, created: now, pri: 1, app: "blog", queue: "email", body: []byte("old drained")},
+		{kind: recPutOwn, id: oldDrained + 1, created: now, pri: 1, app: "blog", queue: "email", body: []byte("old journaled only")},
+		{kind: recDelete, id: oldDeleted, app: "blog", queue: "email"},
 	} {
 		b = encodeRecord(b, r)
 	}
@@ -125,6 +144,9 @@ func TestJournalReplay(t *testing.T) {
 	}
 
 	s2, _ := startOn(t, st, dir)
+	if n, err := s2.q.Count(ctx, "tasks.blog.email.*.*"); err != nil || n != 4 {
+		t.Fatalf("%d messages after the replay (%v), want 4: each task left stored once", n, err)
+	}
 	var bodies []string
 	for {
 		task, err := s2.Peek(ctx, "blog", "email", StateReady)
@@ -136,8 +158,8 @@ func TestJournalReplay(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if len(bodies) != 2 || bodies[0] != "drained" || bodies[1] != "journaled only" {
-		t.Fatalf("ready after the replay: %q, want the drained task then the journaled-only one (priority 3)", bodies)
+	if want := []string{"drained", "old drained", "old journaled only", "journaled only"}; !slices.Equal(bodies, want) {
+		t.Fatalf("ready after the replay: %q, want %q (priorities 0, 1, 1, 3)", bodies, want)
 	}
 	if err := s2.drainWait(ctx); err != nil {
 		t.Fatal(err)
@@ -209,7 +231,7 @@ func TestDrainDelay(t *testing.T) {
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		if _, err := s.q.Last(ctx, subject("blog", "email", "r", kept)); err == nil {
+		if storedSeq(t, s, "blog", "email", kept) != 0 {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -319,8 +341,8 @@ func TestDrainSkipsDeleted(t *testing.T) {
 	if last != last0+1 || msgs != 1 {
 		t.Errorf("stream: last sequence %d -> %d, %d messages; want one more message (the kept task's), nothing else ever stored", last0, last, msgs)
 	}
-	if _, err := s.q.Last(ctx, subject("blog", "q", "r", kept)); err != nil {
-		t.Errorf("the kept task is not in the stream: %v", err)
+	if storedSeq(t, s, "blog", "q", kept) == 0 {
+		t.Error("the kept task is not in the stream")
 	}
 	s.mu.Lock()
 	tomb := len(s.tomb)
@@ -328,4 +350,27 @@ func TestDrainSkipsDeleted(t *testing.T) {
 	if tomb != 0 {
 		t.Errorf("%d tasks in the tomb, want none", tomb)
 	}
+}
+
+// storedSeq returns the sequence of the ready message holding task id in
+// the stream — stored by the drain (r.b<ms>) or on a subject of its own
+// (r.<id>) — or 0 when there is none.
+func storedSeq(t *testing.T, s *Service, app, queue string, id uint64) uint64 {
+	t.Helper()
+	ctx := context.Background()
+	seq, err := newDrainedIndex(s.q).seq(ctx, app, queue, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if seq != 0 {
+		return seq
+	}
+	m, err := s.q.Last(ctx, subject(app, queue, "r", id))
+	if errors.Is(err, store.ErrNotFound) {
+		return 0
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m.Seq
 }

@@ -262,13 +262,9 @@ func (s *Service) fromSnapshot(ctx context.Context, sn snapshot) (bool, error) {
 func (s *Service) warmBodies(ctx context.Context) {
 	var full bool
 	err := s.q.Scan(ctx, 1, func(m store.Message) bool {
-		id, err := strconv.ParseUint(m.Subject[strings.LastIndexByte(m.Subject, '.')+1:], 10, 64)
-		if err != nil {
-			return true
-		}
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		j := s.jobs[id]
+		j := s.jobs[messageID(m)]
 		if j == nil || !j.bodyOut || j.seq != m.Seq {
 			return true
 		}

@@ -98,11 +98,7 @@ func TestSnapshotRestart(t *testing.T) {
 			break
 		}
 	}
-	m, err := s.q.Last(ctx, subject("blog", "email", "r", gone))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.q.Delete(ctx, m.Seq); err != nil {
+	if err := s.q.Delete(ctx, storedSeq(t, s, "blog", "email", gone)); err != nil {
 		t.Fatal(err)
 	}
 	delete(ids, gone)

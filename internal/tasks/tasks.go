@@ -7,7 +7,12 @@
 // All tasks of all apps live in one JetStream work-queue stream, TASKS,
 // through internal/store. A task's subject says where it is:
 //
-//	tasks.<app>.<queue>.r.<id>   ready (or reserved): stored by a put or a kick
+//	tasks.<app>.<queue>.r.<id>   ready (or reserved): stored by a named put or
+//	                             a kick
+//	tasks.<app>.<queue>.r.b<ms>  ready (or reserved): journaled puts the drain
+//	                             stored, those whose ids were made in
+//	                             millisecond ms (id>>16) together, each with
+//	                             its id in a Pier-Id header
 //	tasks.<app>.<queue>.f.<id>   ready: the copy a schedule made at its time
 //	                             (a delayed task whose ETA came; cron ticks land
 //	                             on f.c<n>)
@@ -48,10 +53,10 @@
 // manifest) live in the KV bucket "queues" under "<app>.<queue>".
 //
 // A task id is a uint64 made from the engine clock (milliseconds << 16,
-// plus a counter) and appears in every subject the task moves through, so
-// peek/delete/kick by id of a delayed or buried task is a
-// last-message-by-subject lookup on tasks.<app>.*.*.<id>. Tasks made by
-// cron use their stream sequence as id.
+// plus a counter) and appears in every subject the task moves through but
+// the drain's, so peek/delete/kick by id of a delayed or buried task is a
+// last-message-by-subject lookup on tasks.<app>.*.*.<id> (ready tasks are
+// in the index). Tasks made by cron use their stream sequence as id.
 //
 // # What is approximate
 //
@@ -426,6 +431,17 @@ func subject(app, queue, state string, id uint64) string {
 	return "tasks." + app + "." + queue + "." + state + "." + strconv.FormatUint(id, 10)
 }
 
+// drainedSubject is where the drain stores a journaled put: with a backlog,
+// most tasks are stored before a worker takes them, and a subject per task
+// cost JetStream a quarter of storing one (an entry in its index of
+// subjects made and removed per task) and made each purge walk every
+// stored task's subject. Ids are made from the clock, so one subject per
+// millisecond of ids keeps a subject's messages few, to be read when a
+// task must be found by id (drainedIndex).
+func drainedSubject(app, queue string, id uint64) string {
+	return "tasks." + app + "." + queue + ".r.b" + strconv.FormatUint(id>>16, 10)
+}
+
 // Enqueue stores a task; it is durable when Enqueue returns its id. A
 // plain ready task is journaled (see the package doc); a named or delayed
 // one is stored in the stream at once.
@@ -515,17 +531,8 @@ func taskFrom(m store.Message) Task {
 		case "h":
 			t.State = StateReserved
 		}
-		id, err := strconv.ParseUint(parts[4], 10, 64)
-		if err != nil {
-			id = m.Seq // made by cron: its subject ends in c<n>
-		}
-		t.ID = id
 	}
-	if v, ok := m.Header[hdrID]; ok {
-		if id, err := strconv.ParseUint(v, 10, 64); err == nil {
-			t.ID = id
-		}
-	}
+	t.ID = messageID(m)
 	pri, _ := strconv.ParseUint(m.Header[hdrPri], 10, 32)
 	t.Priority = uint32(pri)
 	ttr, err := strconv.ParseInt(m.Header[hdrTTR], 10, 64)
@@ -552,6 +559,22 @@ func taskFrom(m store.Message) Task {
 	c := decodeCounts(m.Header[hdrCounts])
 	t.Reserves, t.Timeouts, t.Releases, t.Buries, t.Kicks = int(c.reserves), int(c.timeouts), int(c.releases), int(c.buries), int(c.kicks)
 	return t
+}
+
+// messageID is the id of the task stored in m: its Pier-Id header (a
+// drained put's subject ends in the millisecond, not the id), else its
+// subject's last token, else — made by cron, the subject ends in c<n> —
+// its sequence.
+func messageID(m store.Message) uint64 {
+	if v, ok := m.Header[hdrID]; ok {
+		if id, err := strconv.ParseUint(v, 10, 64); err == nil {
+			return id
+		}
+	}
+	if id, err := strconv.ParseUint(m.Subject[strings.LastIndexByte(m.Subject, '.')+1:], 10, 64); err == nil {
+		return id
+	}
+	return m.Seq
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
@@ -589,6 +612,7 @@ func (j *job) header() map[string]string {
 		hdrPri:     strconv.FormatUint(uint64(j.pri), 10),
 		hdrTTR:     strconv.FormatInt(j.ttr.Milliseconds(), 10),
 		hdrCreated: strconv.FormatInt(j.created.UnixNano(), 10),
+		hdrID:      strconv.FormatUint(j.id, 10),
 	}
 	if j.name != "" {
 		h[hdrName] = j.name
