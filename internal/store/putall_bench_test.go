@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"fmt"
 	"strconv"
 	"syscall"
 	"testing"
@@ -10,9 +9,22 @@ import (
 )
 
 // BenchmarkPutAll stores tasks the way the tasks drain does: 100-byte
-// bodies with four headers, a subject for every 100 (a millisecond's at
-// 100,000 tasks a second), in batches of 1,000.
+// bodies with four headers, in batches of 1,000, with a subject for every
+// 100 messages (a millisecond's at 100,000 tasks a second: the drain's
+// layout) and, to compare, a subject per message (its layout before).
 func BenchmarkPutAll(b *testing.B) {
+	for _, bc := range []struct {
+		name    string
+		subject func(n int) string
+	}{
+		{"subject-per-ms", func(n int) string { return "q.r.b" + strconv.Itoa(n/100) }},
+		{"subject-per-task", func(n int) string { return "q.r." + strconv.Itoa(1<<40+n) }},
+	} {
+		b.Run(bc.name, func(b *testing.B) { benchPutAll(b, bc.subject) })
+	}
+}
+
+func benchPutAll(b *testing.B, subject func(n int) string) {
 	ctx := context.Background()
 	s, err := Open(ctx, Options{Dir: b.TempDir()})
 	if err != nil {
@@ -34,7 +46,7 @@ func BenchmarkPutAll(b *testing.B) {
 		for i := range k {
 			hdr := map[string]string{"Pier-Pri": "1024", "Pier-Ttr": "60000", "Pier-Created": "1763800000000000000",
 				"Pier-Id": strconv.Itoa(1<<40 + n + i)}
-			msgs[i] = PutMsg{Subject: fmt.Sprintf("q.r.b%d", (n+i)/100), Data: body, Header: hdr}
+			msgs[i] = PutMsg{Subject: subject(n + i), Data: body, Header: hdr}
 		}
 		if err := q.PutAll(ctx, msgs[:k], seqs[:k]); err != nil {
 			b.Fatal(err)
