@@ -25,6 +25,7 @@ PATHNAME=${PATHNAME:-/hello}
 
 . bench/gateway/lib.sh
 benchwork ab
+stealwatch
 
 (cd bench/gateway/app && go build -o "$work/benchapp" .)
 declare -A PID HTTP
@@ -46,4 +47,5 @@ done
 abrounds "benchapp.localhost" "$PATHNAME"
 printf "\nab: %s, wrk -t%s -c%s -d%ss, median of %s rounds, %s cores, load %s (%s)\n" "$PATHNAME" "$THREADS" "$CONNS" "$DURATION" "$ROUNDS" "$(nproc)" "$(cut -d' ' -f1-3 /proc/loadavg)" "$(date -u +%FT%TZ)"
 printf "A = %s\nB = %s\n" "$A" "$B"
+stealsummary
 absummary

@@ -56,6 +56,7 @@ systemctl stop nginx varnish 2>/dev/null || true
 
 . bench/lib.sh
 benchwork gw
+stealwatch
 # stopall stops what the script started (before the minisites rows start
 # their own engine).
 stopall() {
@@ -215,10 +216,12 @@ for r in $(seq "$RUNS"); do
 	measure domainsN pier "$PIER_HTTP" /hello "$LUA_MANY"
 done
 load=$(cut -d' ' -f1-3 /proc/loadavg)
+steal=$(stealsummary)
 stopall
 
 printf "gateway bench: wrk -t%s -c%s -d%ss, median of %s runs, %s cores, load %s before stopping (%s)\n" \
 	"$THREADS" "$CONNS" "$DURATION" "$RUNS" "$(nproc)" "$load" "$(date -u +%FT%TZ)"
+echo "$steal"
 printf "%-30s %8s %10s %10s %8s %11s %12s\n" case target req/s p99_ms non-2xx pier/nginx pier/varnish
 row() { # ROW NAME TARGETS...
 	local key=$1 name=$2; shift 2

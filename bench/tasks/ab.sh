@@ -29,6 +29,7 @@ command -v perf >/dev/null || { echo "bench/tasks/ab.sh: needs perf" >&2; exit 1
 
 . bench/lib.sh
 benchwork tasks-ab
+stealwatch
 
 go build -o "$work/load" ./bench/tasks
 names=() epids=() ports=()
@@ -70,6 +71,7 @@ for i in $(seq "$PAIRS"); do
 	if [ $((i % 2)) = 1 ]; then one 0; one 1; else one 1; one 0; fi
 done
 echo "load after: $(uptime)"
+stealsummary
 for k in 0 1; do
 	hwm=$(awk '/VmHWM/{print $2}' "/proc/${epids[$k]}/status")
 	python3 - "$work/${names[$k]}.rows" "${names[$k]}" "$N" "$hwm" <<'PY'

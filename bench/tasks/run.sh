@@ -39,6 +39,7 @@ systemctl stop beanstalkd 2>/dev/null || true
 
 . bench/lib.sh
 benchwork tasks
+stealwatch
 
 go build -o "$work/pier" ./cmd/pier
 go build -o "$work/load" ./bench/tasks
@@ -73,5 +74,6 @@ fi
 "$work/load" -n "$N" -runs "$RUNS" -settle "${SETTLE:-0s}" -pids "$pidlist" "pier=127.0.0.1:$PIER_BS" \
 	"beanstalkd-b=127.0.0.1:$BS" "beanstalkd-b-f0=127.0.0.1:$BSF" "${old[@]}"
 echo "load after:  $(uptime)"
+stealsummary
 PIER_TOKEN=$(cat "$work/home/token") "$work/load" -push-api "$PIER_API" \
 	-push-gateway "http://127.0.0.1:$PIER_HTTP" -push-rate "${PUSH_RATE:-1000}" -push-for 5s
