@@ -39,7 +39,6 @@ systemctl stop beanstalkd 2>/dev/null || true
 
 . bench/lib.sh
 benchwork tasks
-stealwatch
 
 go build -o "$work/pier" ./cmd/pier
 go build -o "$work/load" ./bench/tasks
@@ -61,6 +60,7 @@ export PIER_API="http://127.0.0.1:$PIER_API" PIER_HOME="$work/home"
 echo "load before: $(uptime)"
 old=()
 pidlist="pier=${pids[0]},beanstalkd-b=${pids[1]},beanstalkd-b-f0=${pids[2]}"
+stealwatch
 if [ -n "${PIER_OLD:-}" ]; then
 	OLD_HTTP=$(freeport); OLD_API=$(freeport); OLD_BS=$(freeport)
 	env ${PIER_ENV:-} "$PIER_OLD" up --home "$work/home-old" --http "127.0.0.1:$OLD_HTTP" --api "127.0.0.1:$OLD_API" \
