@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # bench/gateway/cpu.sh: CPU time per cached hit of nginx (proxy_cache), varnish and pier
-# under the same wrk load, alternating, from /proc of each server's process
-# tree (the backend is not counted: hits never reach it). nginx sends the
-# app and the client the fields pier does, as in run.sh.
+# under the same wrk load, alternating, from /proc: nginx's and varnish's
+# process trees (their workers), pier's own process (its children are the
+# apps it runs). The backend is never counted, so PATHS=/hello compares the
+# CPU per passed-through request too. nginx sends the app and the client the
+# fields pier does, as in run.sh.
 #   PIER=/path/pier ROUNDS=3 DURATION=5 PATHS="/cached /cached20k /render/cached" bench/gateway/cpu.sh
+#   PIER=/path/pier PATHS=/hello bench/gateway/cpu.sh
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 export PATH="/usr/local/go/bin:$PATH"
@@ -32,7 +35,7 @@ waitport "$PA"; (cd "$work/app" && PIER_API="http://127.0.0.1:$PA" PIER_HOME="$w
 waitport "$NG"; waitport "$VA"
 for port in $NG $VA $PH; do for p in $PATHS $PATHS; do curl -fsS --max-time 10 -o /dev/null -H "Host: benchapp.localhost" "http://127.0.0.1:$port$p"; done; done
 tree() { echo $1; for c in $(pgrep -P $1 2>/dev/null); do tree $c; done; }
-cpu() { local s=0; for p in $(tree $1); do [ -r /proc/$p/stat ] && s=$((s + $(awk '{print $14+$15}' /proc/$p/stat))); done; echo $s; }
+cpu() { local s=0 ps; ps=$(tree $1); [ "$1" = "$PPID_" ] && ps=$1; for p in $ps; do [ -r /proc/$p/stat ] && s=$((s + $(awk '{print $14+$15}' /proc/$p/stat))); done; echo $s; }
 tck=$(getconf CLK_TCK)
 declare -A PORT=([nginx]=$NG [varnish]=$VA [pier]=$PH) ROOT=([nginx]=$NPID [varnish]=$VPID [pier]=$PPID_)
 echo "uptime: $(uptime)"
